@@ -1,0 +1,51 @@
+#include "qkdn_log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int max_level = -1;
+static char ident[64] = "qkdn";
+
+void
+qkdn_log_set_level(int level)
+{
+	max_level = level;
+}
+
+void
+qkdn_log_set_ident(const char *id)
+{
+	snprintf(ident, sizeof(ident), "%s", id);
+}
+
+void
+qkdn_log(int level, const char *src, const char *fmt, ...)
+{
+	static const char *const names[] = {"error", "warn", "info", "debug"};
+	if (max_level < 0) {
+		const char *env = getenv("QKDN_LOG_LEVEL");
+		max_level = env != NULL ? atoi(env) : QKDN_LOG_INFO;
+	}
+	if (level > max_level || level < 0 || level > QKDN_LOG_DEBUG)
+		return;
+	char line[1024];
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	int n = snprintf(line, sizeof(line),
+	                 "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s [%s] ",
+	                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+	                 tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+	                 ident, names[level], src);
+	va_list ap;
+	va_start(ap, fmt);
+	if (n > 0 && (size_t)n < sizeof(line))
+		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	va_end(ap);
+	/* one write per line so concurrent threads do not interleave */
+	fprintf(stderr, "%s\n", line);
+}

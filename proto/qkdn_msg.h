@@ -1,0 +1,423 @@
+/* qkdn wire messages: one C struct per message of ITU-T Q.4160's catalogue
+ * plus the operational messages a running network needs, and their
+ * MessagePack codec.
+ *
+ * Wire form: a MessagePack array [version, type, request id, body], where the
+ * body is a map with short string keys. Unknown keys are ignored; missing,
+ * mistyped, oversized or out-of-range fields are refused with a code and a
+ * reason. docs/protocol.md is the reference for every field and limit. */
+#ifndef QKDN_MSG_H
+#define QKDN_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define QKDN_PROTO_VERSION 1
+#define QKDN_NAME_MAX 64        /* SAE, node, link IDs: 1..63 UTF-8 bytes */
+#define QKDN_REASON_MAX 256     /* error reasons: up to 255 bytes */
+#define QKDN_KEY_BYTES_MAX 1024 /* one key: up to 8192 bits */
+#define QKDN_KEYS_MAX 4096      /* keys or key IDs in one message */
+#define QKDN_ROUTE_MAX 32       /* nodes in one relay route */
+#define QKDN_LINKS_MAX 64       /* links in one status reply */
+#define QKDN_BLOCK_BYTES_MAX (1u << 20)  /* one link key block */
+#define QKDN_BYTES_MAX (4u << 20)        /* any other byte string */
+#define QKDN_MSG_BYTES_MAX (16u << 20)   /* one encoded message */
+
+typedef struct {
+	uint8_t b[16];
+} qkdn_uuid;
+
+typedef char qkdn_name[QKDN_NAME_MAX];
+
+/* Byte strings and arrays of a decoded message live in its arena and are
+ * wiped when the message is cleared. */
+struct qkdn_bytes {
+	uint32_t len;
+	uint8_t *ptr;
+};
+
+struct qkdn_key {
+	qkdn_uuid id;
+	uint32_t len; /* bytes */
+	uint8_t *bytes;
+};
+
+struct qkdn_keys {
+	uint32_t n;
+	struct qkdn_key *v;
+};
+
+struct qkdn_ids {
+	uint32_t n;
+	qkdn_uuid *v;
+};
+
+struct qkdn_route {
+	uint32_t n;
+	qkdn_name *v;
+};
+
+enum qkdn_msg_type {
+	/* Q.4160 catalogue */
+	QKDN_KEY_REQ = 1,
+	QKDN_KEY_RSP = 2,
+	QKDN_KEY_REQ_ID = 3,
+	QKDN_SESSION_CREATE_REQ = 4,
+	QKDN_SESSION_CREATE_NOTIF = 5,
+	QKDN_SESSION_NOTIF_RSP = 6,
+	QKDN_SESSION_CREATE_RSP = 7,
+	QKDN_KEY_REQ_SESSION = 8,
+	QKDN_KEY_SUPPLY_NOTIF = 9,
+	QKDN_PROACTIVE_SUPPLY = 10,
+	QKDN_PROACTIVE_SUPPLY_RSP = 11,
+	QKDN_KEY_SUPPLY_NOTIF_RSP = 12,
+	QKDN_KEY_REQ_SESSION_RSP = 13,
+	QKDN_NEXT_HOP_REQ = 14,
+	QKDN_NEXT_HOP_RSP = 15,
+	QKDN_RELAY_DONE_NOTIF = 16,
+	QKDN_RELAY_REQ_NOTIF = 17,
+	QKDN_RELAY_REQ = 18,
+	QKDN_KEY_RELAY = 19,
+	QKDN_RELAY_REQ_RSP = 20,
+	QKDN_RESERVE_REQ = 21,
+	QKDN_RESERVE_RSP = 22,
+	QKDN_ALLOC_REQ = 23,
+	QKDN_ALLOC_RSP = 24,
+	/* operational */
+	QKDN_ERROR = 100,
+	QKDN_STATUS_REQ = 101,
+	QKDN_STATUS_RSP = 102,
+	QKDN_LINK_BLOCK = 103,
+	QKDN_KEY_SYNC = 104,
+	QKDN_ACK = 105,
+	QKDN_LINK_CTL = 106,
+};
+
+/* 1 key request: an application asks its KM for keys shared with dst_sae. */
+struct qkdn_key_req {
+	qkdn_name sae;     /* requesting (source) SAE */
+	qkdn_name dst_sae; /* destination SAE */
+	uint32_t bits;     /* size of each key, multiple of 8, 8..8192 */
+	uint32_t count;    /* number of keys, 1..QKDN_KEYS_MAX */
+};
+
+/* 2 response to key request: key IDs and keys (source and destination). */
+struct qkdn_key_rsp {
+	struct qkdn_keys keys;
+};
+
+/* 3 key request with ID: the destination application fetches by ID. */
+struct qkdn_key_req_id {
+	qkdn_name sae; /* requesting (destination) SAE */
+	struct qkdn_ids ids;
+};
+
+/* 4 session creation request (app -> KM, KM -> controller). */
+struct qkdn_session_create_req {
+	qkdn_name sae;
+	qkdn_name dst_sae;
+	qkdn_name src_node; /* filled by the KM for the controller */
+	qkdn_name dst_node;
+	uint32_t bits;
+};
+
+/* 5 session creation notification (controller -> KM -> app). */
+struct qkdn_session_create_notif {
+	qkdn_uuid session_id;
+	qkdn_name src_sae;
+	qkdn_name dst_sae;
+	qkdn_name src_node;
+	uint32_t bits;
+};
+
+/* 6 response to session creation notification (app -> KM -> controller). */
+struct qkdn_session_notif_rsp {
+	qkdn_uuid session_id;
+	int32_t result; /* 0 accepted, else a qkdn error code */
+};
+
+/* 7 response to session creation request (controller -> KM -> app). */
+struct qkdn_session_create_rsp {
+	qkdn_uuid session_id;
+	int32_t result;
+};
+
+/* 8 key request with session ID (source app -> source KM). */
+struct qkdn_key_req_session {
+	qkdn_uuid session_id;
+	qkdn_name sae;
+	uint32_t count;
+};
+
+/* 9 key supply notification (source KM -> destination KM). */
+struct qkdn_key_supply_notif {
+	qkdn_uuid session_id;
+	uint32_t count;
+	uint32_t bits;
+	struct qkdn_ids ids;
+};
+
+/* 10 proactive key supply (destination KM -> destination app). */
+struct qkdn_proactive_supply {
+	qkdn_uuid session_id;
+	struct qkdn_keys keys;
+};
+
+/* 11 response to proactive key supply (app -> KM): IDs received. */
+struct qkdn_proactive_supply_rsp {
+	qkdn_uuid session_id;
+	struct qkdn_ids ids;
+};
+
+/* 12 response to key supply notification (destination KM -> source KM). */
+struct qkdn_key_supply_notif_rsp {
+	qkdn_uuid session_id;
+	int32_t result;
+	struct qkdn_ids ids;
+};
+
+/* 13 response to key request with session ID (source KM -> source app). */
+struct qkdn_key_req_session_rsp {
+	qkdn_uuid session_id;
+	struct qkdn_keys keys;
+};
+
+/* 14 key relay next hop request (KM -> its controller). */
+struct qkdn_next_hop_req {
+	qkdn_uuid relay_id;
+	qkdn_name here; /* node asking */
+	qkdn_name dst_node;
+};
+
+/* 15 response to key relay next hop request. */
+struct qkdn_next_hop_rsp {
+	qkdn_uuid relay_id;
+	int32_t result;
+	qkdn_name next_hop;
+};
+
+/* 16 key relay completion notification (destination KM -> source KM). */
+struct qkdn_relay_done_notif {
+	qkdn_uuid relay_id;
+	int32_t result;
+	struct qkdn_ids ids;
+};
+
+/* 17 key relay request notification (KM -> central controller). */
+struct qkdn_relay_req_notif {
+	qkdn_uuid relay_id;
+	qkdn_name src_node;
+	qkdn_name dst_node;
+	uint32_t count;
+	uint32_t bits;
+};
+
+/* 18 key relay request (controller -> KM): the full route. */
+struct qkdn_relay_req {
+	qkdn_uuid relay_id;
+	struct qkdn_route route;
+};
+
+/* 19 key relay (KM -> next KM): keys under a one-time pad from the link's
+ * pool, authenticated with a one-time MAC keyed from the same pool. */
+struct qkdn_key_relay {
+	qkdn_uuid relay_id;
+	struct qkdn_route route;
+	uint32_t hop;       /* index in route of the receiving node */
+	qkdn_name src_sae;
+	qkdn_name dst_sae;
+	qkdn_name link;     /* link whose pool gives pad and MAC key */
+	uint64_t block_id;  /* where the pad starts in the sender's direction */
+	uint32_t offset;
+	struct qkdn_ids ids;
+	struct qkdn_bytes ciphertext;
+	struct qkdn_bytes tag;
+};
+
+/* 20 response to key relay request. */
+struct qkdn_relay_req_rsp {
+	qkdn_uuid relay_id;
+	int32_t result;
+};
+
+/* 21 key reservation request (controller -> KM). */
+struct qkdn_reserve_req {
+	qkdn_uuid reservation_id;
+	qkdn_name dst_node;
+	uint32_t count;
+	uint32_t bits;
+};
+
+/* 22 response to key reservation request. */
+struct qkdn_reserve_rsp {
+	qkdn_uuid reservation_id;
+	int32_t result;
+	struct qkdn_ids ids;
+};
+
+/* 23 key allocation request (controller -> KM). */
+struct qkdn_alloc_req {
+	qkdn_uuid reservation_id;
+	qkdn_name dst_node;
+};
+
+/* 24 response to key allocation request. */
+struct qkdn_alloc_rsp {
+	qkdn_uuid reservation_id;
+	int32_t result;
+};
+
+/* Error reply: a stable qkdn error code (positive on the wire) and why. */
+struct qkdn_error {
+	int32_t code;
+	char reason[QKDN_REASON_MAX];
+};
+
+struct qkdn_status_req {
+	uint32_t flags; /* reserved, 0 */
+};
+
+struct qkdn_link_status {
+	qkdn_name link;
+	qkdn_name peer;
+	uint64_t out_bytes;  /* key material left for keys this node starts */
+	uint64_t in_bytes;   /* key material left for the peer's keys */
+	uint64_t blocks;     /* link key blocks held */
+	uint32_t up;         /* 1 if the peer KM answered lately */
+};
+
+struct qkdn_status_rsp {
+	qkdn_name node;
+	uint64_t keys_supplied;  /* key ends handed to applications */
+	uint64_t keys_pending;   /* keys waiting for their destination */
+	uint64_t errors;         /* error replies sent */
+	uint32_t n_links;
+	struct qkdn_link_status *links;
+};
+
+/* Kq-1: one block of fresh QKD key from a link's modules. */
+struct qkdn_link_block {
+	qkdn_name link;
+	uint64_t block_id;
+	struct qkdn_bytes bytes;
+};
+
+/* Kx: the source KM tells its peer which bits of its direction of the link
+ * pool form which key IDs. The first 32 bytes at (block_id, offset) key a
+ * Poly1305 tag over the body; the keys follow, each `bits` long. */
+struct qkdn_key_sync {
+	qkdn_name link;
+	uint64_t block_id;
+	uint32_t offset;
+	uint32_t bits;
+	qkdn_name src_sae;
+	qkdn_name dst_sae;
+	struct qkdn_ids ids;
+	struct qkdn_bytes tag;
+};
+
+/* Generic acknowledgement. */
+struct qkdn_ack {
+	int32_t result;
+	uint64_t value; /* message-specific (e.g. block ID missing) */
+};
+
+enum qkdn_link_action { QKDN_LINK_PAUSE = 1, QKDN_LINK_RESUME = 2 };
+
+/* Emulator control: pause or resume a link's key delivery. */
+struct qkdn_link_ctl {
+	qkdn_name link;
+	uint32_t action;
+};
+
+struct qkdn_arena;
+
+struct qkdn_msg {
+	uint32_t type;
+	uint64_t req_id;
+	union {
+		struct qkdn_key_req key_req;
+		struct qkdn_key_rsp key_rsp;
+		struct qkdn_key_req_id key_req_id;
+		struct qkdn_session_create_req session_create_req;
+		struct qkdn_session_create_notif session_create_notif;
+		struct qkdn_session_notif_rsp session_notif_rsp;
+		struct qkdn_session_create_rsp session_create_rsp;
+		struct qkdn_key_req_session key_req_session;
+		struct qkdn_key_supply_notif key_supply_notif;
+		struct qkdn_proactive_supply proactive_supply;
+		struct qkdn_proactive_supply_rsp proactive_supply_rsp;
+		struct qkdn_key_supply_notif_rsp key_supply_notif_rsp;
+		struct qkdn_key_req_session_rsp key_req_session_rsp;
+		struct qkdn_next_hop_req next_hop_req;
+		struct qkdn_next_hop_rsp next_hop_rsp;
+		struct qkdn_relay_done_notif relay_done_notif;
+		struct qkdn_relay_req_notif relay_req_notif;
+		struct qkdn_relay_req relay_req;
+		struct qkdn_key_relay key_relay;
+		struct qkdn_relay_req_rsp relay_req_rsp;
+		struct qkdn_reserve_req reserve_req;
+		struct qkdn_reserve_rsp reserve_rsp;
+		struct qkdn_alloc_req alloc_req;
+		struct qkdn_alloc_rsp alloc_rsp;
+		struct qkdn_error error;
+		struct qkdn_status_req status_req;
+		struct qkdn_status_rsp status_rsp;
+		struct qkdn_link_block link_block;
+		struct qkdn_key_sync key_sync;
+		struct qkdn_ack ack;
+		struct qkdn_link_ctl link_ctl;
+	} u;
+	struct qkdn_arena *arena; /* owns decoded arrays and bytes */
+};
+
+/* Why a decode failed: a qkdn error code and a reason naming the field. */
+struct qkdn_decode_error {
+	int code;
+	char reason[QKDN_REASON_MAX];
+};
+
+/* Writes encoded bytes somewhere; returns 0 or nonzero on failure. */
+typedef int (*qkdn_write_fn)(void *ctx, const char *data, size_t len);
+
+/* Encode m through write. Fails with QKDN_E_UNKNOWN_TYPE, or a validation
+ * error if m breaks a limit (the same checks as decode). */
+int qkdn_msg_encode(const struct qkdn_msg *m, qkdn_write_fn write, void *ctx)
+	__attribute__((warn_unused_result));
+
+/* Growable buffer for encoding; qkdn_buf_free wipes before freeing. */
+struct qkdn_buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+};
+int qkdn_buf_write(void *buf, const char *data, size_t len);
+void qkdn_buf_free(struct qkdn_buf *b);
+
+/* Decode one message that must fill buf exactly. On failure out is left
+ * cleared and err (if not NULL) says why. */
+int qkdn_msg_decode(const uint8_t *buf, size_t len, struct qkdn_msg *out,
+                    struct qkdn_decode_error *err)
+	__attribute__((warn_unused_result));
+
+/* Wipe and free what a decoded (or built with qkdn_msg_alloc) message owns,
+ * and zero it. Safe on a zeroed message. */
+void qkdn_msg_clear(struct qkdn_msg *m);
+
+/* Allocate len zeroed bytes owned by m (freed and wiped by clear). For
+ * building messages with arrays and byte strings. NULL when out of memory. */
+void *qkdn_msg_alloc(struct qkdn_msg *m, size_t len);
+
+/* Name of a message type ("key request", ...) or NULL if unknown. */
+const char *qkdn_msg_type_name(uint32_t type);
+
+/* UUIDs: random version 4, and the 36-character text form. */
+void qkdn_uuid_random(qkdn_uuid *out);
+void qkdn_uuid_format(const qkdn_uuid *id, char out[37]);
+int qkdn_uuid_parse(const char *text, qkdn_uuid *out);
+
+/* Copy a C string into a name; QKDN_E_TOO_LARGE if it does not fit and
+ * QKDN_E_BAD_REQUEST if it is empty. */
+int qkdn_name_set(qkdn_name dst, const char *src);
+
+#endif

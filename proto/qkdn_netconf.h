@@ -1,0 +1,92 @@
+/* The network file: nodes, QKD links, SAEs and the controller mode of one
+ * QKD network, in openssl.cnf INI syntax read with OpenSSL's CONF API.
+ * docs/network-file.md is the reference; examples/two-node.cnf a sample.
+ *
+ *   [qkdn]                  # the root section
+ *   nodes = A, B            # sections describing nodes
+ *   links = A_B             # sections describing links
+ *   saes  = alice, bob      # sections describing SAEs
+ *   controller = distributed   # or centralized
+ *   sim = sim.ctl           # emulator control address (optional)
+ *
+ *   [A]                     # a node; its ID is the section name unless
+ *   ak = A.ak               # "id = ..." is given. Addresses without "://"
+ *   kx = tcp://127.0.0.1:17101  # are ipc sockets in the run directory.
+ *   kq = A.kq
+ *   store = A.db            # relative paths are in the run directory
+ *
+ *   [A_B]
+ *   nodes = A, B
+ *   rate = 1000000          # secret key rate, bits/s
+ *
+ *   [alice]
+ *   node = A
+ */
+#ifndef QKDN_NETCONF_H
+#define QKDN_NETCONF_H
+
+#include "qkdn_msg.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define QKDN_NET_URL_MAX 256
+#define QKDN_NET_PATH_MAX 512
+#define QKDN_NET_NODES_MAX 64
+#define QKDN_NET_LINKS_MAX 256
+#define QKDN_NET_SAES_MAX 1024
+
+struct qkdn_net_node {
+	qkdn_name id;
+	char ak_url[QKDN_NET_URL_MAX]; /* Ak: applications -> this KM */
+	char kx_url[QKDN_NET_URL_MAX]; /* Kx: peer KMs -> this KM */
+	char kq_url[QKDN_NET_URL_MAX]; /* Kq-1: emulator -> this KM */
+	char store[QKDN_NET_PATH_MAX]; /* LMDB directory */
+	uint64_t map_bytes;            /* LMDB map size (default 1 GiB) */
+	uint32_t key_ttl_s;       /* unfetched keys expire (default 600) */
+	uint32_t kx_timeout_ms;   /* KM to KM deadline (default 2000) */
+};
+
+struct qkdn_net_link {
+	qkdn_name id;
+	int node[2];              /* indices into nodes; node[0] < node[1] by ID */
+	uint64_t rate_bps;        /* emulated secret key rate, bits/s */
+	uint32_t block_bytes;     /* key block size (default 4096) */
+	uint64_t pool_max_bytes;  /* KM keeps at most this much (default 64 MiB) */
+};
+
+struct qkdn_net_sae {
+	qkdn_name id;
+	int node;                 /* index into nodes */
+	int64_t uid;              /* if >= 0, Ak peers must run as this uid */
+};
+
+enum qkdn_ctl_mode { QKDN_CTL_DISTRIBUTED = 0, QKDN_CTL_CENTRALIZED = 1 };
+
+struct qkdn_net {
+	char path[QKDN_NET_PATH_MAX];    /* the file read */
+	char run_dir[QKDN_NET_PATH_MAX]; /* absolute */
+	char sim_url[QKDN_NET_URL_MAX];  /* emulator control (REP) */
+	enum qkdn_ctl_mode controller;
+	size_t n_nodes, n_links, n_saes;
+	struct qkdn_net_node nodes[QKDN_NET_NODES_MAX];
+	struct qkdn_net_link links[QKDN_NET_LINKS_MAX];
+	struct qkdn_net_sae saes[QKDN_NET_SAES_MAX];
+};
+
+/* Read and check a network file. run_dir (may be NULL) overrides the file's
+ * run_dir; the default is "./run" next to the current directory. On failure
+ * returns QKDN_E_CONFIG and writes "FILE:LINE: reason" to err. The struct is
+ * large: allocate it on the heap. */
+int qkdn_net_load(const char *path, const char *run_dir, struct qkdn_net *out,
+                  char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Lookups: index or -1. */
+int qkdn_net_node_index(const struct qkdn_net *net, const char *id);
+int qkdn_net_sae_index(const struct qkdn_net *net, const char *id);
+/* The link between two nodes (by index), or -1 if not direct neighbours. */
+int qkdn_net_link_between(const struct qkdn_net *net, int a, int b);
+int qkdn_net_link_index(const struct qkdn_net *net, const char *id);
+
+#endif
