@@ -59,7 +59,6 @@ qkdn_err_from_nng(int rv)
 	case NNG_ENOENT:
 		return QKDN_E_UNREACHABLE;
 	case NNG_ECANCELED:
-	case NNG_ESTOPPED:
 		return QKDN_E_SHUTDOWN;
 	default:
 		return QKDN_E_IO;

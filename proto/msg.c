@@ -73,6 +73,7 @@ struct field {
 	size_t off;
 	int64_t lo;
 	int64_t hi;
+	int64_t step;             /* F_U32: value must be a multiple */
 	const struct field *elem; /* F_ARRAY element, off 0 */
 	size_t elem_size;
 	const struct table *sub; /* F_MAP */
@@ -92,6 +93,10 @@ _Static_assert(offsetof(struct qkdn_ids, v) == offsetof(struct array, v),
 _Static_assert(offsetof(struct qkdn_keys, v) == offsetof(struct array, v),
                "array layout");
 _Static_assert(offsetof(struct qkdn_route, v) == offsetof(struct array, v),
+               "array layout");
+_Static_assert(offsetof(struct qkdn_segments, v) == offsetof(struct array, v),
+               "array layout");
+_Static_assert(offsetof(struct qkdn_sync_reqs, v) == offsetof(struct array, v),
                "array layout");
 
 #define TABLE(name) {name, sizeof(name) / sizeof(name[0])}
@@ -142,7 +147,10 @@ static const struct field el_link_status = {.key = "", .type = F_MAP,
 	ARRAY(k, req, s, m.n, 1, QKDN_KEYS_MAX, el_key, struct qkdn_key)
 #define ROUTE(k, req, s, m)                                                    \
 	ARRAY(k, req, s, m.n, 2, QKDN_ROUTE_MAX, el_name, qkdn_name)
-#define BITS(s) U32("bits", REQ, s, bits, 8, QKDN_KEY_BYTES_MAX * 8)
+#define BITS(s)                                                                \
+	{.key = "bits", .type = F_U32, .required = REQ,                        \
+	 .off = offsetof(s, bits), .lo = 8, .hi = QKDN_KEY_BYTES_MAX * 8,      \
+	 .step = 8}
 #define COUNT(s) U32("n", REQ, s, count, 1, QKDN_KEYS_MAX)
 
 #define S struct qkdn_key_req
@@ -221,6 +229,18 @@ static const struct field relay_req_notif[] = {
 static const struct field relay_req[] = {UUID("rid", REQ, S, relay_id),
                                          ROUTE("route", REQ, S, route)};
 #undef S
+static const struct field segment_fields[] = {
+	U64("blk", REQ, struct qkdn_segment, block_id),
+	U32("off", REQ, struct qkdn_segment, offset, 0,
+	    QKDN_BLOCK_BYTES_MAX - 1),
+	U32("len", REQ, struct qkdn_segment, len, 1, QKDN_BLOCK_BYTES_MAX)};
+static const struct table segment_table = TABLE(segment_fields);
+static const struct field el_segment = {.key = "", .type = F_MAP,
+                                        .sub = &segment_table};
+#define SEGS(k, s, m)                                                          \
+	ARRAY(k, REQ, s, m.n, 1, QKDN_SEGS_MAX, el_segment,                    \
+	      struct qkdn_segment)
+
 #define S struct qkdn_key_relay
 static const struct field key_relay[] = {
 	UUID("rid", REQ, S, relay_id),
@@ -229,8 +249,7 @@ static const struct field key_relay[] = {
 	NAME("src", REQ, S, src_sae),
 	NAME("dst", REQ, S, dst_sae),
 	NAME("link", REQ, S, link),
-	U64("blk", REQ, S, block_id),
-	U32("off", REQ, S, offset, 0, QKDN_BLOCK_BYTES_MAX - 1),
+	SEGS("segs", S, segs),
 	IDS("ids", REQ, S, ids, 1),
 	BYTES("ct", REQ, S, ciphertext.len, QKDN_KEYS_MAX * QKDN_KEY_BYTES_MAX),
 	BYTES("tag", REQ, S, tag.len, 64)};
@@ -278,15 +297,19 @@ static const struct field link_block[] = {
 	NAME("link", REQ, S, link), U64("blk", REQ, S, block_id),
 	BYTES("bytes", REQ, S, bytes.len, QKDN_BLOCK_BYTES_MAX)};
 #undef S
+#define S struct qkdn_sync_req
+static const struct field sync_req_fields[] = {
+	NAME("src", REQ, S, src_sae), NAME("dst", REQ, S, dst_sae), BITS(S),
+	IDS("ids", REQ, S, ids, 1)};
+#undef S
+static const struct table sync_req_table = TABLE(sync_req_fields);
+static const struct field el_sync_req = {.key = "", .type = F_MAP,
+                                         .sub = &sync_req_table};
 #define S struct qkdn_key_sync
 static const struct field key_sync[] = {
-	NAME("link", REQ, S, link),
-	U64("blk", REQ, S, block_id),
-	U32("off", REQ, S, offset, 0, QKDN_BLOCK_BYTES_MAX - 1),
-	BITS(S),
-	NAME("src", REQ, S, src_sae),
-	NAME("dst", REQ, S, dst_sae),
-	IDS("ids", REQ, S, ids, 1),
+	NAME("link", REQ, S, link), SEGS("segs", S, segs),
+	ARRAY("reqs", REQ, S, reqs.n, 1, QKDN_KEYS_MAX, el_sync_req,
+	      struct qkdn_sync_req),
 	BYTES("tag", REQ, S, tag.len, 16)};
 #undef S
 static const struct field ack[] = {RESULT(struct qkdn_ack),
@@ -459,6 +482,10 @@ check_int(const struct field *f, int64_t v, struct qkdn_decode_error *err)
 		return fail(err, QKDN_E_RANGE,
 		            "field '%s' = %lld is outside %lld..%lld", f->key,
 		            (long long)v, (long long)f->lo, (long long)f->hi);
+	if (f->step > 1 && v % f->step != 0)
+		return fail(err, QKDN_E_RANGE,
+		            "field '%s' = %lld is not a multiple of %lld", f->key,
+		            (long long)v, (long long)f->step);
 	return 0;
 }
 
@@ -533,15 +560,29 @@ encode_value(msgpack_packer *pk, const struct field *f, const uint8_t *p,
 	               : 0;
 }
 
+/* An optional name or text left empty is not sent: the decoder refuses an
+ * empty name, and omitting the key is how "absent" travels. */
+static bool
+absent(const struct field *f, const uint8_t *p)
+{
+	return !f->required && (f->type == F_NAME || f->type == F_TEXT) &&
+	       p[0] == 0;
+}
+
 static int
 encode_map(msgpack_packer *pk, const struct table *t, const uint8_t *base,
            struct qkdn_decode_error *err)
 {
 	int rv;
-	if (msgpack_pack_map(pk, t->n) != 0)
+	size_t n = 0;
+	for (size_t i = 0; i < t->n; i++)
+		n += !absent(&t->f[i], base + t->f[i].off);
+	if (msgpack_pack_map(pk, n) != 0)
 		return fail(err, QKDN_E_NOMEM, "encoder could not write");
 	for (size_t i = 0; i < t->n; i++) {
 		const struct field *f = &t->f[i];
+		if (absent(f, base + f->off))
+			continue;
 		size_t klen = strlen(f->key);
 		if (msgpack_pack_str_with_body(pk, f->key, klen) != 0)
 			return fail(err, QKDN_E_NOMEM, "encoder could not write");

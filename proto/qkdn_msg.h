@@ -19,6 +19,7 @@
 #define QKDN_KEYS_MAX 4096      /* keys or key IDs in one message */
 #define QKDN_ROUTE_MAX 32       /* nodes in one relay route */
 #define QKDN_LINKS_MAX 64       /* links in one status reply */
+#define QKDN_SEGS_MAX 1024      /* block segments in one message */
 #define QKDN_BLOCK_BYTES_MAX (1u << 20)  /* one link key block */
 #define QKDN_BYTES_MAX (4u << 20)        /* any other byte string */
 #define QKDN_MSG_BYTES_MAX (16u << 20)   /* one encoded message */
@@ -218,8 +219,22 @@ struct qkdn_relay_req {
 	struct qkdn_route route;
 };
 
+/* A run of bytes of one link key block, in the sender's direction of the
+ * link pool: how KM to KM messages name the exact bits they consume. */
+struct qkdn_segment {
+	uint64_t block_id;
+	uint32_t offset; /* within the sender's half of the block */
+	uint32_t len;
+};
+
+struct qkdn_segments {
+	uint32_t n;
+	struct qkdn_segment *v;
+};
+
 /* 19 key relay (KM -> next KM): keys under a one-time pad from the link's
- * pool, authenticated with a one-time MAC keyed from the same pool. */
+ * pool, authenticated with a one-time MAC keyed from the same pool. The
+ * segments give first the 32-byte MAC key, then the pad. */
 struct qkdn_key_relay {
 	qkdn_uuid relay_id;
 	struct qkdn_route route;
@@ -227,8 +242,7 @@ struct qkdn_key_relay {
 	qkdn_name src_sae;
 	qkdn_name dst_sae;
 	qkdn_name link;     /* link whose pool gives pad and MAC key */
-	uint64_t block_id;  /* where the pad starts in the sender's direction */
-	uint32_t offset;
+	struct qkdn_segments segs;
 	struct qkdn_ids ids;
 	struct qkdn_bytes ciphertext;
 	struct qkdn_bytes tag;
@@ -302,17 +316,29 @@ struct qkdn_link_block {
 	struct qkdn_bytes bytes;
 };
 
-/* Kx: the source KM tells its peer which bits of its direction of the link
- * pool form which key IDs. The first 32 bytes at (block_id, offset) key a
- * Poly1305 tag over the body; the keys follow, each `bits` long. */
-struct qkdn_key_sync {
-	qkdn_name link;
-	uint64_t block_id;
-	uint32_t offset;
-	uint32_t bits;
+/* One key request's share of a KEY_SYNC: count keys of bits each. */
+struct qkdn_sync_req {
 	qkdn_name src_sae;
 	qkdn_name dst_sae;
+	uint32_t bits;
 	struct qkdn_ids ids;
+};
+
+struct qkdn_sync_reqs {
+	uint32_t n;
+	struct qkdn_sync_req *v;
+};
+
+/* Kx: the source KM tells its peer which bits of its direction of the link
+ * pool form which key IDs (two-node key supply, Q.4160 I.1). The segments,
+ * concatenated, give a 32-byte one-time Poly1305 key, then the keys of each
+ * request in order. tag authenticates the message encoded with a zero tag.
+ * No key material crosses the link: the peer reads the same bits from its
+ * own copy of the pool. */
+struct qkdn_key_sync {
+	qkdn_name link;
+	struct qkdn_segments segs;
+	struct qkdn_sync_reqs reqs;
 	struct qkdn_bytes tag;
 };
 

@@ -1,0 +1,166 @@
+#include "km.h"
+
+#include "ak.h"
+#include "kq.h"
+#include "kx.h"
+#include "qkdn_err.h"
+#include "qkdn_log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SRC "km"
+#define SWEEP_MAX 10000
+
+struct km_link *
+km_link_to(struct km *km, int peer)
+{
+	for (size_t i = 0; i < km->n_links; i++)
+		if (km->links[i].peer == peer)
+			return &km->links[i];
+	return NULL;
+}
+
+struct km_link *
+km_link_named(struct km *km, const char *id)
+{
+	for (size_t i = 0; i < km->n_links; i++)
+		if (strcmp(km->links[i].conf->id, id) == 0)
+			return &km->links[i];
+	return NULL;
+}
+
+static int
+open_links(struct km *km)
+{
+	const struct qkdn_net *net = km->net;
+	int rv;
+	km->links = calloc(net->n_links ? net->n_links : 1,
+	                   sizeof(*km->links));
+	if (km->links == NULL)
+		return QKDN_E_NOMEM;
+	for (size_t i = 0; i < net->n_links; i++) {
+		const struct qkdn_net_link *lc = &net->links[i];
+		if (lc->node[0] != km->self && lc->node[1] != km->self)
+			continue;
+		struct km_link *l = &km->links[km->n_links];
+		bool first = lc->node[0] == km->self;
+		l->conf = lc;
+		l->peer = first ? lc->node[1] : lc->node[0];
+		rv = km_pool_init(&l->pool, km->st, lc->id, lc->block_bytes,
+		                  lc->pool_max_bytes, first);
+		if (rv != 0)
+			return rv;
+		km->n_links++;
+		QLOG_INFO(SRC, "link %s to %s: %llu bytes to start keys, %llu "
+		               "for the peer's",
+		          lc->id, net->nodes[l->peer].id,
+		          (unsigned long long)km_pool_out_avail(&l->pool),
+		          (unsigned long long)km_pool_in_avail(&l->pool));
+	}
+	return 0;
+}
+
+int
+km_start(struct km **out, const struct qkdn_net *net, int self)
+{
+	struct km *km = calloc(1, sizeof(*km));
+	int rv;
+	if (km == NULL)
+		return QKDN_E_NOMEM;
+	km->net = net;
+	km->self = self;
+	km->node = &net->nodes[self];
+	if ((rv = nng_mtx_alloc(&km->mtx)) != 0) {
+		free(km);
+		return qkdn_err_from_nng(rv);
+	}
+	if ((rv = km_store_open(&km->st, km->node->store,
+	                        km->node->map_bytes)) != 0)
+		goto fail;
+	if (km_store_recovered(km->st))
+		QLOG_WARN(SRC, "last run did not stop cleanly: resuming past "
+		               "the leased key");
+	if ((rv = open_links(km)) != 0)
+		goto fail;
+	for (size_t i = 0; i < km->n_links; i++)
+		if ((rv = km_kx_link_open(km, &km->links[i])) != 0)
+			goto fail;
+	if ((rv = km_kx_server_start(km, &km->kx_srv)) != 0 ||
+	    (rv = km_kq_start(km, &km->kq)) != 0 ||
+	    (rv = km_ak_start(km, &km->ak)) != 0)
+		goto fail;
+	QLOG_INFO(SRC, "node %s serving Ak on %s, Kx on %s, Kq-1 on %s",
+	          km->node->id, km->node->ak_url, km->node->kx_url,
+	          km->node->kq_url);
+	*out = km;
+	return 0;
+fail:
+	km_stop(km);
+	return rv;
+}
+
+void
+km_stop(struct km *km)
+{
+	if (km == NULL)
+		return;
+	/* peers first, then the requests waiting on them, then apps */
+	km_kx_server_stop(km->kx_srv);
+	for (size_t i = 0; i < km->n_links; i++)
+		km_kx_link_close(km, &km->links[i]);
+	km_ak_stop(km->ak);
+	km_kq_stop(km->kq);
+	for (size_t i = 0; i < km->n_links; i++) {
+		if (km->st != NULL && km_pool_save(&km->links[i].pool) != 0)
+			QLOG_WARN(SRC, "link %s: pool position not saved",
+			          km->links[i].conf->id);
+		km_pool_fini(&km->links[i].pool);
+	}
+	free(km->links);
+	km_store_close(km->st);
+	nng_mtx_free(km->mtx);
+	free(km);
+}
+
+void
+km_tick(struct km *km)
+{
+	size_t n = km_store_sweep(km->st, km_wall_ms(), SWEEP_MAX);
+	if (n > 0)
+		QLOG_DEBUG(SRC, "expired %zu keys", n);
+	nng_mtx_lock(km->mtx);
+	for (size_t i = 0; i < km->n_links; i++)
+		km_pool_gc(&km->links[i].pool);
+	nng_mtx_unlock(km->mtx);
+}
+
+int
+km_status(struct km *km, struct qkdn_msg *rsp)
+{
+	struct qkdn_status_rsp *s = &rsp->u.status_rsp;
+	memset(rsp, 0, sizeof(*rsp));
+	rsp->type = QKDN_STATUS_RSP;
+	memcpy(s->node, km->node->id, sizeof(s->node));
+	s->keys_supplied = atomic_load(&km->keys_supplied);
+	s->errors = atomic_load(&km->errors);
+	s->keys_pending = km_store_pending(km->st);
+	s->n_links = (uint32_t)km->n_links;
+	if (km->n_links > 0 &&
+	    (s->links = qkdn_msg_alloc(rsp, km->n_links * sizeof(*s->links))) ==
+	            NULL)
+		return QKDN_E_NOMEM;
+	nng_mtx_lock(km->mtx);
+	for (size_t i = 0; i < km->n_links; i++) {
+		struct km_link *l = &km->links[i];
+		struct qkdn_link_status *ls = &s->links[i];
+		memcpy(ls->link, l->conf->id, sizeof(ls->link));
+		memcpy(ls->peer, km->net->nodes[l->peer].id, sizeof(ls->peer));
+		ls->out_bytes = km_pool_out_avail(&l->pool);
+		ls->in_bytes = km_pool_in_avail(&l->pool);
+		ls->blocks = l->pool.n;
+		ls->up = km_kx_link_up(l->kx);
+	}
+	nng_mtx_unlock(km->mtx);
+	return 0;
+}

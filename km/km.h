@@ -1,0 +1,74 @@
+/* The key manager of one trusted node: its configuration, key store, link
+ * pools and the three servers it runs (Ak for applications, Kx for peer
+ * KMs, Kq-1 for QKD modules). One lock guards the pools and the Kx queues;
+ * LMDB serialises its own writers. Lock order: km->mtx, then an LMDB write
+ * transaction, never the reverse. */
+#ifndef KM_KM_H
+#define KM_KM_H
+
+#include "pool.h"
+#include "qkdn_msg.h"
+#include "qkdn_netconf.h"
+#include "store.h"
+
+#include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+struct km_kx_link; /* kx.c */
+
+/* A key request waiting for the peer KM (Q.4160 I.1 step 1 -> 2). */
+struct km_keyreq {
+	struct km_keyreq *next;
+	qkdn_name src_sae;
+	qkdn_name dst_sae;
+	uint32_t bits;
+	uint32_t count;
+	int retries;
+	/* the reply to send: KEY_RSP, keys in its arena, filled by kx.c */
+	struct qkdn_msg rsp;
+	/* called without the KM lock once the peer acknowledged (rv 0) or
+	 * the request failed (rv < 0, rsp cleared) */
+	void (*done)(struct km_keyreq *r, int rv, const char *why);
+};
+
+struct km_link {
+	const struct qkdn_net_link *conf;
+	int peer;                /* node index of the other end */
+	struct km_pool pool;
+	struct km_kx_link *kx;   /* this node's Kx client to the peer */
+};
+
+struct km {
+	const struct qkdn_net *net;
+	int self; /* node index */
+	const struct qkdn_net_node *node;
+	struct km_store *st;
+	nng_mtx *mtx;
+	size_t n_links;
+	struct km_link *links; /* links with this node at one end */
+	struct km_ak *ak;
+	struct km_kx_server *kx_srv;
+	struct km_kq *kq;
+	atomic_uint_fast64_t keys_supplied;
+	atomic_uint_fast64_t errors;
+};
+
+/* Start the KM of node `self` of net: open the store, load the pools,
+ * listen on Ak, Kx and Kq-1. */
+int km_start(struct km **out, const struct qkdn_net *net, int self)
+	__attribute__((warn_unused_result));
+/* Stop serving, save the pools and close the store. */
+void km_stop(struct km *km);
+/* Periodic housekeeping: expire keys, delete used blocks. */
+void km_tick(struct km *km);
+
+/* The link of this KM with node index peer, or NULL. */
+struct km_link *km_link_to(struct km *km, int peer);
+struct km_link *km_link_named(struct km *km, const char *id);
+
+/* Fill a STATUS_RSP. */
+int km_status(struct km *km, struct qkdn_msg *rsp);
+
+#endif

@@ -1,0 +1,317 @@
+#include "pool.h"
+
+#include "qkdn_err.h"
+#include "qkdn_log.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SRC "pool"
+/* Each synced lease covers at least this much key of one direction. */
+#define LEASE_BYTES (64u * 1024u)
+
+static int
+pos_cmp(struct km_pos a, struct km_pos b)
+{
+	if (a.blk != b.blk)
+		return a.blk < b.blk ? -1 : 1;
+	return a.off < b.off ? -1 : a.off > b.off;
+}
+
+/* Index (relative to head) of the first stored block with ID >= id. */
+static size_t
+lower_bound(const struct km_pool *p, uint64_t id)
+{
+	size_t lo = 0, hi = p->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (p->ids[p->head + mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static uint64_t
+id_at(const struct km_pool *p, size_t i)
+{
+	return p->ids[p->head + i];
+}
+
+/* Where a direction position really starts: block index and offset. */
+static void
+resolve(const struct km_pool *p, struct km_pos pos, size_t *i, uint32_t *off)
+{
+	*i = lower_bound(p, pos.blk);
+	*off = *i < p->n && id_at(p, *i) == pos.blk ? pos.off : 0;
+	if (*off >= p->half) {
+		(*i)++;
+		*off = 0;
+	}
+}
+
+static uint64_t
+avail(const struct km_pool *p, struct km_pos pos)
+{
+	size_t i;
+	uint32_t off;
+	resolve(p, pos, &i, &off);
+	return i >= p->n ? 0 : (uint64_t)(p->n - i) * p->half - off;
+}
+
+uint64_t
+km_pool_out_avail(const struct km_pool *p)
+{
+	return avail(p, p->out);
+}
+
+uint64_t
+km_pool_in_avail(const struct km_pool *p)
+{
+	return avail(p, p->in);
+}
+
+static int
+push_id(struct km_pool *p, uint64_t id)
+{
+	if (p->head + p->n == p->cap) {
+		if (p->head > 0) {
+			memmove(p->ids, p->ids + p->head, p->n * sizeof(*p->ids));
+			p->head = 0;
+		} else {
+			size_t cap = p->cap ? p->cap * 2 : 256;
+			uint64_t *ids = realloc(p->ids, cap * sizeof(*ids));
+			if (ids == NULL)
+				return QKDN_E_NOMEM;
+			p->ids = ids;
+			p->cap = cap;
+		}
+	}
+	/* blocks arrive in ID order; an older one is slotted in place */
+	size_t i = lower_bound(p, id);
+	uint64_t *base = p->ids + p->head;
+	memmove(base + i + 1, base + i, (p->n - i) * sizeof(*base));
+	base[i] = id;
+	p->n++;
+	return 0;
+}
+
+static void
+load_id(void *arg, uint64_t id)
+{
+	struct km_pool *p = arg;
+	if (push_id(p, id) != 0)
+		QLOG_ERR(SRC, "out of memory loading block IDs");
+}
+
+int
+km_pool_init(struct km_pool *p, struct km_store *st, const char *link,
+             uint32_t block_bytes, uint64_t max_bytes, bool first_half_out)
+{
+	int rv;
+	memset(p, 0, sizeof(*p));
+	if ((rv = qkdn_name_set(p->link, link)) != 0)
+		return rv;
+	p->st = st;
+	p->block_bytes = block_bytes;
+	p->half = block_bytes / 2;
+	p->first_half_out = first_half_out;
+	p->max_blocks = max_bytes / block_bytes > 2 ? max_bytes / block_bytes
+	                                            : 2;
+	p->lease_blocks = (LEASE_BYTES + p->half - 1) / p->half;
+	p->out_cache.buf = sodium_malloc(block_bytes);
+	p->in_cache.buf = sodium_malloc(block_bytes);
+	if (p->out_cache.buf == NULL || p->in_cache.buf == NULL) {
+		km_pool_fini(p);
+		return QKDN_E_NOMEM;
+	}
+	if ((rv = km_store_block_ids(st, link, load_id, p)) != 0 ||
+	    (rv = km_store_mark_get(st, link, KM_MARK_OUT_LEASE, &p->lease)) !=
+	            0 ||
+	    (rv = km_store_mark_get(st, link, KM_MARK_IN, &p->in)) != 0) {
+		km_pool_fini(p);
+		return rv;
+	}
+	/* whatever the last run leased may have been used: start past it */
+	p->out = p->lease;
+	return 0;
+}
+
+void
+km_pool_fini(struct km_pool *p)
+{
+	sodium_free(p->out_cache.buf);
+	sodium_free(p->in_cache.buf);
+	free(p->ids);
+	memset(p, 0, sizeof(*p));
+}
+
+static void
+drop_oldest(struct km_pool *p)
+{
+	uint64_t id = id_at(p, 0);
+	(void)km_store_block_delete(p->st, p->link, id);
+	p->head++;
+	p->n--;
+	if (p->out_cache.id == id)
+		p->out_cache.valid = false;
+	if (p->in_cache.id == id)
+		p->in_cache.valid = false;
+}
+
+int
+km_pool_add_block(struct km_pool *p, uint64_t id, const uint8_t *bytes,
+                  uint32_t len)
+{
+	int rv;
+	if (len != p->block_bytes)
+		return QKDN_E_BAD_REQUEST;
+	if ((rv = km_store_block_put(p->st, p->link, id, bytes, len)) != 0)
+		return rv;
+	if ((rv = push_id(p, id)) != 0)
+		return rv;
+	p->blocks_received++;
+	while (p->n > p->max_blocks) {
+		drop_oldest(p);
+		p->blocks_dropped++;
+	}
+	return 0;
+}
+
+static const uint8_t *
+block(struct km_pool *p, struct km_block_cache *c, uint64_t id, int *rv)
+{
+	if (!c->valid || c->id != id) {
+		c->valid = false;
+		if ((*rv = km_store_block_get(p->st, p->link, id, c->buf,
+		                              p->block_bytes)) != 0)
+			return NULL;
+		c->id = id;
+		c->valid = true;
+	}
+	return c->buf;
+}
+
+int
+km_pool_take_out(struct km_pool *p, uint32_t len, struct qkdn_segment *segs,
+                 uint32_t max, uint32_t *nsegs, uint8_t *out)
+{
+	size_t i;
+	uint32_t off, left = len, k = 0;
+	int rv = 0;
+	if (km_pool_out_avail(p) < len)
+		return QKDN_E_INSUFFICIENT_KEY;
+	resolve(p, p->out, &i, &off);
+	/* plan the segments first: nothing is taken if any step fails */
+	while (left > 0) {
+		if (k == max)
+			return QKDN_E_TOO_LARGE;
+		uint32_t take = p->half - off < left ? p->half - off : left;
+		segs[k++] = (struct qkdn_segment){id_at(p, i), off, take};
+		left -= take;
+		off += take;
+		if (off == p->half && left > 0) {
+			i++;
+			off = 0;
+		}
+	}
+	struct km_pos end = {segs[k - 1].block_id,
+	                     segs[k - 1].offset + segs[k - 1].len};
+	if (pos_cmp(end, p->lease) > 0) {
+		struct km_pos lease = {end.blk + p->lease_blocks, 0};
+		if ((rv = km_store_mark_put(p->st, p->link, KM_MARK_OUT_LEASE,
+		                            &lease, true)) != 0)
+			return rv;
+		p->lease = lease;
+	}
+	uint32_t at = 0, base = p->first_half_out ? 0 : p->half;
+	for (uint32_t s = 0; s < k; s++) {
+		const uint8_t *b = block(p, &p->out_cache, segs[s].block_id, &rv);
+		if (b == NULL) {
+			sodium_memzero(out, at);
+			return rv;
+		}
+		memcpy(out + at, b + base + segs[s].offset, segs[s].len);
+		at += segs[s].len;
+	}
+	p->out = end;
+	*nsegs = k;
+	return 0;
+}
+
+void
+km_pool_skip_out_block(struct km_pool *p, uint64_t id)
+{
+	struct km_pos next = {id + 1, 0};
+	if (pos_cmp(p->out, next) < 0)
+		p->out = next;
+}
+
+struct km_pos
+km_pool_segs_end(const struct qkdn_segments *segs)
+{
+	const struct qkdn_segment *last = &segs->v[segs->n - 1];
+	return (struct km_pos){last->block_id, last->offset + last->len};
+}
+
+int
+km_pool_read_in(struct km_pool *p, const struct qkdn_segments *segs,
+                uint8_t *out, uint32_t cap, uint32_t *len, uint64_t *missing,
+                bool *later)
+{
+	struct km_pos prev = p->in;
+	uint32_t at = 0, base = p->first_half_out ? p->half : 0;
+	int rv = 0;
+	for (uint32_t s = 0; s < segs->n; s++) {
+		const struct qkdn_segment *g = &segs->v[s];
+		struct km_pos start = {g->block_id, g->offset};
+		if (pos_cmp(start, prev) < 0) {
+			rv = QKDN_E_REPLAY;
+			goto fail;
+		}
+		if (g->offset >= p->half || g->len > p->half - g->offset ||
+		    g->len > cap - at) {
+			rv = QKDN_E_RANGE;
+			goto fail;
+		}
+		size_t i = lower_bound(p, g->block_id);
+		if (i == p->n || id_at(p, i) != g->block_id) {
+			*missing = g->block_id;
+			*later = p->n == 0 || g->block_id > id_at(p, p->n - 1);
+			rv = QKDN_E_BLOCK_MISSING;
+			goto fail;
+		}
+		const uint8_t *b = block(p, &p->in_cache, g->block_id, &rv);
+		if (b == NULL)
+			goto fail;
+		memcpy(out + at, b + base + g->offset, g->len);
+		at += g->len;
+		prev = (struct km_pos){g->block_id, g->offset + g->len};
+	}
+	*len = at;
+	return 0;
+fail:
+	sodium_memzero(out, at);
+	return rv;
+}
+
+void
+km_pool_gc(struct km_pool *p)
+{
+	uint64_t lim = p->out.blk < p->in.blk ? p->out.blk : p->in.blk;
+	for (int done = 0; done < 256 && p->n > 0 && id_at(p, 0) < lim;
+	     done++)
+		drop_oldest(p);
+}
+
+int
+km_pool_save(struct km_pool *p)
+{
+	int rv = km_store_mark_put(p->st, p->link, KM_MARK_OUT_LEASE, &p->out,
+	                           true);
+	if (rv == 0)
+		p->lease = p->out;
+	return rv;
+}

@@ -1,0 +1,584 @@
+#include "store.h"
+
+#include "qkdn_err.h"
+#include "qkdn_log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SRC "store"
+#define SEAL_KEY_BYTES crypto_aead_xchacha20poly1305_ietf_KEYBYTES
+#define NONCE_BYTES crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define TAG_BYTES crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define LINK_KEY_MAX (QKDN_NAME_MAX + 9)
+
+struct km_store {
+	MDB_env *env;
+	MDB_dbi meta, blocks, marks, pending, supplied, expiry;
+	uint8_t *seal_key; /* sodium_malloc, read-only */
+	bool recovered;
+};
+
+/* Waiting key record: header, the two SAE IDs, then nonce and sealed key. */
+struct rec_hdr {
+	uint64_t expires_ms;
+	uint8_t src_len;
+	uint8_t dst_len;
+	uint16_t key_len;
+};
+
+struct meta_state {
+	char boot_id[40];
+	uint8_t clean;
+};
+
+uint64_t
+km_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void
+put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t
+get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* "link\0" + big-endian ID: blocks of a link sort by ID. */
+static size_t
+block_key(uint8_t *k, const char *link, uint64_t id)
+{
+	size_t n = strlen(link);
+	memcpy(k, link, n + 1);
+	put_be64(k + n + 1, id);
+	return n + 9;
+}
+
+static int
+seal(const struct km_store *st, uint8_t *out, const uint8_t *m, size_t len,
+     const uint8_t *ad, size_t adlen)
+{
+	randombytes_buf(out, NONCE_BYTES);
+	return crypto_aead_xchacha20poly1305_ietf_encrypt(
+		out + NONCE_BYTES, NULL, m, len, ad, adlen, NULL, out,
+		st->seal_key);
+}
+
+static int
+unseal(const struct km_store *st, uint8_t *out, const uint8_t *sealed,
+       size_t sealed_len, const uint8_t *ad, size_t adlen)
+{
+	if (sealed_len < NONCE_BYTES + TAG_BYTES)
+		return QKDN_E_STORE;
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+		    out, NULL, NULL, sealed + NONCE_BYTES,
+		    sealed_len - NONCE_BYTES, ad, adlen, sealed,
+		    st->seal_key) != 0)
+		return QKDN_E_STORE;
+	return 0;
+}
+
+static int
+load_seal_key(struct km_store *st, const char *dir)
+{
+	char path[1024];
+	int fd, rv = QKDN_E_STORE;
+	snprintf(path, sizeof(path), "%s/storage.key", dir);
+	st->seal_key = sodium_malloc(SEAL_KEY_BYTES);
+	if (st->seal_key == NULL)
+		return QKDN_E_NOMEM;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		/* first start: make the node storage key */
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0)
+			goto out;
+		crypto_aead_xchacha20poly1305_ietf_keygen(st->seal_key);
+		if (write(fd, st->seal_key, SEAL_KEY_BYTES) != SEAL_KEY_BYTES ||
+		    fsync(fd) != 0)
+			goto out;
+		rv = 0;
+		goto out;
+	}
+	if (fd < 0)
+		goto out;
+	if (read(fd, st->seal_key, SEAL_KEY_BYTES) == SEAL_KEY_BYTES)
+		rv = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (rv != 0)
+		QLOG_ERR(SRC, "storage key %s: %s", path, strerror(errno));
+	else
+		sodium_mprotect_readonly(st->seal_key);
+	return rv;
+}
+
+static void
+read_boot_id(char out[40])
+{
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+	memset(out, 0, 40);
+	if (f == NULL || fgets(out, 40, f) == NULL)
+		snprintf(out, 40, "unknown");
+	if (f != NULL)
+		fclose(f);
+	out[strcspn(out, "\n")] = 0;
+}
+
+static int
+write_state(struct km_store *st, bool clean)
+{
+	struct meta_state ms = {.clean = clean};
+	MDB_txn *txn;
+	read_boot_id(ms.boot_id);
+	MDB_val k = {5, "state"}, v = {sizeof(ms), &ms};
+	int rv = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (rv == 0 && (rv = mdb_put(txn, st->meta, &k, &v, 0)) == 0)
+		rv = mdb_txn_commit(txn);
+	else if (rv == 0)
+		mdb_txn_abort(txn);
+	if (rv == 0)
+		rv = mdb_env_sync(st->env, 1);
+	return qkdn_err_from_mdb(rv);
+}
+
+/* After a power cut, NOSYNC commits since the last sync may be lost, among
+ * them tombstones: drop every waiting key rather than risk a second
+ * supply. A killed process loses nothing (same boot: page cache intact). */
+static int
+recover(struct km_store *st)
+{
+	MDB_txn *txn;
+	MDB_val k = {5, "state"}, v;
+	char boot[40];
+	int rv = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (rv != 0)
+		return qkdn_err_from_mdb(rv);
+	read_boot_id(boot);
+	rv = mdb_get(txn, st->meta, &k, &v);
+	if (rv == 0 && v.mv_size == sizeof(struct meta_state)) {
+		struct meta_state ms;
+		memcpy(&ms, v.mv_data, sizeof(ms));
+		st->recovered = !ms.clean;
+		if (!ms.clean && strcmp(ms.boot_id, boot) != 0) {
+			QLOG_WARN(SRC, "unclean shutdown before a reboot: "
+			               "dropping keys waiting for supply");
+			mdb_drop(txn, st->pending, 0);
+			mdb_drop(txn, st->expiry, 0);
+		}
+	}
+	rv = mdb_txn_commit(txn);
+	if (rv != 0)
+		return qkdn_err_from_mdb(rv);
+	return write_state(st, false);
+}
+
+int
+km_store_open(struct km_store **out, const char *dir, uint64_t map_bytes)
+{
+	struct km_store *st = calloc(1, sizeof(*st));
+	MDB_txn *txn = NULL;
+	int rv;
+	if (st == NULL)
+		return QKDN_E_NOMEM;
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		QLOG_ERR(SRC, "cannot create %s: %s", dir, strerror(errno));
+		free(st);
+		return QKDN_E_STORE;
+	}
+	if ((rv = load_seal_key(st, dir)) != 0)
+		goto fail;
+	if ((rv = mdb_env_create(&st->env)) != 0 ||
+	    (rv = mdb_env_set_maxdbs(st->env, 8)) != 0 ||
+	    (rv = mdb_env_set_mapsize(st->env, map_bytes)) != 0 ||
+	    (rv = mdb_env_open(st->env, dir, MDB_NOSYNC | MDB_NOTLS, 0600)) !=
+	            0) {
+		QLOG_ERR(SRC, "LMDB %s: %s", dir, mdb_strerror(rv));
+		rv = QKDN_E_STORE;
+		goto fail;
+	}
+	if ((rv = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0 ||
+	    (rv = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->meta)) != 0 ||
+	    (rv = mdb_dbi_open(txn, "blocks", MDB_CREATE, &st->blocks)) != 0 ||
+	    (rv = mdb_dbi_open(txn, "marks", MDB_CREATE, &st->marks)) != 0 ||
+	    (rv = mdb_dbi_open(txn, "pending", MDB_CREATE, &st->pending)) !=
+	            0 ||
+	    (rv = mdb_dbi_open(txn, "supplied", MDB_CREATE, &st->supplied)) !=
+	            0 ||
+	    (rv = mdb_dbi_open(txn, "expiry", MDB_CREATE, &st->expiry)) != 0 ||
+	    (rv = mdb_txn_commit(txn)) != 0) {
+		if (txn != NULL && rv != 0)
+			mdb_txn_abort(txn);
+		QLOG_ERR(SRC, "LMDB %s: %s", dir, mdb_strerror(rv));
+		rv = QKDN_E_STORE;
+		goto fail;
+	}
+	if ((rv = recover(st)) != 0)
+		goto fail;
+	*out = st;
+	return 0;
+fail:
+	if (st->env != NULL)
+		mdb_env_close(st->env);
+	sodium_free(st->seal_key);
+	free(st);
+	return rv;
+}
+
+void
+km_store_close(struct km_store *st)
+{
+	if (st == NULL)
+		return;
+	if (write_state(st, true) != 0)
+		QLOG_WARN(SRC, "could not mark the store clean");
+	mdb_env_close(st->env);
+	sodium_free(st->seal_key);
+	free(st);
+}
+
+bool
+km_store_recovered(const struct km_store *st)
+{
+	return st->recovered;
+}
+
+int
+km_store_block_put(struct km_store *st, const char *link, uint64_t id,
+                   const uint8_t *bytes, uint32_t len)
+{
+	uint8_t kb[LINK_KEY_MAX];
+	MDB_txn *txn;
+	MDB_val k = {block_key(kb, link, id), kb};
+	MDB_val v = {NONCE_BYTES + len + TAG_BYTES, NULL};
+	int rv = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (rv != 0)
+		return qkdn_err_from_mdb(rv);
+	rv = mdb_put(txn, st->blocks, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
+	if (rv != 0) {
+		mdb_txn_abort(txn);
+		return rv == MDB_KEYEXIST ? QKDN_E_REPLAY
+		                          : qkdn_err_from_mdb(rv);
+	}
+	seal(st, v.mv_data, bytes, len, kb, k.mv_size);
+	return qkdn_err_from_mdb(mdb_txn_commit(txn));
+}
+
+int
+km_store_block_get(struct km_store *st, const char *link, uint64_t id,
+                   uint8_t *out, uint32_t len)
+{
+	uint8_t kb[LINK_KEY_MAX];
+	MDB_txn *txn;
+	MDB_val k = {block_key(kb, link, id), kb}, v;
+	int rv = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+	if (rv != 0)
+		return qkdn_err_from_mdb(rv);
+	rv = mdb_get(txn, st->blocks, &k, &v);
+	if (rv == MDB_NOTFOUND)
+		rv = QKDN_E_BLOCK_MISSING;
+	else if (rv != 0)
+		rv = qkdn_err_from_mdb(rv);
+	else if (v.mv_size != NONCE_BYTES + len + TAG_BYTES)
+		rv = QKDN_E_STORE;
+	else
+		rv = unseal(st, out, v.mv_data, v.mv_size, kb, k.mv_size);
+	mdb_txn_abort(txn);
+	return rv;
+}
+
+int
+km_store_block_delete(struct km_store *st, const char *link, uint64_t id)
+{
+	uint8_t kb[LINK_KEY_MAX];
+	MDB_txn *txn;
+	MDB_val k = {block_key(kb, link, id), kb};
+	int rv = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (rv != 0)
+		return qkdn_err_from_mdb(rv);
+	rv = mdb_del(txn, st->blocks, &k, NULL);
+	if (rv != 0 && rv != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return qkdn_err_from_mdb(rv);
+	}
+	return qkdn_err_from_mdb(mdb_txn_commit(txn));
+}
+
+int
+km_store_block_ids(struct km_store *st, const char *link,
+                   void (*fn)(void *arg, uint64_t id), void *arg)
+{
+	uint8_t kb[LINK_KEY_MAX];
+	size_t prefix = strlen(link) + 1;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k = {block_key(kb, link, 0), kb}, v;
+	int rv = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+	if (rv != 0)
+		return qkdn_err_from_mdb(rv);
+	if ((rv = mdb_cursor_open(txn, st->blocks, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return qkdn_err_from_mdb(rv);
+	}
+	for (rv = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rv == 0;
+	     rv = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != prefix + 8 || memcmp(k.mv_data, kb, prefix))
+			break;
+		fn(arg, get_be64((const uint8_t *)k.mv_data + prefix));
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return rv == 0 || rv == MDB_NOTFOUND ? 0 : qkdn_err_from_mdb(rv);
+}
+
+static size_t
+mark_key(uint8_t *k, const char *link, enum km_mark_kind kind)
+{
+	size_t n = strlen(link);
+	memcpy(k, link, n + 1);
+	k[n + 1] = (uint8_t)kind;
+	return n + 2;
+}
+
+int
+km_store_mark_get(struct km_store *st, const char *link,
+                  enum km_mark_kind kind, struct km_pos *out)
+{
+	uint8_t kb[LINK_KEY_MAX];
+	MDB_txn *txn;
+	MDB_val k = {mark_key(kb, link, kind), kb}, v;
+	int rv = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+	memset(out, 0, sizeof(*out));
+	if (rv != 0)
+		return qkdn_err_from_mdb(rv);
+	rv = mdb_get(txn, st->marks, &k, &v);
+	if (rv == 0 && v.mv_size == sizeof(*out))
+		memcpy(out, v.mv_data, sizeof(*out));
+	mdb_txn_abort(txn);
+	return rv == 0 || rv == MDB_NOTFOUND ? 0 : qkdn_err_from_mdb(rv);
+}
+
+static int
+put_mark(struct km_store *st, MDB_txn *txn, const char *link,
+         enum km_mark_kind kind, const struct km_pos *pos)
+{
+	uint8_t kb[LINK_KEY_MAX];
+	struct km_pos p = *pos; /* no padding bytes of the caller's */
+	MDB_val k = {mark_key(kb, link, kind), kb}, v = {sizeof(p), &p};
+	return mdb_put(txn, st->marks, &k, &v, 0);
+}
+
+int
+km_store_mark_put(struct km_store *st, const char *link,
+                  enum km_mark_kind kind, const struct km_pos *pos, bool sync)
+{
+	MDB_txn *txn;
+	int rv = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (rv != 0)
+		return qkdn_err_from_mdb(rv);
+	if ((rv = put_mark(st, txn, link, kind, pos)) != 0) {
+		mdb_txn_abort(txn);
+		return qkdn_err_from_mdb(rv);
+	}
+	if ((rv = mdb_txn_commit(txn)) == 0 && sync)
+		rv = mdb_env_sync(st->env, 1);
+	return qkdn_err_from_mdb(rv);
+}
+
+/* expiry index: big-endian time, ID, and which table ('p' or 's') */
+static void
+expiry_key(uint8_t k[25], uint64_t expires, const qkdn_uuid *id, char which)
+{
+	put_be64(k, expires);
+	memcpy(k + 8, id->b, 16);
+	k[24] = (uint8_t)which;
+}
+
+int
+km_store_keys_put(struct km_store *st, const struct km_key_record *recs,
+                  size_t n, const char *link, const struct km_pos *in_mark)
+{
+	MDB_txn *txn;
+	int rv = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (rv != 0)
+		return qkdn_err_from_mdb(rv);
+	for (size_t i = 0; i < n && rv == 0; i++) {
+		const struct km_key_record *r = &recs[i];
+		struct rec_hdr h = {.expires_ms = r->expires_ms,
+		                    .src_len = (uint8_t)strlen(r->src_sae),
+		                    .dst_len = (uint8_t)strlen(r->dst_sae),
+		                    .key_len = (uint16_t)r->len};
+		size_t names = h.src_len + h.dst_len;
+		MDB_val k = {16, (void *)r->id.b}, v;
+		v.mv_size = sizeof(h) + names + NONCE_BYTES + r->len + TAG_BYTES;
+		/* an ID known as waiting or supplied is never stored again */
+		if (mdb_get(txn, st->supplied, &k, &v) == 0) {
+			rv = MDB_KEYEXIST;
+			break;
+		}
+		v.mv_size = sizeof(h) + names + NONCE_BYTES + r->len + TAG_BYTES;
+		rv = mdb_put(txn, st->pending, &k, &v,
+		             MDB_NOOVERWRITE | MDB_RESERVE);
+		if (rv != 0)
+			break;
+		uint8_t *p = v.mv_data;
+		memcpy(p, &h, sizeof(h));
+		memcpy(p + sizeof(h), r->src_sae, h.src_len);
+		memcpy(p + sizeof(h) + h.src_len, r->dst_sae, h.dst_len);
+		seal(st, p + sizeof(h) + names, r->bytes, r->len, r->id.b, 16);
+		uint8_t ek[25];
+		expiry_key(ek, r->expires_ms, &r->id, 'p');
+		MDB_val xk = {sizeof(ek), ek}, xv = {0, NULL};
+		rv = mdb_put(txn, st->expiry, &xk, &xv, 0);
+	}
+	if (rv == 0 && link != NULL)
+		rv = put_mark(st, txn, link, KM_MARK_IN, in_mark);
+	if (rv != 0) {
+		mdb_txn_abort(txn);
+		return rv == MDB_KEYEXIST ? QKDN_E_REPLAY
+		                          : qkdn_err_from_mdb(rv);
+	}
+	return qkdn_err_from_mdb(mdb_txn_commit(txn));
+}
+
+/* Check one ID against dst_sae; on success unseal into key. */
+static int
+take_one(struct km_store *st, MDB_txn *txn, const char *dst_sae,
+         const qkdn_uuid *id, struct qkdn_msg *msg, struct qkdn_key *key,
+         uint64_t *expires)
+{
+	MDB_val k = {16, (void *)id->b}, v;
+	struct rec_hdr h;
+	int rv = mdb_get(txn, st->pending, &k, &v);
+	if (rv == MDB_NOTFOUND)
+		return mdb_get(txn, st->supplied, &k, &v) == 0
+		               ? QKDN_E_ALREADY_SUPPLIED
+		               : QKDN_E_UNKNOWN_KEY_ID;
+	if (rv != 0)
+		return qkdn_err_from_mdb(rv);
+	if (v.mv_size < sizeof(h))
+		return QKDN_E_STORE;
+	memcpy(&h, v.mv_data, sizeof(h));
+	const uint8_t *p = (const uint8_t *)v.mv_data + sizeof(h);
+	size_t names = h.src_len + h.dst_len;
+	if (v.mv_size != sizeof(h) + names + NONCE_BYTES + h.key_len + TAG_BYTES)
+		return QKDN_E_STORE;
+	if (strlen(dst_sae) != h.dst_len ||
+	    memcmp(dst_sae, p + h.src_len, h.dst_len) != 0)
+		return QKDN_E_NOT_AUTHORISED;
+	key->id = *id;
+	key->len = h.key_len;
+	if ((key->bytes = qkdn_msg_alloc(msg, h.key_len)) == NULL)
+		return QKDN_E_NOMEM;
+	*expires = h.expires_ms;
+	return unseal(st, key->bytes, p + names, v.mv_size - sizeof(h) - names,
+	              id->b, 16);
+}
+
+int
+km_store_keys_take(struct km_store *st, const char *dst_sae,
+                   const qkdn_uuid *ids, size_t n, struct qkdn_msg *msg,
+                   struct qkdn_key *keys, size_t *bad)
+{
+	MDB_txn *txn;
+	int rv = mdb_txn_begin(st->env, NULL, 0, &txn);
+	if (rv != 0)
+		return qkdn_err_from_mdb(rv);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t expires = 0;
+		uint8_t ek[25], be[8];
+		*bad = i;
+		rv = take_one(st, txn, dst_sae, &ids[i], msg, &keys[i],
+		              &expires);
+		if (rv != 0)
+			goto fail;
+		MDB_val k = {16, (void *)ids[i].b};
+		/* a second mention of the same ID in this request must fail
+		 * too: the record is gone from pending now */
+		if ((rv = mdb_del(txn, st->pending, &k, NULL)) != 0)
+			goto mdb_fail;
+		expiry_key(ek, expires, &ids[i], 'p');
+		MDB_val xk = {sizeof(ek), ek}, xv = {0, NULL};
+		if ((rv = mdb_del(txn, st->expiry, &xk, NULL)) != 0 &&
+		    rv != MDB_NOTFOUND)
+			goto mdb_fail;
+		put_be64(be, expires);
+		MDB_val tv = {sizeof(be), be};
+		if ((rv = mdb_put(txn, st->supplied, &k, &tv, 0)) != 0)
+			goto mdb_fail;
+		ek[24] = 's';
+		if ((rv = mdb_put(txn, st->expiry, &xk, &xv, 0)) != 0)
+			goto mdb_fail;
+	}
+	if ((rv = mdb_txn_commit(txn)) != 0)
+		return qkdn_err_from_mdb(rv);
+	return 0;
+mdb_fail:
+	rv = qkdn_err_from_mdb(rv);
+fail:
+	mdb_txn_abort(txn);
+	return rv;
+}
+
+size_t
+km_store_sweep(struct km_store *st, uint64_t now_ms, size_t max)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	size_t done = 0;
+	if (mdb_txn_begin(st->env, NULL, 0, &txn) != 0)
+		return 0;
+	if (mdb_cursor_open(txn, st->expiry, &cur) != 0) {
+		mdb_txn_abort(txn);
+		return 0;
+	}
+	int rv = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (rv == 0 && done < max && k.mv_size == 25 &&
+	       get_be64(k.mv_data) <= now_ms) {
+		const uint8_t *ek = k.mv_data;
+		MDB_val id = {16, (void *)(ek + 8)};
+		mdb_del(txn, ek[24] == 'p' ? st->pending : st->supplied, &id,
+		        NULL);
+		mdb_cursor_del(cur, 0);
+		done++;
+		rv = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	}
+	mdb_cursor_close(cur);
+	if (mdb_txn_commit(txn) != 0)
+		return 0;
+	return done;
+}
+
+uint64_t
+km_store_pending(struct km_store *st)
+{
+	MDB_txn *txn;
+	MDB_stat s = {0};
+	if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0)
+		return 0;
+	mdb_stat(txn, st->pending, &s);
+	mdb_txn_abort(txn);
+	return s.ms_entries;
+}

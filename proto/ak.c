@@ -1,0 +1,158 @@
+/* Ak client: the application side of key supply (Q.4160 I.1 steps 1-2 and
+ * 4-5). Thin on purpose: one RPC per call over a socket shared by threads. */
+#include "qkdn_ak.h"
+
+#include "qkdn_err.h"
+#include "qkdn_rpc.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct qkdn_ak {
+	nng_socket sock;
+	qkdn_name sae;
+	int timeout_ms;
+};
+
+static _Thread_local char last_error[2 * QKDN_REASON_MAX] = "no error";
+
+static int
+fail(int code, const char *reason)
+{
+	snprintf(last_error, sizeof(last_error), "%s: %s",
+	         qkdn_strerror(code), reason);
+	return code;
+}
+
+const char *
+qkdn_ak_last_error(void)
+{
+	return last_error;
+}
+
+int
+qkdn_ak_open(struct qkdn_ak **out, const char *km_url, const char *sae,
+             int timeout_ms)
+{
+	struct qkdn_ak *ak = calloc(1, sizeof(*ak));
+	int rv;
+	if (ak == NULL)
+		return fail(QKDN_E_NOMEM, "allocating the Ak handle");
+	if (qkdn_name_set(ak->sae, sae) != 0) {
+		free(ak);
+		return fail(QKDN_E_BAD_REQUEST,
+		            "SAE ID must be 1..63 bytes");
+	}
+	if ((rv = qkdn_rpc_dial(&ak->sock, km_url)) != 0) {
+		free(ak);
+		return fail(rv, "cannot dial the KM address");
+	}
+	ak->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
+	*out = ak;
+	return 0;
+}
+
+void
+qkdn_ak_close(struct qkdn_ak *ak)
+{
+	if (ak == NULL)
+		return;
+	nng_close(ak->sock);
+	free(ak);
+}
+
+static int
+call(struct qkdn_ak *ak, const struct qkdn_msg *req, struct qkdn_msg *rsp,
+     uint32_t want_type)
+{
+	struct qkdn_decode_error err = {0};
+	int rv = qkdn_rpc_call(ak->sock, req, rsp, ak->timeout_ms, &err);
+	if (rv != 0)
+		return fail(rv, err.reason);
+	if (rsp->type != want_type) {
+		qkdn_msg_clear(rsp);
+		return fail(QKDN_E_BAD_REQUEST, "KM answered with the wrong "
+		                                "message type");
+	}
+	return 0;
+}
+
+/* Copy count keys out of a response, checking it is the one asked for. */
+static int
+take_keys(const struct qkdn_keys *keys, uint32_t count, uint32_t bytes,
+          const qkdn_uuid *ids, struct qkdn_ak_key *out)
+{
+	if (keys->n != count)
+		return fail(QKDN_E_BAD_REQUEST,
+		            "KM returned a different number of keys");
+	for (uint32_t i = 0; i < count; i++) {
+		const struct qkdn_key *k = &keys->v[i];
+		if ((bytes != 0 && k->len != bytes) ||
+		    (ids != NULL && memcmp(&k->id, &ids[i], 16) != 0)) {
+			qkdn_ak_keys_wipe(out, i);
+			return fail(QKDN_E_BAD_REQUEST,
+			            "KM returned keys other than asked for");
+		}
+		out[i].id = k->id;
+		out[i].len = k->len;
+		memcpy(out[i].bytes, k->bytes, k->len);
+	}
+	return 0;
+}
+
+int
+qkdn_ak_get_keys(struct qkdn_ak *ak, const char *dst_sae, uint32_t bits,
+                 uint32_t count, struct qkdn_ak_key *out)
+{
+	struct qkdn_msg req = {.type = QKDN_KEY_REQ}, rsp;
+	int rv;
+	memcpy(req.u.key_req.sae, ak->sae, sizeof(ak->sae));
+	if (qkdn_name_set(req.u.key_req.dst_sae, dst_sae) != 0)
+		return fail(QKDN_E_BAD_REQUEST,
+		            "destination SAE ID must be 1..63 bytes");
+	if (bits == 0 || bits % 8 != 0 || bits > QKDN_KEY_BYTES_MAX * 8 ||
+	    count == 0 || count > QKDN_KEYS_MAX)
+		return fail(QKDN_E_RANGE, "key size must be a multiple of 8 "
+		                          "in 8..8192 bits and count 1..4096");
+	req.u.key_req.bits = bits;
+	req.u.key_req.count = count;
+	if ((rv = call(ak, &req, &rsp, QKDN_KEY_RSP)) != 0)
+		return rv;
+	rv = take_keys(&rsp.u.key_rsp.keys, count, bits / 8, NULL, out);
+	qkdn_msg_clear(&rsp);
+	return rv;
+}
+
+int
+qkdn_ak_get_keys_by_id(struct qkdn_ak *ak, const qkdn_uuid *ids,
+                       uint32_t count, struct qkdn_ak_key *out)
+{
+	struct qkdn_msg req = {.type = QKDN_KEY_REQ_ID}, rsp;
+	int rv;
+	if (count == 0 || count > QKDN_KEYS_MAX)
+		return fail(QKDN_E_RANGE, "count must be 1..4096");
+	memcpy(req.u.key_req_id.sae, ak->sae, sizeof(ak->sae));
+	/* the IDs are only read by the encoder */
+	req.u.key_req_id.ids.n = count;
+	req.u.key_req_id.ids.v = (qkdn_uuid *)ids;
+	if ((rv = call(ak, &req, &rsp, QKDN_KEY_RSP)) != 0)
+		return rv;
+	rv = take_keys(&rsp.u.key_rsp.keys, count, 0, ids, out);
+	qkdn_msg_clear(&rsp);
+	return rv;
+}
+
+int
+qkdn_ak_status(struct qkdn_ak *ak, struct qkdn_msg *out)
+{
+	struct qkdn_msg req = {.type = QKDN_STATUS_REQ};
+	return call(ak, &req, out, QKDN_STATUS_RSP);
+}
+
+void
+qkdn_ak_keys_wipe(struct qkdn_ak_key *keys, size_t n)
+{
+	sodium_memzero(keys, n * sizeof(*keys));
+}

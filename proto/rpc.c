@@ -1,0 +1,167 @@
+#include "qkdn_rpc.h"
+
+#include "qkdn_err.h"
+
+#include <nng/protocol/reqrep0/req.h>
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static int
+append_nng(void *ctx, const char *data, size_t len)
+{
+	return nng_msg_append(ctx, data, len);
+}
+
+int
+qkdn_rpc_pack(const struct qkdn_msg *m, nng_msg **out)
+{
+	nng_msg *nm;
+	int rv;
+	if (nng_msg_alloc(&nm, 0) != 0)
+		return QKDN_E_NOMEM;
+	if ((rv = qkdn_msg_encode(m, append_nng, nm)) != 0) {
+		qkdn_rpc_free_wiped(nm);
+		return rv;
+	}
+	*out = nm;
+	return 0;
+}
+
+int
+qkdn_rpc_unpack(nng_msg *nm, struct qkdn_msg *out,
+                struct qkdn_decode_error *err)
+{
+	return qkdn_msg_decode(nng_msg_body(nm), nng_msg_len(nm), out, err);
+}
+
+void
+qkdn_rpc_free_wiped(nng_msg *nm)
+{
+	if (nm == NULL)
+		return;
+	sodium_memzero(nng_msg_body(nm), nng_msg_len(nm));
+	nng_msg_free(nm);
+}
+
+void
+qkdn_rpc_error(struct qkdn_msg *out, uint64_t req_id, int code,
+               const char *reason)
+{
+	memset(out, 0, sizeof(*out));
+	out->type = QKDN_ERROR;
+	out->req_id = req_id;
+	out->u.error.code = code < 0 ? -code : -QKDN_E_INTERNAL;
+	snprintf(out->u.error.reason, sizeof(out->u.error.reason), "%s",
+	         reason != NULL ? reason : qkdn_strerror(code));
+}
+
+static void
+set_err(struct qkdn_decode_error *err, int code, const char *reason)
+{
+	if (err != NULL) {
+		err->code = code;
+		snprintf(err->reason, sizeof(err->reason), "%s", reason);
+	}
+}
+
+/* Run one aio operation on ctx to completion within ms. */
+static int
+ctx_op(nng_ctx ctx, nng_aio *aio, bool send, nng_duration ms)
+{
+	nng_aio_set_timeout(aio, ms);
+	if (send)
+		nng_ctx_send(ctx, aio);
+	else
+		nng_ctx_recv(ctx, aio);
+	nng_aio_wait(aio);
+	return nng_aio_result(aio);
+}
+
+int
+qkdn_rpc_call(nng_socket s, const struct qkdn_msg *req, struct qkdn_msg *rsp,
+              int timeout_ms, struct qkdn_decode_error *err)
+{
+	nng_ctx ctx;
+	nng_aio *aio = NULL;
+	nng_msg *nm = NULL;
+	int rv;
+
+	memset(rsp, 0, sizeof(*rsp));
+	if ((rv = qkdn_rpc_pack(req, &nm)) != 0) {
+		set_err(err, rv, "request could not be encoded");
+		return rv;
+	}
+	if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0 ||
+	    (rv = nng_ctx_open(&ctx, s)) != 0) {
+		nng_aio_free(aio);
+		qkdn_rpc_free_wiped(nm);
+		rv = qkdn_err_from_nng(rv);
+		set_err(err, rv, "cannot open an RPC context");
+		return rv;
+	}
+	/* One deadline covers send and receive. */
+	uint64_t deadline = qkdn_now_ms() + (uint64_t)timeout_ms;
+	nng_aio_set_msg(aio, nm);
+	if ((rv = ctx_op(ctx, aio, true, timeout_ms)) != 0) {
+		qkdn_rpc_free_wiped(nng_aio_get_msg(aio));
+		goto nng_fail;
+	}
+	uint64_t now = qkdn_now_ms();
+	if ((rv = ctx_op(ctx, aio, false,
+	                 now < deadline ? (nng_duration)(deadline - now)
+	                                : 1)) != 0)
+		goto nng_fail;
+	nm = nng_aio_get_msg(aio);
+	rv = qkdn_rpc_unpack(nm, rsp, err);
+	qkdn_rpc_free_wiped(nm);
+	nng_ctx_close(ctx);
+	nng_aio_free(aio);
+	if (rv != 0)
+		return rv;
+	if (rsp->type == QKDN_ERROR) {
+		rv = -rsp->u.error.code;
+		set_err(err, rv, rsp->u.error.reason);
+		qkdn_msg_clear(rsp);
+		return rv;
+	}
+	return 0;
+nng_fail:
+	nng_ctx_close(ctx);
+	nng_aio_free(aio);
+	rv = qkdn_err_from_nng(rv);
+	set_err(err, rv,
+	        rv == QKDN_E_TIMEOUT ? "no reply within the deadline"
+	                             : "peer unreachable");
+	return rv;
+}
+
+int
+qkdn_rpc_dial(nng_socket *s, const char *url)
+{
+	int rv;
+	if ((rv = nng_req0_open(s)) != 0)
+		return qkdn_err_from_nng(rv);
+	/* Requests are never resent: a key request is not idempotent. */
+	nng_socket_set_ms(*s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	nng_socket_set_size(*s, NNG_OPT_RECVMAXSZ, QKDN_MSG_BYTES_MAX);
+	nng_socket_set_ms(*s, NNG_OPT_RECONNMINT, 10);
+	nng_socket_set_ms(*s, NNG_OPT_RECONNMAXT, 200);
+	if ((rv = nng_dial(*s, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+		nng_close(*s);
+		return rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP
+		               ? QKDN_E_CONFIG
+		               : qkdn_err_from_nng(rv);
+	}
+	return 0;
+}
+
+uint64_t
+qkdn_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
