@@ -1,0 +1,91 @@
+# Shared set-up for integration tests: a temporary run directory, a
+# generated two-node network file on free loopback ports, the real daemons
+# started with `qkdn net up`, and teardown on exit. Source it from a test.
+set -euo pipefail
+
+: "${QKDN_BIN:?set by ctest: the build directory}"
+BIN="$QKDN_BIN/bin"
+QKDN="$BIN/qkdn"
+TMP=$(mktemp -d /tmp/qkdn-test.XXXXXX)
+RUN="$TMP/run"
+CFG="$TMP/net.cnf"
+
+fail() {
+	echo "FAIL: $*" >&2
+	for f in "$RUN"/*.log; do
+		[ -f "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }
+	done
+	exit 1
+}
+
+teardown() {
+	"$QKDN" net down --run-dir "$RUN" >/dev/null 2>&1 || true
+	rm -rf "$TMP"
+}
+trap teardown EXIT
+
+# A loopback TCP port nobody listens on (the kernel picks it).
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
+		echo $((20000 + RANDOM % 20000))
+}
+
+# write_net RATE [EXTRA_NODE_LINES] [KEY_TTL]: the two-node test network
+write_net() {
+	local rate=${1:-8000000} ttl=${3:-600}
+	cat >"$CFG" <<CNF
+[qkdn]
+nodes = A, B
+links = A_B
+saes = alice, bob, mallory
+run_dir = $RUN
+
+[A]
+kx = tcp://127.0.0.1:$(free_port)
+key_ttl = $ttl
+${2:-}
+
+[B]
+kx = tcp://127.0.0.1:$(free_port)
+key_ttl = $ttl
+${2:-}
+
+[A_B]
+nodes = A, B
+rate = $rate
+
+[alice]
+node = A
+
+[bob]
+node = B
+
+[mallory]
+node = B
+CNF
+}
+
+net_up() {
+	"$QKDN" net up "$CFG" --run-dir "$RUN" >"$TMP/up.out" 2>&1 ||
+		{ cat "$TMP/up.out" >&2; fail "qkdn net up"; }
+}
+
+AK_A() { echo "ipc://$RUN/A.ak"; }
+AK_B() { echo "ipc://$RUN/B.ak"; }
+
+# wait_for SECONDS CMD...: run CMD until it succeeds or the deadline passes
+wait_for() {
+	local deadline=$(($(date +%s) + $1))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		[ "$(date +%s)" -lt "$deadline" ] || return 1
+		sleep 0.05
+	done
+}
+
+# out_bytes NODE: key material left for keys NODE starts on link A_B
+out_bytes() {
+	"$QKDN" status --km "ipc://$RUN/$1.ak" --json | jq '.links[0].out'
+}
+
+has_out_bytes() { [ "$(out_bytes "$1")" -ge "$2" ]; }

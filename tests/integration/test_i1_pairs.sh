@@ -1,0 +1,54 @@
+# Q.4160 I.1 across two KMs with real processes: two client processes take
+# 1000 keys in all; every pair identical, every ID and every key unique, a
+# second fetch refused (checked inside ak_pairs), a fetch by a
+# non-destination SAE refused, and status counting what was supplied.
+source "$(dirname "$0")/lib.sh"
+write_net 8000000
+net_up
+wait_for 10 has_out_bytes A 40000 || fail "pool of A never filled"
+
+"$BIN/ak_pairs" --src-km "$(AK_A)" --src-sae alice --dst-km "$(AK_B)" \
+	--dst-sae bob --n 500 --out "$TMP/p1" >"$TMP/r1" &
+p1=$!
+"$BIN/ak_pairs" --src-km "$(AK_A)" --src-sae alice --dst-km "$(AK_B)" \
+	--dst-sae bob --n 500 --batch 8 --out "$TMP/p2" >"$TMP/r2" &
+p2=$!
+wait $p1 || fail "client 1: $(cat "$TMP/r1")"
+wait $p2 || fail "client 2: $(cat "$TMP/r2")"
+for r in "$TMP/r1" "$TMP/r2"; do
+	[ "$(jq .mismatches "$r")" = 0 ] || fail "pairs differ: $(cat "$r")"
+	[ "$(jq .ok "$r")" = 500 ] || fail "short run: $(cat "$r")"
+done
+
+cat "$TMP/p1" "$TMP/p2" >"$TMP/all"
+[ "$(wc -l <"$TMP/all")" = 1000 ] || fail "expected 1000 keys"
+[ "$(cut -d' ' -f1 "$TMP/all" | sort -u | wc -l)" = 1000 ] ||
+	fail "a key ID was handed out twice"
+[ "$(cut -d' ' -f2 "$TMP/all" | sort -u | wc -l)" = 1000 ] ||
+	fail "the same key bits were handed out twice"
+
+# a key made for bob may not be fetched by mallory (also on node B)
+id=$("$QKDN" key get --km "$(AK_A)" --sae alice --to bob --json |
+	jq -r '.keys[0].id')
+if "$QKDN" key get --km "$(AK_B)" --sae mallory --id "$id" --json \
+	>"$TMP/m.json" 2>/dev/null; then
+	fail "mallory fetched bob's key"
+fi
+[ "$(jq -r .error.name "$TMP/m.json")" = not_authorised ] ||
+	fail "wrong refusal for mallory: $(cat "$TMP/m.json")"
+# ... and the refusal changed nothing: bob still gets it, once
+"$QKDN" key get --km "$(AK_B)" --sae bob --id "$id" >/dev/null ||
+	fail "bob could not fetch after mallory's attempt"
+"$QKDN" key get --km "$(AK_B)" --sae bob --id "$id" --json \
+	>"$TMP/again.json" 2>/dev/null && fail "second fetch accepted"
+[ "$(jq -r .error.name "$TMP/again.json")" = already_supplied ] ||
+	fail "wrong refusal for a second fetch: $(cat "$TMP/again.json")"
+# an SAE of node A may not ask node B's KM at all
+"$QKDN" key get --km "$(AK_B)" --sae alice --to bob >/dev/null 2>&1 &&
+	fail "KM B served an SAE attached to A"
+
+supplied_a=$("$QKDN" status --km "$(AK_A)" --json | jq .supplied)
+supplied_b=$("$QKDN" status --km "$(AK_B)" --json | jq .supplied)
+[ "$supplied_a" -ge 1001 ] || fail "A counted $supplied_a keys supplied"
+[ "$supplied_b" -ge 1001 ] || fail "B counted $supplied_b keys supplied"
+echo "ok: 1000 pairs matched, IDs and keys unique, refusals correct"

@@ -1,0 +1,144 @@
+/* Where the daemons are: an address given on the command line, or one read
+ * from the network file (--config FILE [--run-dir DIR]); and one request to
+ * them. */
+#include "cli.h"
+
+#include "qkdn_err.h"
+#include "qkdn_rpc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int
+cli_load_net(const struct cli_args *a, const char *path, const char *run_dir,
+             struct qkdn_net **out)
+{
+	char err[QKDN_NET_PATH_MAX + QKDN_REASON_MAX] = "";
+	struct qkdn_net *net = calloc(1, sizeof(*net));
+	if (net == NULL)
+		return cli_fail(a, NULL, QKDN_E_NOMEM, "loading %s", path);
+	if (qkdn_net_load(path, run_dir, net, err, sizeof(err)) != 0) {
+		free(net);
+		if (err[0] == '\0')
+			snprintf(err, sizeof(err), "%s: cannot be loaded",
+			         path);
+		return cli_fail_config(a, err);
+	}
+	*out = net;
+	return CLI_OK;
+}
+
+static int
+copy_url(const struct cli_cmd *cmd, const char *opt, const char *src, char *url,
+         size_t len)
+{
+	if (strlen(src) >= len || src[0] == '\0')
+		return cli_usage(cmd, "--%s: address empty or too long", opt);
+	memcpy(url, src, strlen(src) + 1);
+	return CLI_OK;
+}
+
+/* --run-dir and --node only mean something with --config. */
+static int
+check_direct(const struct cli_cmd *cmd, const struct cli_args *a,
+             const char *opt)
+{
+	if (a->config != NULL)
+		return cli_usage(cmd, "give --%s or --config, not both", opt);
+	if (a->run_dir != NULL)
+		return cli_usage(cmd, "--run-dir applies only with --config");
+	if (a->node != NULL)
+		return cli_usage(cmd, "--node applies only with --config");
+	return CLI_OK;
+}
+
+int
+cli_km_url(const struct cli_cmd *cmd, const struct cli_args *a, char *url,
+           size_t len)
+{
+	struct qkdn_net *net = NULL;
+	int rv;
+	if (a->km != NULL) {
+		if ((rv = check_direct(cmd, a, "km")) != 0)
+			return rv;
+		return copy_url(cmd, "km", a->km, url, len);
+	}
+	if (a->config == NULL)
+		return cli_usage(cmd,
+		                 "--km ADDR (or --config FILE) is required");
+	/* The KM is the --node one, else that of the SAE asking. */
+	const char *node = a->node;
+	if (node == NULL && a->sae == NULL)
+		return cli_usage(cmd, "--config needs --node ID");
+	if ((rv = cli_load_net(a, a->config, a->run_dir, &net)) != 0)
+		return rv;
+	int i;
+	if (node != NULL) {
+		i = qkdn_net_node_index(net, node);
+		if (i < 0)
+			rv = cli_usage(cmd, "%s has no node '%s'", a->config,
+			               node);
+	} else {
+		int s = qkdn_net_sae_index(net, a->sae);
+		i = s >= 0 ? net->saes[s].node : -1;
+		if (s < 0)
+			rv =
+			    cli_usage(cmd, "%s has no SAE '%s'; give --node ID",
+			              a->config, a->sae);
+	}
+	if (rv == 0)
+		rv = copy_url(cmd, "config", net->nodes[i].ak_url, url, len);
+	free(net);
+	return rv;
+}
+
+int
+cli_sim_url(const struct cli_cmd *cmd, const struct cli_args *a, char *url,
+            size_t len)
+{
+	struct qkdn_net *net = NULL;
+	int rv;
+	if (a->sim != NULL) {
+		if ((rv = check_direct(cmd, a, "sim")) != 0)
+			return rv;
+		return copy_url(cmd, "sim", a->sim, url, len);
+	}
+	if (a->config == NULL)
+		return cli_usage(cmd,
+		                 "--sim ADDR (or --config FILE) is required");
+	if ((rv = cli_load_net(a, a->config, a->run_dir, &net)) != 0)
+		return rv;
+	if (a->arg[0] != NULL && qkdn_net_link_index(net, a->arg[0]) < 0)
+		rv =
+		    cli_usage(cmd, "%s has no link '%s'", a->config, a->arg[0]);
+	else if (net->sim_url[0] == '\0')
+		rv = cli_usage(cmd, "%s names no emulator address", a->config);
+	else
+		rv = copy_url(cmd, "config", net->sim_url, url, len);
+	free(net);
+	return rv;
+}
+
+int
+cli_call(const struct cli_args *a, const char *url, const struct qkdn_msg *req,
+         struct qkdn_msg *rsp, uint32_t want_type)
+{
+	struct qkdn_decode_error err = {0};
+	nng_socket s;
+	int rv = qkdn_rpc_dial(&s, url);
+	if (rv != 0)
+		return cli_fail(a, NULL, rv, "cannot dial %s", url);
+	rv = qkdn_rpc_call(s, req, rsp, cli_timeout(a, CLI_TIMEOUT_MS), &err);
+	nng_close(s);
+	if (rv != 0)
+		return cli_fail(a, NULL, rv, "%s (%s)", err.reason, url);
+	if (rsp->type != want_type) {
+		const char *name = qkdn_msg_type_name(rsp->type);
+		qkdn_msg_clear(rsp);
+		return cli_fail(a, NULL, QKDN_E_BAD_REQUEST,
+		                "%s answered with a %s message", url,
+		                name != NULL ? name : "unknown");
+	}
+	return CLI_OK;
+}

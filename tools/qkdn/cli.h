@@ -1,0 +1,156 @@
+/* qkdn operator CLI: what the command files share. main.c holds the command
+ * and option tables; each command lives in its own file; out.c prints text
+ * or JSON and errors; addr.c finds daemons' addresses; proc.c starts and
+ * stops daemons. docs/cli.md is the user's reference. */
+#ifndef QKDN_CLI_H
+#define QKDN_CLI_H
+
+#include "qkdn_netconf.h"
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Exit statuses. */
+enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
+
+#define CLI_TIMEOUT_MS 5000 /* default deadline of one request */
+
+/* Options, one bit each; a command's table entry lists those it takes. */
+enum cli_opt_bit {
+	OPT_JSON = 1u << 0,
+	OPT_TIMEOUT = 1u << 1,
+	OPT_HELP = 1u << 2,
+	OPT_RUN_DIR = 1u << 3,
+	OPT_KM = 1u << 4,
+	OPT_SAE = 1u << 5,
+	OPT_TO = 1u << 6,
+	OPT_BITS = 1u << 7,
+	OPT_COUNT = 1u << 8,
+	OPT_ID = 1u << 9,
+	OPT_IDS_FROM = 1u << 10,
+	OPT_SIM = 1u << 11,
+	OPT_CONFIG = 1u << 12,
+	OPT_NODE = 1u << 13,
+};
+#define OPT_COMMON (OPT_JSON | OPT_TIMEOUT | OPT_HELP)
+
+#define CLI_ARGS_MAX 8 /* positional arguments after the command words */
+
+struct cli_list {
+	const char **v;
+	size_t n;
+};
+
+struct cli_args {
+	unsigned seen; /* OPT_* bits given */
+	bool json, help;
+	uint32_t timeout_ms; /* 0: the command's default */
+	uint32_t bits, count;
+	const char *run_dir, *km, *sae, *to, *ids_from, *sim, *config, *node;
+	struct cli_list ids;
+	const char *arg[CLI_ARGS_MAX];
+	size_t n_arg;
+};
+
+struct cli_cmd {
+	const char *group; /* first word */
+	const char *name;  /* second word, or NULL */
+	int (*run)(const struct cli_cmd *cmd, struct cli_args *a);
+	unsigned opts; /* OPT_* bits taken besides OPT_COMMON */
+	unsigned min_args, max_args;
+	const char *arg_name; /* for "missing ..." */
+	int action; /* command-specific constant (link pause/resume) */
+	const char *usage;
+	const char *summary;
+};
+
+/* Commands (one file each). */
+int cli_net_up(const struct cli_cmd *cmd, struct cli_args *a);
+int cli_net_down(const struct cli_cmd *cmd, struct cli_args *a);
+int cli_key_get(const struct cli_cmd *cmd, struct cli_args *a);
+int cli_status(const struct cli_cmd *cmd, struct cli_args *a);
+int cli_link(const struct cli_cmd *cmd, struct cli_args *a);
+
+/* main.c */
+int cli_timeout(const struct cli_args *a, int dflt_ms);
+
+/* out.c: errors and output. cli_fail* print "qkdn: NAME: REASON" on stderr
+ * and, with --json, emit doc (created if NULL) with an "error" member on
+ * stdout; they take doc and return CLI_FAILED. The reason of cli_fail is
+ * "<qkdn_strerror(code)>: <formatted detail>"; cli_fail_reason takes a
+ * reason that already has that form (qkdn_ak_last_error()). */
+const char *cli_err_name(int code);
+int cli_fail(const struct cli_args *a, cJSON *doc, int code, const char *fmt,
+             ...) __attribute__((format(printf, 4, 5)));
+int cli_fail_reason(const struct cli_args *a, cJSON *doc, int code,
+                    const char *reason);
+/* A bad network file: "qkdn: FILE:LINE: reason"; returns CLI_USAGE. */
+int cli_fail_config(const struct cli_args *a, const char *reason);
+/* Usage error: message and the command's usage on stderr; CLI_USAGE. */
+int cli_usage(const struct cli_cmd *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Make cJSON wipe what it frees (call first). */
+void cli_json_init(void);
+/* Print doc as one line on stdout and free it. */
+int cli_emit(const struct cli_args *a, cJSON *doc);
+
+/* addr.c: network file and addresses. Return CLI_OK or an exit status
+ * (the message printed). */
+int cli_load_net(const struct cli_args *a, const char *path,
+                 const char *run_dir, struct qkdn_net **out);
+int cli_km_url(const struct cli_cmd *cmd, const struct cli_args *a, char *url,
+               size_t len);
+int cli_sim_url(const struct cli_cmd *cmd, const struct cli_args *a, char *url,
+                size_t len);
+/* One request to url with --timeout; CLI_OK with rsp of want_type (clear
+ * it), else CLI_FAILED with the error printed. */
+int cli_call(const struct cli_args *a, const char *url,
+             const struct qkdn_msg *req, struct qkdn_msg *rsp,
+             uint32_t want_type);
+
+/* proc.c: daemons of a run directory. */
+struct cli_proc {
+	char name[QKDN_NAME_MAX + 8]; /* "qkdsim" or "km-<node>" */
+	pid_t pid;
+	off_t log_start; /* log size before this start: the tail begins here */
+	int state;       /* enum cli_proc_state */
+	int status;      /* wait status when state is PROC_EXITED */
+};
+
+enum cli_proc_state {
+	PROC_RUNNING = 0,
+	PROC_EXITED,  /* found dead (status known if we reaped it) */
+	PROC_TERM,    /* stopped by SIGTERM */
+	PROC_KILLED,  /* needed SIGKILL */
+	PROC_STUCK,   /* still alive after SIGKILL, or not ours to signal */
+	PROC_STALE,   /* pid file named no live process, or no valid pid */
+	PROC_FOREIGN, /* pid file named a live process that is not one of
+	                 this run dir's daemons (pid reused): not signalled */
+};
+
+/* Find a sibling program: next to this executable, else on PATH. */
+int cli_find_program(const char *name, char *out, size_t len);
+/* Make dir (and missing parents) with mode 0700 and canonicalise it. */
+int cli_make_run_dir(const char *dir, char *abs, size_t len, char *why,
+                     size_t whylen);
+/* Start argv[0] detached, logging to dir/<p->name>.log; writes the pid
+ * file dir/<p->name>.pid. Returns 0 or a qkdn error with why filled. */
+int cli_spawn(const char *dir, struct cli_proc *p, char *const argv[],
+              char *why, size_t whylen);
+/* Whether p is still running; otherwise sets state PROC_EXITED. */
+bool cli_proc_alive(struct cli_proc *p);
+/* Describe how p ended ("exited with status 1", ...). */
+void cli_proc_describe(const struct cli_proc *p, char *out, size_t len);
+/* Daemons named by dir's pid files, sorted by name; stale ones are marked
+ * PROC_STALE or PROC_FOREIGN. *out is malloc'd. Returns 0 or a qkdn error. */
+int cli_read_pid_files(const char *dir, struct cli_proc **out, size_t *n);
+/* SIGTERM all running ones, SIGKILL what is left after grace_ms; sets each
+ * state, and removes the pid files of those gone. */
+void cli_stop(const char *dir, struct cli_proc *v, size_t n, int grace_ms);
+/* Print the last lines p wrote to its log on stderr. */
+void cli_log_tail(const char *dir, const struct cli_proc *p);
+
+#endif

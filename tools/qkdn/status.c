@@ -1,0 +1,107 @@
+/* status: a KM's counters and the key left in each of its link pools. */
+#include "cli.h"
+
+#include "qkdn_err.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+enum { COL_LINK, COL_PEER, COL_OUT, COL_IN, COL_BLOCKS, COL_UP, N_COLS };
+
+static const char *const col_head[N_COLS] = {"LINK",     "PEER",   "OUT_BYTES",
+                                             "IN_BYTES", "BLOCKS", "UP"};
+
+static void
+link_cells(const struct qkdn_link_status *l, char cell[N_COLS][QKDN_NAME_MAX])
+{
+	snprintf(cell[COL_LINK], QKDN_NAME_MAX, "%s", l->link);
+	snprintf(cell[COL_PEER], QKDN_NAME_MAX, "%s", l->peer);
+	snprintf(cell[COL_OUT], QKDN_NAME_MAX, "%" PRIu64, l->out_bytes);
+	snprintf(cell[COL_IN], QKDN_NAME_MAX, "%" PRIu64, l->in_bytes);
+	snprintf(cell[COL_BLOCKS], QKDN_NAME_MAX, "%" PRIu64, l->blocks);
+	snprintf(cell[COL_UP], QKDN_NAME_MAX, "%s", l->up ? "yes" : "no");
+}
+
+static void
+print_row(char cell[N_COLS][QKDN_NAME_MAX], const int *width)
+{
+	for (int c = 0; c < N_COLS; c++) {
+		/* names to the left, numbers to the right */
+		bool left = c == COL_LINK || c == COL_PEER;
+		if (c + 1 == N_COLS) /* last: no padding */
+			printf("%s\n", cell[c]);
+		else
+			printf("%*s  ", left ? -width[c] : width[c], cell[c]);
+	}
+}
+
+static void
+status_text(const struct qkdn_status_rsp *s)
+{
+	char cell[N_COLS][QKDN_NAME_MAX];
+	int width[N_COLS];
+	printf("node: %s\n", s->node);
+	printf("keys supplied: %" PRIu64 "\n", s->keys_supplied);
+	printf("keys pending: %" PRIu64 "\n", s->keys_pending);
+	printf("errors: %" PRIu64 "\n", s->errors);
+	if (s->n_links == 0) {
+		printf("links: none\n");
+		return;
+	}
+	for (int c = 0; c < N_COLS; c++)
+		width[c] = (int)strlen(col_head[c]);
+	for (uint32_t i = 0; i < s->n_links; i++) {
+		link_cells(&s->links[i], cell);
+		for (int c = 0; c < N_COLS; c++)
+			if ((int)strlen(cell[c]) > width[c])
+				width[c] = (int)strlen(cell[c]);
+	}
+	for (int c = 0; c < N_COLS; c++)
+		snprintf(cell[c], QKDN_NAME_MAX, "%s", col_head[c]);
+	print_row(cell, width);
+	for (uint32_t i = 0; i < s->n_links; i++) {
+		link_cells(&s->links[i], cell);
+		print_row(cell, width);
+	}
+}
+
+static cJSON *
+status_json(const struct qkdn_status_rsp *s)
+{
+	cJSON *doc = cJSON_CreateObject();
+	cJSON_AddStringToObject(doc, "node", s->node);
+	cJSON_AddNumberToObject(doc, "supplied", (double)s->keys_supplied);
+	cJSON_AddNumberToObject(doc, "pending", (double)s->keys_pending);
+	cJSON_AddNumberToObject(doc, "errors", (double)s->errors);
+	cJSON *links = cJSON_AddArrayToObject(doc, "links");
+	for (uint32_t i = 0; i < s->n_links; i++) {
+		const struct qkdn_link_status *l = &s->links[i];
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "link", l->link);
+		cJSON_AddStringToObject(o, "peer", l->peer);
+		cJSON_AddNumberToObject(o, "out", (double)l->out_bytes);
+		cJSON_AddNumberToObject(o, "in", (double)l->in_bytes);
+		cJSON_AddNumberToObject(o, "blocks", (double)l->blocks);
+		cJSON_AddBoolToObject(o, "up", l->up != 0);
+		cJSON_AddItemToArray(links, o);
+	}
+	return doc;
+}
+
+int
+cli_status(const struct cli_cmd *cmd, struct cli_args *a)
+{
+	struct qkdn_msg req = {.type = QKDN_STATUS_REQ}, rsp;
+	char url[QKDN_NET_URL_MAX];
+	int rv;
+	if ((rv = cli_km_url(cmd, a, url, sizeof(url))) != 0 ||
+	    (rv = cli_call(a, url, &req, &rsp, QKDN_STATUS_RSP)) != 0)
+		return rv;
+	if (a->json)
+		rv = cli_emit(a, status_json(&rsp.u.status_rsp));
+	else
+		status_text(&rsp.u.status_rsp);
+	qkdn_msg_clear(&rsp);
+	return rv;
+}
