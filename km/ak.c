@@ -169,8 +169,8 @@ handle_key_req_id(struct ak_work *w, struct qkdn_msg *req)
 	                        keys->v, &bad);
 	if (rv != 0) {
 		qkdn_uuid_format(&kr->ids.v[bad], idtext);
-		snprintf(why, sizeof(why), "key %s for SAE %s: %s", idtext,
-		         kr->sae, qkdn_strerror(rv));
+		snprintf(why, sizeof(why), "key %s for SAE %s", idtext,
+		         kr->sae);
 		goto fail;
 	}
 	keys->n = kr->ids.n;

@@ -14,6 +14,10 @@ be(const uint8_t *p, int n)
 int
 qkdn_mp_scan(const uint8_t *buf, size_t len, const char **why)
 {
+	if (buf == NULL || len == 0) {
+		*why = "empty message";
+		return QKDN_E_TRUNCATED;
+	}
 	const uint8_t *p = buf, *end = buf + len;
 	uint64_t need = 1; /* objects still to read */
 

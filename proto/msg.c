@@ -277,7 +277,7 @@ static const struct field alloc_rsp[] = {UUID("resid", REQ, S, reservation_id),
                                          RESULT(S)};
 #undef S
 static const struct field error_msg[] = {
-	I32("code", REQ, struct qkdn_error, code, 1, -(QKDN_E_LAST_ + 1)),
+	I32("code", REQ, struct qkdn_error, code, 1, 10000),
 	FIELD("why", F_TEXT, OPT, struct qkdn_error, reason, 0,
 	      QKDN_REASON_MAX - 1),
 };

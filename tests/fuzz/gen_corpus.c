@@ -71,9 +71,8 @@ segs(struct qkdn_msg *m, uint32_t n)
 {
 	struct qkdn_segments s = {n, alloc(m, n * sizeof(struct qkdn_segment))};
 	for (uint32_t i = 0; i < n; i++)
-		s.v[i] = (struct qkdn_segment){.block_id = 1000 + i,
-		                               .offset = 64 * i,
-		                               .len = 32 + 32 * i};
+		s.v[i] = (struct qkdn_segment){
+		    .block_id = 1000 + i, .offset = 64 * i, .len = 32 + 32 * i};
 	return s;
 }
 
@@ -119,7 +118,8 @@ fill(struct qkdn_msg *m, uint32_t type, int full)
 		break;
 	case QKDN_SESSION_NOTIF_RSP:
 		m->u.session_notif_rsp.session_id = id;
-		m->u.session_notif_rsp.result = full ? QKDN_E_NOT_AUTHORISED : 0;
+		m->u.session_notif_rsp.result =
+		    full ? QKDN_E_NOT_AUTHORISED : 0;
 		break;
 	case QKDN_SESSION_CREATE_RSP:
 		m->u.session_create_rsp.session_id = id;
@@ -227,12 +227,14 @@ fill(struct qkdn_msg *m, uint32_t type, int full)
 		if (full) {
 			m->u.status_rsp.n_links = n;
 			m->u.status_rsp.links =
-				alloc(m, n * sizeof(struct qkdn_link_status));
+			    alloc(m, n * sizeof(struct qkdn_link_status));
 			for (uint32_t i = 0; i < n; i++) {
 				struct qkdn_link_status *l =
-					&m->u.status_rsp.links[i];
-				snprintf(l->link, sizeof(l->link), "link-%u", i);
-				snprintf(l->peer, sizeof(l->peer), "node-%u", i);
+				    &m->u.status_rsp.links[i];
+				snprintf(l->link, sizeof(l->link), "link-%u",
+				         i);
+				snprintf(l->peer, sizeof(l->peer), "node-%u",
+				         i);
 				l->out_bytes = 4096;
 				l->up = 1;
 			}
@@ -247,7 +249,8 @@ fill(struct qkdn_msg *m, uint32_t type, int full)
 		name(m->u.key_sync.link, "link-1-2");
 		m->u.key_sync.segs = segs(m, n);
 		m->u.key_sync.reqs.n = n;
-		m->u.key_sync.reqs.v = alloc(m, n * sizeof(struct qkdn_sync_req));
+		m->u.key_sync.reqs.v =
+		    alloc(m, n * sizeof(struct qkdn_sync_req));
 		for (uint32_t i = 0; i < n; i++) {
 			struct qkdn_sync_req *r = &m->u.key_sync.reqs.v[i];
 			name(r->src_sae, "sae-a");
@@ -263,11 +266,12 @@ fill(struct qkdn_msg *m, uint32_t type, int full)
 		break;
 	case QKDN_LINK_CTL:
 		name(m->u.link_ctl.link, "link-1-2");
-		m->u.link_ctl.action = full ? QKDN_LINK_RESUME : QKDN_LINK_PAUSE;
+		m->u.link_ctl.action =
+		    full ? QKDN_LINK_RESUME : QKDN_LINK_PAUSE;
 		break;
 	default:
-		fprintf(stderr, "gen_corpus: no sample for type %u (%s)\n", type,
-		        qkdn_msg_type_name(type));
+		fprintf(stderr, "gen_corpus: no sample for type %u (%s)\n",
+		        type, qkdn_msg_type_name(type));
 		exit(1);
 	}
 }
@@ -291,9 +295,10 @@ main(int argc, char **argv)
 			int rv;
 			memset(&m, 0, sizeof(m));
 			fill(&m, type, full);
-			if ((rv = qkdn_msg_encode(&m, qkdn_buf_write, &b)) != 0) {
-				fprintf(stderr, "gen_corpus: type %u: %s\n", type,
-				        qkdn_strerror(rv));
+			if ((rv = qkdn_msg_encode(&m, qkdn_buf_write, &b)) !=
+			    0) {
+				fprintf(stderr, "gen_corpus: type %u: %s\n",
+				        type, qkdn_strerror(rv));
 				return 1;
 			}
 			snprintf(path, sizeof(path), "%s/seed-%03u-%s.msgpack",

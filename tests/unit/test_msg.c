@@ -750,39 +750,42 @@ struct sample {
 	void (*check)(const struct qkdn_msg *x, const struct qkdn_msg *y);
 };
 
-#define SAMPLE(t, f) {t, fill_##f, check_##f}
+#define SAMPLE(t, f)                                                           \
+	{                                                                      \
+		t, fill_##f, check_##f                                         \
+	}
 static const struct sample samples[] = {
-	SAMPLE(QKDN_KEY_REQ, key_req),
-	SAMPLE(QKDN_KEY_RSP, key_rsp),
-	SAMPLE(QKDN_KEY_REQ_ID, key_req_id),
-	SAMPLE(QKDN_SESSION_CREATE_REQ, session_create_req),
-	SAMPLE(QKDN_SESSION_CREATE_NOTIF, session_create_notif),
-	SAMPLE(QKDN_SESSION_NOTIF_RSP, session_notif_rsp),
-	SAMPLE(QKDN_SESSION_CREATE_RSP, session_create_rsp),
-	SAMPLE(QKDN_KEY_REQ_SESSION, key_req_session),
-	SAMPLE(QKDN_KEY_SUPPLY_NOTIF, key_supply_notif),
-	SAMPLE(QKDN_PROACTIVE_SUPPLY, proactive_supply),
-	SAMPLE(QKDN_PROACTIVE_SUPPLY_RSP, proactive_supply_rsp),
-	SAMPLE(QKDN_KEY_SUPPLY_NOTIF_RSP, key_supply_notif_rsp),
-	SAMPLE(QKDN_KEY_REQ_SESSION_RSP, key_req_session_rsp),
-	SAMPLE(QKDN_NEXT_HOP_REQ, next_hop_req),
-	SAMPLE(QKDN_NEXT_HOP_RSP, next_hop_rsp),
-	SAMPLE(QKDN_RELAY_DONE_NOTIF, relay_done_notif),
-	SAMPLE(QKDN_RELAY_REQ_NOTIF, relay_req_notif),
-	SAMPLE(QKDN_RELAY_REQ, relay_req),
-	SAMPLE(QKDN_KEY_RELAY, key_relay),
-	SAMPLE(QKDN_RELAY_REQ_RSP, relay_req_rsp),
-	SAMPLE(QKDN_RESERVE_REQ, reserve_req),
-	SAMPLE(QKDN_RESERVE_RSP, reserve_rsp),
-	SAMPLE(QKDN_ALLOC_REQ, alloc_req),
-	SAMPLE(QKDN_ALLOC_RSP, alloc_rsp),
-	SAMPLE(QKDN_ERROR, error),
-	SAMPLE(QKDN_STATUS_REQ, status_req),
-	SAMPLE(QKDN_STATUS_RSP, status_rsp),
-	SAMPLE(QKDN_LINK_BLOCK, link_block),
-	SAMPLE(QKDN_KEY_SYNC, key_sync),
-	SAMPLE(QKDN_ACK, ack),
-	SAMPLE(QKDN_LINK_CTL, link_ctl),
+    SAMPLE(QKDN_KEY_REQ, key_req),
+    SAMPLE(QKDN_KEY_RSP, key_rsp),
+    SAMPLE(QKDN_KEY_REQ_ID, key_req_id),
+    SAMPLE(QKDN_SESSION_CREATE_REQ, session_create_req),
+    SAMPLE(QKDN_SESSION_CREATE_NOTIF, session_create_notif),
+    SAMPLE(QKDN_SESSION_NOTIF_RSP, session_notif_rsp),
+    SAMPLE(QKDN_SESSION_CREATE_RSP, session_create_rsp),
+    SAMPLE(QKDN_KEY_REQ_SESSION, key_req_session),
+    SAMPLE(QKDN_KEY_SUPPLY_NOTIF, key_supply_notif),
+    SAMPLE(QKDN_PROACTIVE_SUPPLY, proactive_supply),
+    SAMPLE(QKDN_PROACTIVE_SUPPLY_RSP, proactive_supply_rsp),
+    SAMPLE(QKDN_KEY_SUPPLY_NOTIF_RSP, key_supply_notif_rsp),
+    SAMPLE(QKDN_KEY_REQ_SESSION_RSP, key_req_session_rsp),
+    SAMPLE(QKDN_NEXT_HOP_REQ, next_hop_req),
+    SAMPLE(QKDN_NEXT_HOP_RSP, next_hop_rsp),
+    SAMPLE(QKDN_RELAY_DONE_NOTIF, relay_done_notif),
+    SAMPLE(QKDN_RELAY_REQ_NOTIF, relay_req_notif),
+    SAMPLE(QKDN_RELAY_REQ, relay_req),
+    SAMPLE(QKDN_KEY_RELAY, key_relay),
+    SAMPLE(QKDN_RELAY_REQ_RSP, relay_req_rsp),
+    SAMPLE(QKDN_RESERVE_REQ, reserve_req),
+    SAMPLE(QKDN_RESERVE_RSP, reserve_rsp),
+    SAMPLE(QKDN_ALLOC_REQ, alloc_req),
+    SAMPLE(QKDN_ALLOC_RSP, alloc_rsp),
+    SAMPLE(QKDN_ERROR, error),
+    SAMPLE(QKDN_STATUS_REQ, status_req),
+    SAMPLE(QKDN_STATUS_RSP, status_rsp),
+    SAMPLE(QKDN_LINK_BLOCK, link_block),
+    SAMPLE(QKDN_KEY_SYNC, key_sync),
+    SAMPLE(QKDN_ACK, ack),
+    SAMPLE(QKDN_LINK_CTL, link_ctl),
 };
 #define N_SAMPLES (sizeof(samples) / sizeof(samples[0]))
 
@@ -791,19 +794,16 @@ static const struct {
 	uint32_t type;
 	const char *key;
 } optional_fields[] = {
-	{QKDN_SESSION_CREATE_REQ, "snode"},
-	{QKDN_SESSION_CREATE_REQ, "dnode"},
-	{QKDN_NEXT_HOP_RSP, "next"},
-	{QKDN_ERROR, "why"},
-	{QKDN_STATUS_REQ, "flags"},
-	{QKDN_ACK, "val"},
+    {QKDN_SESSION_CREATE_REQ, "snode"}, {QKDN_SESSION_CREATE_REQ, "dnode"},
+    {QKDN_NEXT_HOP_RSP, "next"},        {QKDN_ERROR, "why"},
+    {QKDN_STATUS_REQ, "flags"},         {QKDN_ACK, "val"},
 };
 
 static bool
 is_optional(uint32_t type, const char *key)
 {
-	for (size_t i = 0; i < sizeof(optional_fields) / sizeof(optional_fields[0]);
-	     i++)
+	for (size_t i = 0;
+	     i < sizeof(optional_fields) / sizeof(optional_fields[0]); i++)
 		if (optional_fields[i].type == type &&
 		    strcmp(optional_fields[i].key, key) == 0)
 			return true;
@@ -969,9 +969,9 @@ edit_sample(uint32_t type, const char *key, enum edit how,
 
 	encode_sample(type, &b);
 	msgpack_unpacked_init(&up);
-	assert_int_equal(msgpack_unpack_next(&up, (const char *)b.data, b.len,
-	                                     &off),
-	                 MSGPACK_UNPACK_SUCCESS);
+	assert_int_equal(
+	    msgpack_unpack_next(&up, (const char *)b.data, b.len, &off),
+	    MSGPACK_UNPACK_SUCCESS);
 	const msgpack_object *e = up.data.via.array.ptr;
 	const msgpack_object_map *body = &e[3].via.map;
 	size_t n = body->size;
@@ -1022,9 +1022,9 @@ body_keys(uint32_t type, char keys[][16], size_t max)
 
 	encode_sample(type, &b);
 	msgpack_unpacked_init(&up);
-	assert_int_equal(msgpack_unpack_next(&up, (const char *)b.data, b.len,
-	                                     &off),
-	                 MSGPACK_UNPACK_SUCCESS);
+	assert_int_equal(
+	    msgpack_unpack_next(&up, (const char *)b.data, b.len, &off),
+	    MSGPACK_UNPACK_SUCCESS);
 	const msgpack_object_map *body = &up.data.via.array.ptr[3].via.map;
 	n = body->size;
 	assert_true(n <= max);
@@ -1105,8 +1105,8 @@ test_every_type_covered(void **state)
 	for (size_t i = 0; i < N_SAMPLES; i++)
 		for (size_t j = i + 1; j < N_SAMPLES; j++)
 			assert_string_not_equal(
-				qkdn_msg_type_name(samples[i].type),
-				qkdn_msg_type_name(samples[j].type));
+			    qkdn_msg_type_name(samples[i].type),
+			    qkdn_msg_type_name(samples[j].type));
 }
 
 /* Types 1..24 carry the names of the Q.4160 catalogue, in its order. */
@@ -1115,30 +1115,30 @@ test_catalogue_names(void **state)
 {
 	(void)state;
 	static const char *const catalogue[] = {
-		"key request",
-		"response to key request",
-		"key request with ID",
-		"session creation request",
-		"session creation notification",
-		"response to session creation notification",
-		"response to session creation request",
-		"key request with session ID",
-		"key supply notification",
-		"proactive key supply",
-		"response to proactive key supply",
-		"response to key supply notification",
-		"response to key request with session ID",
-		"key relay next hop request",
-		"response to key relay next hop request",
-		"key relay completion notification",
-		"key relay request notification",
-		"key relay request",
-		"key relay",
-		"response to key relay request",
-		"key reservation request",
-		"response to key reservation request",
-		"key allocation request",
-		"response to key allocation request",
+	    "key request",
+	    "response to key request",
+	    "key request with ID",
+	    "session creation request",
+	    "session creation notification",
+	    "response to session creation notification",
+	    "response to session creation request",
+	    "key request with session ID",
+	    "key supply notification",
+	    "proactive key supply",
+	    "response to proactive key supply",
+	    "response to key supply notification",
+	    "response to key request with session ID",
+	    "key relay next hop request",
+	    "response to key relay next hop request",
+	    "key relay completion notification",
+	    "key relay request notification",
+	    "key relay request",
+	    "key relay",
+	    "response to key relay request",
+	    "key reservation request",
+	    "response to key reservation request",
+	    "key allocation request",
+	    "response to key allocation request",
 	};
 	for (uint32_t t = 1; t <= 24; t++)
 		assert_string_equal(qkdn_msg_type_name(t), catalogue[t - 1]);
@@ -1293,8 +1293,8 @@ test_round_trip_limits(void **state)
 	/* 64 links in a status reply, and none */
 	build_sample(QKDN_STATUS_RSP, &m);
 	m.u.status_rsp.n_links = QKDN_LINKS_MAX;
-	m.u.status_rsp.links =
-		qkdn_msg_alloc(&m, QKDN_LINKS_MAX * sizeof(struct qkdn_link_status));
+	m.u.status_rsp.links = qkdn_msg_alloc(
+	    &m, QKDN_LINKS_MAX * sizeof(struct qkdn_link_status));
 	for (uint32_t i = 0; i < QKDN_LINKS_MAX; i++) {
 		snprintf(m.u.status_rsp.links[i].link, QKDN_NAME_MAX, "l%u", i);
 		snprintf(m.u.status_rsp.links[i].peer, QKDN_NAME_MAX, "p%u", i);
@@ -1459,7 +1459,8 @@ test_empty_and_truncated(void **state)
 		struct qkdn_buf b = {0};
 		encode_sample(samples[i].type, &b);
 		for (size_t len = 0; len < b.len; len++) {
-			/* a copy of exactly len bytes, so ASan sees overreads */
+			/* a copy of exactly len bytes, so ASan sees overreads
+			 */
 			uint8_t *cut = malloc(len ? len : 1);
 			assert_non_null(cut);
 			memcpy(cut, b.data, len);
@@ -1531,7 +1532,12 @@ test_bad_envelope(void **state)
 	}
 
 	/* unknown types */
-	uint64_t types[] = {0, 25, 99, 107, 1000, UINT32_MAX,
+	uint64_t types[] = {0,
+	                    25,
+	                    99,
+	                    107,
+	                    1000,
+	                    UINT32_MAX,
 	                    (uint64_t)UINT32_MAX + 1 + QKDN_KEY_REQ,
 	                    UINT64_MAX};
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
@@ -1550,7 +1556,8 @@ test_bad_envelope(void **state)
 			msgpack_pack_array(&p.pk, 4);
 			for (int i = 0; i < 3; i++) {
 				if (i != slot)
-					msgpack_pack_uint8(&p.pk, i == 1 ? 101 : 1);
+					msgpack_pack_uint8(&p.pk,
+					                   i == 1 ? 101 : 1);
 				else if (how == 0)
 					pk_str(&p.pk, "1");
 				else if (how == 1)
@@ -1658,8 +1665,8 @@ test_every_field_checked(void **state)
 					msgpack_pack_float(&v.pk, 1.0f);
 					break;
 				case 4:
-					msgpack_pack_ext_with_body(&v.pk, "abcd",
-					                           4, 1);
+					msgpack_pack_ext_with_body(
+					    &v.pk, "abcd", 4, 1);
 					break;
 				default:
 					msgpack_pack_map(&v.pk, 0);
@@ -2035,9 +2042,12 @@ test_out_of_range(void **state)
 	WITH_VALUE(QKDN_KEY_REQ, "bits", rg, msgpack_pack_uint8(pk, 12));
 	WITH_VALUE(QKDN_KEY_REQ, "bits", rg, msgpack_pack_uint8(pk, 7));
 	WITH_VALUE(QKDN_KEY_REQ, "bits", rg, msgpack_pack_int8(pk, -8));
-	WITH_VALUE(QKDN_KEY_REQ, "bits", rg, msgpack_pack_uint64(pk, 1ULL << 32));
-	WITH_VALUE(QKDN_KEY_REQ, "bits", rg, msgpack_pack_uint64(pk, UINT64_MAX));
-	WITH_VALUE(QKDN_SESSION_CREATE_REQ, "bits", rg, msgpack_pack_uint8(pk, 0));
+	WITH_VALUE(QKDN_KEY_REQ, "bits", rg,
+	           msgpack_pack_uint64(pk, 1ULL << 32));
+	WITH_VALUE(QKDN_KEY_REQ, "bits", rg,
+	           msgpack_pack_uint64(pk, UINT64_MAX));
+	WITH_VALUE(QKDN_SESSION_CREATE_REQ, "bits", rg,
+	           msgpack_pack_uint8(pk, 0));
 	WITH_VALUE(QKDN_KEY_SYNC, "reqs", rg, pk_sync_req(pk, 9000, 1));
 	WITH_VALUE(QKDN_KEY_SYNC, "reqs", rg, pk_sync_req(pk, 0, 1));
 	WITH_VALUE(QKDN_KEY_SYNC, "reqs", rg, pk_sync_req(pk, 260, 1));
@@ -2069,7 +2079,8 @@ test_out_of_range(void **state)
 	WITH_VALUE(QKDN_KEY_RSP, "keys", rg, msgpack_pack_array(pk, 0));
 	WITH_VALUE(QKDN_RELAY_REQ, "route", rg, pk_names(pk, 1));
 	WITH_VALUE(QKDN_RELAY_REQ, "route", rg, pk_names(pk, 0));
-	WITH_VALUE(QKDN_PROACTIVE_SUPPLY_RSP, "ids", 0, msgpack_pack_array(pk, 0));
+	WITH_VALUE(QKDN_PROACTIVE_SUPPLY_RSP, "ids", 0,
+	           msgpack_pack_array(pk, 0));
 	/* UUIDs must be 16 bytes */
 	WITH_VALUE(QKDN_SESSION_NOTIF_RSP, "sid", rg, pk_bin(pk, 15, 1));
 	WITH_VALUE(QKDN_SESSION_NOTIF_RSP, "sid", rg, pk_bin(pk, 17, 1));
@@ -2104,13 +2115,15 @@ test_out_of_range(void **state)
 	WITH_VALUE(QKDN_KEY_RELAY, "segs", rg, pk_segs(pk, 1, 0, 0));
 	WITH_VALUE(QKDN_KEY_RELAY, "segs", rg,
 	           pk_segs(pk, 1, 0, QKDN_BLOCK_BYTES_MAX + 1));
-	WITH_VALUE(QKDN_KEY_RELAY, "segs", 0,
-	           pk_segs(pk, 1, QKDN_BLOCK_BYTES_MAX - 1,
-	                   QKDN_BLOCK_BYTES_MAX));
+	WITH_VALUE(
+	    QKDN_KEY_RELAY, "segs", 0,
+	    pk_segs(pk, 1, QKDN_BLOCK_BYTES_MAX - 1, QKDN_BLOCK_BYTES_MAX));
 	/* u64 fields: never negative */
 	WITH_VALUE(QKDN_LINK_BLOCK, "blk", rg, msgpack_pack_int8(pk, -1));
-	WITH_VALUE(QKDN_STATUS_RSP, "errors", rg, msgpack_pack_int64(pk, INT64_MIN));
-	WITH_VALUE(QKDN_LINK_BLOCK, "blk", 0, msgpack_pack_uint64(pk, UINT64_MAX));
+	WITH_VALUE(QKDN_STATUS_RSP, "errors", rg,
+	           msgpack_pack_int64(pk, INT64_MIN));
+	WITH_VALUE(QKDN_LINK_BLOCK, "blk", 0,
+	           msgpack_pack_uint64(pk, UINT64_MAX));
 	/* results: -10000..0 */
 	WITH_VALUE(QKDN_ACK, "res", rg, msgpack_pack_uint8(pk, 1));
 	WITH_VALUE(QKDN_ACK, "res", rg, msgpack_pack_int32(pk, -10001));
@@ -2118,10 +2131,11 @@ test_out_of_range(void **state)
 	WITH_VALUE(QKDN_ACK, "res", rg, msgpack_pack_uint64(pk, UINT64_MAX));
 	WITH_VALUE(QKDN_ALLOC_RSP, "res", rg, msgpack_pack_uint8(pk, 5));
 	WITH_VALUE(QKDN_NEXT_HOP_RSP, "res", 0, msgpack_pack_int8(pk, 0));
-	/* error codes: 1..25 */
+	/* error codes: 1..10000, so codes added later still decode */
 	WITH_VALUE(QKDN_ERROR, "code", rg, msgpack_pack_uint8(pk, 0));
 	WITH_VALUE(QKDN_ERROR, "code", rg, msgpack_pack_int8(pk, -1));
-	WITH_VALUE(QKDN_ERROR, "code", rg,
+	WITH_VALUE(QKDN_ERROR, "code", rg, msgpack_pack_int32(pk, 10001));
+	WITH_VALUE(QKDN_ERROR, "code", 0,
 	           msgpack_pack_int32(pk, -QKDN_E_LAST_));
 	WITH_VALUE(QKDN_ERROR, "code", 0,
 	           msgpack_pack_int32(pk, -(QKDN_E_LAST_ + 1)));
@@ -2145,30 +2159,36 @@ test_utf8(void **state)
 		const char *s;
 		size_t len;
 	} bad[] = {
-		{"\x80", 1},                 /* lone continuation byte */
-		{"ab\xbf", 3},               /* continuation after ASCII */
-		{"\xc3", 1},                 /* truncated 2-byte sequence */
-		{"a\xe2\x82", 3},            /* truncated 3-byte sequence */
-		{"\xf0\x9f\x98", 3},         /* truncated 4-byte sequence */
-		{"\xc3\x28", 2},             /* bad continuation */
-		{"\xc0\xaf", 2},             /* overlong '/' */
-		{"\xc1\xbf", 2},             /* overlong */
-		{"\xe0\x80\xaf", 3},         /* overlong 3-byte */
-		{"\xf0\x80\x80\xaf", 4},     /* overlong 4-byte */
-		{"\xed\xa0\x80", 3},         /* UTF-16 surrogate */
-		{"\xed\xbf\xbf", 3},         /* UTF-16 surrogate */
-		{"\xf4\x90\x80\x80", 4},     /* above U+10FFFF */
-		{"\xf5\x80\x80\x80", 4},     /* lead byte past U+10FFFF */
-		{"\xf8\x88\x80\x80\x80", 5}, /* 5-byte form */
-		{"\xfe", 1},
-		{"\xff", 1},
-		{"ab\0cd", 5},               /* embedded NUL */
-		{"\0", 1},                   /* only a NUL */
-		{"abc\0", 4},                /* trailing NUL */
+	    {"\x80", 1},                 /* lone continuation byte */
+	    {"ab\xbf", 3},               /* continuation after ASCII */
+	    {"\xc3", 1},                 /* truncated 2-byte sequence */
+	    {"a\xe2\x82", 3},            /* truncated 3-byte sequence */
+	    {"\xf0\x9f\x98", 3},         /* truncated 4-byte sequence */
+	    {"\xc3\x28", 2},             /* bad continuation */
+	    {"\xc0\xaf", 2},             /* overlong '/' */
+	    {"\xc1\xbf", 2},             /* overlong */
+	    {"\xe0\x80\xaf", 3},         /* overlong 3-byte */
+	    {"\xf0\x80\x80\xaf", 4},     /* overlong 4-byte */
+	    {"\xed\xa0\x80", 3},         /* UTF-16 surrogate */
+	    {"\xed\xbf\xbf", 3},         /* UTF-16 surrogate */
+	    {"\xf4\x90\x80\x80", 4},     /* above U+10FFFF */
+	    {"\xf5\x80\x80\x80", 4},     /* lead byte past U+10FFFF */
+	    {"\xf8\x88\x80\x80\x80", 5}, /* 5-byte form */
+	    {"\xfe", 1},
+	    {"\xff", 1},
+	    {"ab\0cd", 5}, /* embedded NUL */
+	    {"\0", 1},     /* only a NUL */
+	    {"abc\0", 4},  /* trailing NUL */
 	};
 	static const char *const good[] = {
-		"plain", "\x7f", "é", "€uro", "𝄞", "東京", "\xf4\x8f\xbf\xbf",
-		"\xef\xbf\xbd",
+	    "plain",
+	    "\x7f",
+	    "é",
+	    "€uro",
+	    "𝄞",
+	    "東京",
+	    "\xf4\x8f\xbf\xbf",
+	    "\xef\xbf\xbd",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct pk v, out;
@@ -2223,11 +2243,11 @@ test_huge_declarations(void **state)
 {
 	(void)state;
 	static const uint8_t inputs[][5] = {
-		{0xdd, 0xff, 0xff, 0xff, 0xff}, /* array32 of 2^32-1 */
-		{0xdf, 0xff, 0xff, 0xff, 0xff}, /* map32 of 2^32-1 */
-		{0xdb, 0xff, 0xff, 0xff, 0xff}, /* str32 */
-		{0xc6, 0xff, 0xff, 0xff, 0xff}, /* bin32 */
-		{0xc9, 0xff, 0xff, 0xff, 0xff}, /* ext32 */
+	    {0xdd, 0xff, 0xff, 0xff, 0xff}, /* array32 of 2^32-1 */
+	    {0xdf, 0xff, 0xff, 0xff, 0xff}, /* map32 of 2^32-1 */
+	    {0xdb, 0xff, 0xff, 0xff, 0xff}, /* str32 */
+	    {0xc6, 0xff, 0xff, 0xff, 0xff}, /* bin32 */
+	    {0xc9, 0xff, 0xff, 0xff, 0xff}, /* ext32 */
 	};
 	double t0 = now();
 	for (int rep = 0; rep < 200; rep++)
@@ -2536,7 +2556,8 @@ test_buf(void **state)
 	/* no more than one message's worth */
 	char *big = calloc(1, QKDN_MSG_BYTES_MAX + 1);
 	assert_non_null(big);
-	assert_int_not_equal(qkdn_buf_write(&b, big, QKDN_MSG_BYTES_MAX + 1), 0);
+	assert_int_not_equal(qkdn_buf_write(&b, big, QKDN_MSG_BYTES_MAX + 1),
+	                     0);
 	assert_int_equal(qkdn_buf_write(&b, big, QKDN_MSG_BYTES_MAX), 0);
 	assert_int_not_equal(qkdn_buf_write(&b, big, 1), 0);
 	qkdn_buf_free(&b);
@@ -2567,8 +2588,8 @@ test_uuid(void **state)
 
 	for (int i = 0; i < 100; i++) {
 		qkdn_uuid_random(&a);
-		assert_int_equal(a.b[6] >> 4, 4);        /* version 4 */
-		assert_int_equal(a.b[8] & 0xc0, 0x80);   /* RFC 4122 variant */
+		assert_int_equal(a.b[6] >> 4, 4);      /* version 4 */
+		assert_int_equal(a.b[8] & 0xc0, 0x80); /* RFC 4122 variant */
 		qkdn_uuid_format(&a, text);
 		assert_int_equal(strlen(text), 36);
 		assert_int_equal(text[8], '-');
@@ -2588,23 +2609,23 @@ test_uuid(void **state)
 	qkdn_uuid_format(&a, text);
 	assert_string_equal(text, "00112233-4455-6677-8899-aabbccddeeff");
 	assert_int_equal(
-		qkdn_uuid_parse("00112233-4455-6677-8899-AABBCCDDEEFF", &b), 0);
+	    qkdn_uuid_parse("00112233-4455-6677-8899-AABBCCDDEEFF", &b), 0);
 	assert_memory_equal(a.b, b.b, 16);
 
 	static const char *const bad[] = {
-		"",
-		"00112233-4455-6677-8899-aabbccddeef",   /* 35 */
-		"00112233-4455-6677-8899-aabbccddeeff0", /* 37 */
-		"00112233445566778899aabbccddeeff",      /* no dashes */
-		"00112233-4455-6677-8899-aabbccddeefg",  /* not hex */
-		"0011223-34455-6677-8899-aabbccddeeff",  /* dash misplaced */
-		"00112233_4455_6677_8899_aabbccddeeff",  /* wrong separator */
-		"00112233-4455-6677-8899-aabbccddee f",  /* space */
-		" 0112233-4455-6677-8899-aabbccddeeff",
-		"00112233-4455-6677-8899-aabbccddeeff\n",
-		"{0112233-4455-6677-8899-aabbccddeef}",
-		"00112233-4455-6677-8899+aabbccddeeff",
-		"0x112233-4455-6677-8899-aabbccddeeff",
+	    "",
+	    "00112233-4455-6677-8899-aabbccddeef",   /* 35 */
+	    "00112233-4455-6677-8899-aabbccddeeff0", /* 37 */
+	    "00112233445566778899aabbccddeeff",      /* no dashes */
+	    "00112233-4455-6677-8899-aabbccddeefg",  /* not hex */
+	    "0011223-34455-6677-8899-aabbccddeeff",  /* dash misplaced */
+	    "00112233_4455_6677_8899_aabbccddeeff",  /* wrong separator */
+	    "00112233-4455-6677-8899-aabbccddee f",  /* space */
+	    " 0112233-4455-6677-8899-aabbccddeeff",
+	    "00112233-4455-6677-8899-aabbccddeeff\n",
+	    "{0112233-4455-6677-8899-aabbccddeef}",
+	    "00112233-4455-6677-8899+aabbccddeeff",
+	    "0x112233-4455-6677-8899-aabbccddeeff",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (qkdn_uuid_parse(bad[i], &b) != QKDN_E_BAD_REQUEST)
@@ -2641,8 +2662,8 @@ test_strerror(void **state)
 		for (int d = 0; d > c; d--)
 			assert_string_not_equal(t, qkdn_strerror(d));
 	}
-	int outside[] = {QKDN_E_LAST_, QKDN_E_LAST_ - 1, 1, 2, 100, -1000,
-	                 INT32_MIN, INT32_MAX};
+	int outside[] = {QKDN_E_LAST_, QKDN_E_LAST_ - 1, 1,        2, 100,
+	                 -1000,        INT32_MIN,        INT32_MAX};
 	for (size_t i = 0; i < sizeof(outside) / sizeof(outside[0]); i++)
 		assert_string_equal(qkdn_strerror(outside[i]), "unknown error");
 }
@@ -2651,31 +2672,31 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_every_type_covered),
-		cmocka_unit_test(test_catalogue_names),
-		cmocka_unit_test(test_round_trip_every_type),
-		cmocka_unit_test(test_round_trip_limits),
-		cmocka_unit_test(test_optional_fields),
-		cmocka_unit_test(test_unknown_keys_ignored),
-		cmocka_unit_test(test_key_order_free),
-		cmocka_unit_test(test_empty_and_truncated),
-		cmocka_unit_test(test_trailing_bytes),
-		cmocka_unit_test(test_bad_envelope),
-		cmocka_unit_test(test_every_field_checked),
-		cmocka_unit_test(test_wrong_field_types),
-		cmocka_unit_test(test_nested_missing),
-		cmocka_unit_test(test_too_large),
-		cmocka_unit_test(test_out_of_range),
-		cmocka_unit_test(test_utf8),
-		cmocka_unit_test(test_huge_declarations),
-		cmocka_unit_test(test_invalid_msgpack),
-		cmocka_unit_test(test_random_bytes),
-		cmocka_unit_test(test_mutated_messages),
-		cmocka_unit_test(test_encoder_validation),
-		cmocka_unit_test(test_buf),
-		cmocka_unit_test(test_uuid),
-		cmocka_unit_test(test_name_set),
-		cmocka_unit_test(test_strerror),
+	    cmocka_unit_test(test_every_type_covered),
+	    cmocka_unit_test(test_catalogue_names),
+	    cmocka_unit_test(test_round_trip_every_type),
+	    cmocka_unit_test(test_round_trip_limits),
+	    cmocka_unit_test(test_optional_fields),
+	    cmocka_unit_test(test_unknown_keys_ignored),
+	    cmocka_unit_test(test_key_order_free),
+	    cmocka_unit_test(test_empty_and_truncated),
+	    cmocka_unit_test(test_trailing_bytes),
+	    cmocka_unit_test(test_bad_envelope),
+	    cmocka_unit_test(test_every_field_checked),
+	    cmocka_unit_test(test_wrong_field_types),
+	    cmocka_unit_test(test_nested_missing),
+	    cmocka_unit_test(test_too_large),
+	    cmocka_unit_test(test_out_of_range),
+	    cmocka_unit_test(test_utf8),
+	    cmocka_unit_test(test_huge_declarations),
+	    cmocka_unit_test(test_invalid_msgpack),
+	    cmocka_unit_test(test_random_bytes),
+	    cmocka_unit_test(test_mutated_messages),
+	    cmocka_unit_test(test_encoder_validation),
+	    cmocka_unit_test(test_buf),
+	    cmocka_unit_test(test_uuid),
+	    cmocka_unit_test(test_name_set),
+	    cmocka_unit_test(test_strerror),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,26 @@
 #define PROBE_MIN_MS  20  /* least time between two calls to one daemon */
 
 static const char SIM_NAME[] = "qkdsim";
+
+/* Ctrl-C while waiting: stop what was started rather than leave it. */
+static volatile sig_atomic_t interrupted;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static void
+catch_signals(void)
+{
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
 
 /* A daemon being waited for, and the address it must answer on. */
 struct waiter {
@@ -82,6 +103,10 @@ await_ready(struct waiter *w, size_t n, int timeout_ms, bool *failed, char *why,
 	}
 	for (;;) {
 		size_t pending = 0;
+		if (interrupted) {
+			snprintf(why, whylen, "interrupted");
+			return QKDN_E_SHUTDOWN;
+		}
 		for (size_t i = 0; i < n; i++) {
 			char how[96];
 			if (cli_proc_alive(w[i].p))
@@ -269,6 +294,7 @@ cli_net_up(const struct cli_cmd *cmd, struct cli_args *a)
 		rv = cli_fail(a, NULL, QKDN_E_NOMEM, "starting %zu daemons", n);
 		goto out;
 	}
+	catch_signals();
 	if ((rv = start_all(a, net, dir, config, procs)) != 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
