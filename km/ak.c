@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SRC "ak"
+#define SRC         "ak"
 #define AK_CONTEXTS 128
 #define AK_RECV_MAX (1u << 20)
 
@@ -90,7 +90,7 @@ static void
 keyreq_done(struct km_keyreq *r, int rv, const char *why)
 {
 	struct ak_work *w =
-		(struct ak_work *)((char *)r - offsetof(struct ak_work, kr));
+	    (struct ak_work *)((char *)r - offsetof(struct ak_work, kr));
 	if (rv != 0) {
 		send_error(w, rv, why);
 		return;
@@ -201,9 +201,9 @@ static const struct {
 	uint32_t type;
 	void (*handle)(struct ak_work *w, struct qkdn_msg *req);
 } handlers[] = {
-	{QKDN_KEY_REQ, handle_key_req},
-	{QKDN_KEY_REQ_ID, handle_key_req_id},
-	{QKDN_STATUS_REQ, handle_status},
+    {QKDN_KEY_REQ, handle_key_req},
+    {QKDN_KEY_REQ_ID, handle_key_req_id},
+    {QKDN_STATUS_REQ, handle_status},
 };
 
 static void
@@ -212,8 +212,7 @@ dispatch(struct ak_work *w, nng_msg *nm)
 	struct qkdn_msg req;
 	struct qkdn_decode_error err = {0};
 	nng_pipe p = nng_msg_get_pipe(nm);
-	w->has_uid = nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &w->uid) ==
-	             0;
+	w->has_uid = nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &w->uid) == 0;
 	int rv = qkdn_rpc_unpack(nm, &req, &err);
 	nng_msg_free(nm);
 	w->req_id = req.req_id;

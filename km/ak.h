@@ -8,7 +8,7 @@
 struct km_ak;
 
 int km_ak_start(struct km *km, struct km_ak **out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void km_ak_stop(struct km_ak *ak);
 
 #endif

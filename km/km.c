@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SRC "km"
+#define SRC       "km"
 #define SWEEP_MAX 10000
 
 struct km_link *
@@ -35,8 +35,7 @@ open_links(struct km *km)
 {
 	const struct qkdn_net *net = km->net;
 	int rv;
-	km->links = calloc(net->n_links ? net->n_links : 1,
-	                   sizeof(*km->links));
+	km->links = calloc(net->n_links ? net->n_links : 1, sizeof(*km->links));
 	if (km->links == NULL)
 		return QKDN_E_NOMEM;
 	for (size_t i = 0; i < net->n_links; i++) {
@@ -52,8 +51,9 @@ open_links(struct km *km)
 		if (rv != 0)
 			return rv;
 		km->n_links++;
-		QLOG_INFO(SRC, "link %s to %s: %llu bytes to start keys, %llu "
-		               "for the peer's",
+		QLOG_INFO(SRC,
+		          "link %s to %s: %llu bytes to start keys, %llu "
+		          "for the peer's",
 		          lc->id, net->nodes[l->peer].id,
 		          (unsigned long long)km_pool_out_avail(&l->pool),
 		          (unsigned long long)km_pool_in_avail(&l->pool));
@@ -148,7 +148,7 @@ km_status(struct km *km, struct qkdn_msg *rsp)
 	s->n_links = (uint32_t)km->n_links;
 	if (km->n_links > 0 &&
 	    (s->links = qkdn_msg_alloc(rsp, km->n_links * sizeof(*s->links))) ==
-	            NULL)
+	        NULL)
 		return QKDN_E_NOMEM;
 	nng_mtx_lock(km->mtx);
 	for (size_t i = 0; i < km->n_links; i++) {

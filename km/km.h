@@ -35,9 +35,9 @@ struct km_keyreq {
 
 struct km_link {
 	const struct qkdn_net_link *conf;
-	int peer;                /* node index of the other end */
+	int peer; /* node index of the other end */
 	struct km_pool pool;
-	struct km_kx_link *kx;   /* this node's Kx client to the peer */
+	struct km_kx_link *kx; /* this node's Kx client to the peer */
 };
 
 struct km {
@@ -58,7 +58,7 @@ struct km {
 /* Start the KM of node `self` of net: open the store, load the pools,
  * listen on Ak, Kx and Kq-1. */
 int km_start(struct km **out, const struct qkdn_net *net, int self)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Stop serving, save the pools and close the store. */
 void km_stop(struct km *km);
 /* Periodic housekeeping: expire keys, delete used blocks. */

@@ -37,8 +37,9 @@ take_block(struct km_kq *kq, nng_msg *nm)
 	const struct qkdn_link_block *b = &m.u.link_block;
 	struct km_link *l = km_link_named(km, b->link);
 	if (l == NULL) {
-		QLOG_WARN(SRC, "dropped a block of link %s, not a link of "
-		               "this node",
+		QLOG_WARN(SRC,
+		          "dropped a block of link %s, not a link of "
+		          "this node",
 		          b->link);
 	} else {
 		nng_mtx_lock(km->mtx);

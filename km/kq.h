@@ -7,7 +7,7 @@
 struct km_kq;
 
 int km_kq_start(struct km *km, struct km_kq **out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void km_kq_stop(struct km_kq *kq);
 
 #endif

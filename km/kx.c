@@ -10,12 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SRC "kx"
-#define MAC_KEY_BYTES crypto_onetimeauth_KEYBYTES
-#define MAX_RETRIES 3
+#define SRC             "kx"
+#define MAC_KEY_BYTES   crypto_onetimeauth_KEYBYTES
+#define MAX_RETRIES     3
 #define SERVER_CONTEXTS 4
-#define BLOCK_WAIT_MS 10
-#define MAX_BATCH_KEYS QKDN_KEYS_MAX
+#define BLOCK_WAIT_MS   10
+#define MAX_BATCH_KEYS  QKDN_KEYS_MAX
 #define MAX_BATCH_BYTES (512u * 1024u)
 
 /* ---------------------------------------------------------------- MAC */
@@ -31,8 +31,8 @@ sync_mac(const struct qkdn_msg *m, const uint8_t key[MAC_KEY_BYTES],
 		if (verify)
 			rv = crypto_onetimeauth_verify(tag, buf.data, buf.len,
 			                               key) == 0
-			             ? 0
-			             : QKDN_E_AUTH_FAILED;
+			         ? 0
+			         : QKDN_E_AUTH_FAILED;
 		else
 			crypto_onetimeauth(tag, buf.data, buf.len, key);
 	}
@@ -288,8 +288,7 @@ km_kx_submit(struct km *km, struct km_link *l, struct km_keyreq *r)
 
 /* The batch is over: hand out, retry or fail, then start the next. */
 static void
-finish_batch(struct km_kx_link *kl, int rv, uint64_t missing,
-             const char *why)
+finish_batch(struct km_kx_link *kl, int rv, uint64_t missing, const char *why)
 {
 	struct km_keyreq *batch;
 	nng_mtx_lock(kl->km->mtx);
@@ -353,8 +352,9 @@ kx_client_cb(void *arg)
 		         kl->km->net->nodes[kl->l->peer].id,
 		         rv == NNG_ETIMEDOUT ? "no answer within the deadline"
 		                             : nng_strerror(rv));
-		finish_batch(kl, rv == NNG_ETIMEDOUT ? QKDN_E_TIMEOUT
-		                                     : QKDN_E_UNREACHABLE,
+		finish_batch(kl,
+		             rv == NNG_ETIMEDOUT ? QKDN_E_TIMEOUT
+		                                 : QKDN_E_UNREACHABLE,
 		             0, why);
 		return;
 	}
@@ -442,8 +442,8 @@ reply_ack(struct kx_work *w, int result, uint64_t value)
 /* Who may appear in a sync from the peer across link l. */
 static int
 check_sync_saes(struct km *km, struct km_link *l,
-                const struct qkdn_key_sync *ks, uint64_t *bytes,
-                char *why, size_t whylen)
+                const struct qkdn_key_sync *ks, uint64_t *bytes, char *why,
+                size_t whylen)
 {
 	const struct qkdn_net *net = km->net;
 	uint64_t total = MAC_KEY_BYTES, keys = 0;
@@ -491,13 +491,12 @@ store_sync(struct km *km, struct km_link *l, const struct qkdn_key_sync *ks,
 	for (uint32_t i = 0; i < ks->reqs.n; i++) {
 		const struct qkdn_sync_req *sr = &ks->reqs.v[i];
 		for (uint32_t k = 0; k < sr->ids.n; k++, n++) {
-			recs[n] = (struct km_key_record){
-				.id = sr->ids.v[k],
-				.src_sae = sr->src_sae,
-				.dst_sae = sr->dst_sae,
-				.expires_ms = expires,
-				.len = sr->bits / 8,
-				.bytes = bytes + at};
+			recs[n] = (struct km_key_record){.id = sr->ids.v[k],
+			                                 .src_sae = sr->src_sae,
+			                                 .dst_sae = sr->dst_sae,
+			                                 .expires_ms = expires,
+			                                 .len = sr->bits / 8,
+			                                 .bytes = bytes + at};
 			at += sr->bits / 8;
 		}
 	}

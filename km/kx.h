@@ -11,7 +11,7 @@
 struct km_kx_server;
 
 int km_kx_link_open(struct km *km, struct km_link *l)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void km_kx_link_close(struct km *km, struct km_link *l);
 /* Queue r on link l (takes the KM lock). r->done is called exactly once. */
 void km_kx_submit(struct km *km, struct km_link *l, struct km_keyreq *r);
@@ -19,7 +19,7 @@ void km_kx_submit(struct km *km, struct km_link *l, struct km_keyreq *r);
 bool km_kx_link_up(const struct km_kx_link *kl);
 
 int km_kx_server_start(struct km *km, struct km_kx_server **out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void km_kx_server_stop(struct km_kx_server *s);
 
 #endif

@@ -78,7 +78,8 @@ push_id(struct km_pool *p, uint64_t id)
 {
 	if (p->head + p->n == p->cap) {
 		if (p->head > 0) {
-			memmove(p->ids, p->ids + p->head, p->n * sizeof(*p->ids));
+			memmove(p->ids, p->ids + p->head,
+			        p->n * sizeof(*p->ids));
 			p->head = 0;
 		} else {
 			size_t cap = p->cap ? p->cap * 2 : 256;
@@ -118,8 +119,8 @@ km_pool_init(struct km_pool *p, struct km_store *st, const char *link,
 	p->block_bytes = block_bytes;
 	p->half = block_bytes / 2;
 	p->first_half_out = first_half_out;
-	p->max_blocks = max_bytes / block_bytes > 2 ? max_bytes / block_bytes
-	                                            : 2;
+	p->max_blocks =
+	    max_bytes / block_bytes > 2 ? max_bytes / block_bytes : 2;
 	p->lease_blocks = (LEASE_BYTES + p->half - 1) / p->half;
 	p->out_cache.buf = sodium_malloc(block_bytes);
 	p->in_cache.buf = sodium_malloc(block_bytes);
@@ -129,7 +130,7 @@ km_pool_init(struct km_pool *p, struct km_store *st, const char *link,
 	}
 	if ((rv = km_store_block_ids(st, link, load_id, p)) != 0 ||
 	    (rv = km_store_mark_get(st, link, KM_MARK_OUT_LEASE, &p->lease)) !=
-	            0 ||
+	        0 ||
 	    (rv = km_store_mark_get(st, link, KM_MARK_IN, &p->in)) != 0) {
 		km_pool_fini(p);
 		return rv;
@@ -203,6 +204,11 @@ km_pool_take_out(struct km_pool *p, uint32_t len, struct qkdn_segment *segs,
 	int rv = 0;
 	if (km_pool_out_avail(p) < len)
 		return QKDN_E_INSUFFICIENT_KEY;
+	if (len == 0) {
+		/* no segment, so no end position to move the cursor to */
+		*nsegs = 0;
+		return 0;
+	}
 	resolve(p, p->out, &i, &off);
 	/* plan the segments first: nothing is taken if any step fails */
 	while (left > 0) {
@@ -228,7 +234,8 @@ km_pool_take_out(struct km_pool *p, uint32_t len, struct qkdn_segment *segs,
 	}
 	uint32_t at = 0, base = p->first_half_out ? 0 : p->half;
 	for (uint32_t s = 0; s < k; s++) {
-		const uint8_t *b = block(p, &p->out_cache, segs[s].block_id, &rv);
+		const uint8_t *b =
+		    block(p, &p->out_cache, segs[s].block_id, &rv);
 		if (b == NULL) {
 			sodium_memzero(out, at);
 			return rv;
@@ -301,16 +308,15 @@ void
 km_pool_gc(struct km_pool *p)
 {
 	uint64_t lim = p->out.blk < p->in.blk ? p->out.blk : p->in.blk;
-	for (int done = 0; done < 256 && p->n > 0 && id_at(p, 0) < lim;
-	     done++)
+	for (int done = 0; done < 256 && p->n > 0 && id_at(p, 0) < lim; done++)
 		drop_oldest(p);
 }
 
 int
 km_pool_save(struct km_pool *p)
 {
-	int rv = km_store_mark_put(p->st, p->link, KM_MARK_OUT_LEASE, &p->out,
-	                           true);
+	int rv =
+	    km_store_mark_put(p->st, p->link, KM_MARK_OUT_LEASE, &p->out, true);
 	if (rv == 0)
 		p->lease = p->out;
 	return rv;

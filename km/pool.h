@@ -45,8 +45,8 @@ struct km_pool {
 
 /* Load the pool of link from the store. */
 int km_pool_init(struct km_pool *p, struct km_store *st, const char *link,
-                 uint32_t block_bytes, uint64_t max_bytes,
-                 bool first_half_out) __attribute__((warn_unused_result));
+                 uint32_t block_bytes, uint64_t max_bytes, bool first_half_out)
+    __attribute__((warn_unused_result));
 void km_pool_fini(struct km_pool *p);
 
 /* Add a block from the QKD module (stored sealed); drops the oldest block
@@ -62,9 +62,9 @@ uint64_t km_pool_in_avail(const struct km_pool *p);
  * count in *nsegs) and copies the key bytes to out. The lease is advanced
  * (synced) first when needed. QKDN_E_INSUFFICIENT_KEY if there is not
  * enough. */
-int km_pool_take_out(struct km_pool *p, uint32_t len,
-                     struct qkdn_segment *segs, uint32_t max, uint32_t *nsegs,
-                     uint8_t *out) __attribute__((warn_unused_result));
+int km_pool_take_out(struct km_pool *p, uint32_t len, struct qkdn_segment *segs,
+                     uint32_t max, uint32_t *nsegs, uint8_t *out)
+    __attribute__((warn_unused_result));
 
 /* Give up the out direction up to the end of block id (the peer lacks it). */
 void km_pool_skip_out_block(struct km_pool *p, uint64_t id);
@@ -76,7 +76,7 @@ void km_pool_skip_out_block(struct km_pool *p, uint64_t id);
 int km_pool_read_in(struct km_pool *p, const struct qkdn_segments *segs,
                     uint8_t *out, uint32_t cap, uint32_t *len,
                     uint64_t *missing, bool *later)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Position just after the last segment (the new in-mark). */
 struct km_pos km_pool_segs_end(const struct qkdn_segments *segs);

@@ -14,11 +14,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SRC "store"
+#define SRC            "store"
 #define SEAL_KEY_BYTES crypto_aead_xchacha20poly1305_ietf_KEYBYTES
-#define NONCE_BYTES crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
-#define TAG_BYTES crypto_aead_xchacha20poly1305_ietf_ABYTES
-#define LINK_KEY_MAX (QKDN_NAME_MAX + 9)
+#define NONCE_BYTES    crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define TAG_BYTES      crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define LINK_KEY_MAX   (QKDN_NAME_MAX + 9)
 
 struct km_store {
 	MDB_env *env;
@@ -80,8 +80,8 @@ seal(const struct km_store *st, uint8_t *out, const uint8_t *m, size_t len,
 {
 	randombytes_buf(out, NONCE_BYTES);
 	return crypto_aead_xchacha20poly1305_ietf_encrypt(
-		out + NONCE_BYTES, NULL, m, len, ad, adlen, NULL, out,
-		st->seal_key);
+	    out + NONCE_BYTES, NULL, m, len, ad, adlen, NULL, out,
+	    st->seal_key);
 }
 
 static int
@@ -91,9 +91,8 @@ unseal(const struct km_store *st, uint8_t *out, const uint8_t *sealed,
 	if (sealed_len < NONCE_BYTES + TAG_BYTES)
 		return QKDN_E_STORE;
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt(
-		    out, NULL, NULL, sealed + NONCE_BYTES,
-		    sealed_len - NONCE_BYTES, ad, adlen, sealed,
-		    st->seal_key) != 0)
+	        out, NULL, NULL, sealed + NONCE_BYTES, sealed_len - NONCE_BYTES,
+	        ad, adlen, sealed, st->seal_key) != 0)
 		return QKDN_E_STORE;
 	return 0;
 }
@@ -185,6 +184,7 @@ recover(struct km_store *st)
 			QLOG_WARN(SRC, "unclean shutdown before a reboot: "
 			               "dropping keys waiting for supply");
 			mdb_drop(txn, st->pending, 0);
+			mdb_drop(txn, st->supplied, 0);
 			mdb_drop(txn, st->expiry, 0);
 		}
 	}
@@ -213,23 +213,29 @@ km_store_open(struct km_store **out, const char *dir, uint64_t map_bytes)
 	    (rv = mdb_env_set_maxdbs(st->env, 8)) != 0 ||
 	    (rv = mdb_env_set_mapsize(st->env, map_bytes)) != 0 ||
 	    (rv = mdb_env_open(st->env, dir, MDB_NOSYNC | MDB_NOTLS, 0600)) !=
-	            0) {
+	        0) {
 		QLOG_ERR(SRC, "LMDB %s: %s", dir, mdb_strerror(rv));
 		rv = QKDN_E_STORE;
 		goto fail;
 	}
-	if ((rv = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0 ||
-	    (rv = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->meta)) != 0 ||
-	    (rv = mdb_dbi_open(txn, "blocks", MDB_CREATE, &st->blocks)) != 0 ||
-	    (rv = mdb_dbi_open(txn, "marks", MDB_CREATE, &st->marks)) != 0 ||
-	    (rv = mdb_dbi_open(txn, "pending", MDB_CREATE, &st->pending)) !=
-	            0 ||
-	    (rv = mdb_dbi_open(txn, "supplied", MDB_CREATE, &st->supplied)) !=
-	            0 ||
-	    (rv = mdb_dbi_open(txn, "expiry", MDB_CREATE, &st->expiry)) != 0 ||
-	    (rv = mdb_txn_commit(txn)) != 0) {
-		if (txn != NULL && rv != 0)
+	if ((rv = mdb_txn_begin(st->env, NULL, 0, &txn)) == 0) {
+		if ((rv = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->meta)) !=
+		        0 ||
+		    (rv = mdb_dbi_open(txn, "blocks", MDB_CREATE,
+		                       &st->blocks)) != 0 ||
+		    (rv = mdb_dbi_open(txn, "marks", MDB_CREATE, &st->marks)) !=
+		        0 ||
+		    (rv = mdb_dbi_open(txn, "pending", MDB_CREATE,
+		                       &st->pending)) != 0 ||
+		    (rv = mdb_dbi_open(txn, "supplied", MDB_CREATE,
+		                       &st->supplied)) != 0 ||
+		    (rv = mdb_dbi_open(txn, "expiry", MDB_CREATE,
+		                       &st->expiry)) != 0)
 			mdb_txn_abort(txn);
+		else /* frees txn even when it fails: no abort after it */
+			rv = mdb_txn_commit(txn);
+	}
+	if (rv != 0) {
 		QLOG_ERR(SRC, "LMDB %s: %s", dir, mdb_strerror(rv));
 		rv = QKDN_E_STORE;
 		goto fail;
@@ -362,8 +368,8 @@ mark_key(uint8_t *k, const char *link, enum km_mark_kind kind)
 }
 
 int
-km_store_mark_get(struct km_store *st, const char *link,
-                  enum km_mark_kind kind, struct km_pos *out)
+km_store_mark_get(struct km_store *st, const char *link, enum km_mark_kind kind,
+                  struct km_pos *out)
 {
 	uint8_t kb[LINK_KEY_MAX];
 	MDB_txn *txn;
@@ -390,8 +396,8 @@ put_mark(struct km_store *st, MDB_txn *txn, const char *link,
 }
 
 int
-km_store_mark_put(struct km_store *st, const char *link,
-                  enum km_mark_kind kind, const struct km_pos *pos, bool sync)
+km_store_mark_put(struct km_store *st, const char *link, enum km_mark_kind kind,
+                  const struct km_pos *pos, bool sync)
 {
 	MDB_txn *txn;
 	int rv = mdb_txn_begin(st->env, NULL, 0, &txn);
@@ -431,13 +437,15 @@ km_store_keys_put(struct km_store *st, const struct km_key_record *recs,
 		                    .key_len = (uint16_t)r->len};
 		size_t names = h.src_len + h.dst_len;
 		MDB_val k = {16, (void *)r->id.b}, v;
-		v.mv_size = sizeof(h) + names + NONCE_BYTES + r->len + TAG_BYTES;
+		v.mv_size =
+		    sizeof(h) + names + NONCE_BYTES + r->len + TAG_BYTES;
 		/* an ID known as waiting or supplied is never stored again */
 		if (mdb_get(txn, st->supplied, &k, &v) == 0) {
 			rv = MDB_KEYEXIST;
 			break;
 		}
-		v.mv_size = sizeof(h) + names + NONCE_BYTES + r->len + TAG_BYTES;
+		v.mv_size =
+		    sizeof(h) + names + NONCE_BYTES + r->len + TAG_BYTES;
 		rv = mdb_put(txn, st->pending, &k, &v,
 		             MDB_NOOVERWRITE | MDB_RESERVE);
 		if (rv != 0)
@@ -473,8 +481,8 @@ take_one(struct km_store *st, MDB_txn *txn, const char *dst_sae,
 	int rv = mdb_get(txn, st->pending, &k, &v);
 	if (rv == MDB_NOTFOUND)
 		return mdb_get(txn, st->supplied, &k, &v) == 0
-		               ? QKDN_E_ALREADY_SUPPLIED
-		               : QKDN_E_UNKNOWN_KEY_ID;
+		           ? QKDN_E_ALREADY_SUPPLIED
+		           : QKDN_E_UNKNOWN_KEY_ID;
 	if (rv != 0)
 		return qkdn_err_from_mdb(rv);
 	if (v.mv_size < sizeof(h))
@@ -482,7 +490,8 @@ take_one(struct km_store *st, MDB_txn *txn, const char *dst_sae,
 	memcpy(&h, v.mv_data, sizeof(h));
 	const uint8_t *p = (const uint8_t *)v.mv_data + sizeof(h);
 	size_t names = h.src_len + h.dst_len;
-	if (v.mv_size != sizeof(h) + names + NONCE_BYTES + h.key_len + TAG_BYTES)
+	if (v.mv_size !=
+	    sizeof(h) + names + NONCE_BYTES + h.key_len + TAG_BYTES)
 		return QKDN_E_STORE;
 	if (strlen(dst_sae) != h.dst_len ||
 	    memcmp(dst_sae, p + h.src_len, h.dst_len) != 0)

@@ -38,7 +38,7 @@ struct km_key_record {
 };
 
 int km_store_open(struct km_store **out, const char *dir, uint64_t map_bytes)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Marks the store cleanly closed (synced) and closes it. */
 void km_store_close(struct km_store *st);
 /* True if the last run ended without km_store_close on this boot or an
@@ -48,11 +48,11 @@ bool km_store_recovered(const struct km_store *st);
 /* Link key blocks. */
 int km_store_block_put(struct km_store *st, const char *link, uint64_t id,
                        const uint8_t *bytes, uint32_t len)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Unseal block id into out (len bytes). QKDN_E_BLOCK_MISSING if absent. */
 int km_store_block_get(struct km_store *st, const char *link, uint64_t id,
                        uint8_t *out, uint32_t len)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 int km_store_block_delete(struct km_store *st, const char *link, uint64_t id);
 /* Call fn for every stored block ID of link in ascending order. */
 int km_store_block_ids(struct km_store *st, const char *link,
@@ -69,7 +69,7 @@ int km_store_mark_put(struct km_store *st, const char *link,
  * QKDN_E_REPLAY (and nothing stored) if any ID is already known. */
 int km_store_keys_put(struct km_store *st, const struct km_key_record *recs,
                       size_t n, const char *link, const struct km_pos *in_mark)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Take the keys of n IDs for dst_sae: all or nothing. Each is replaced by a
  * tombstone in a committed transaction before this returns, and its bytes
@@ -79,7 +79,7 @@ int km_store_keys_put(struct km_store *st, const struct km_key_record *recs,
 int km_store_keys_take(struct km_store *st, const char *dst_sae,
                        const qkdn_uuid *ids, size_t n, struct qkdn_msg *msg,
                        struct qkdn_key *keys, size_t *bad)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Remove up to max expired keys and tombstones; returns how many. */
 size_t km_store_sweep(struct km_store *st, uint64_t now_ms, size_t max);

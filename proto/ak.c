@@ -21,8 +21,8 @@ static _Thread_local char last_error[2 * QKDN_REASON_MAX] = "no error";
 static int
 fail(int code, const char *reason)
 {
-	snprintf(last_error, sizeof(last_error), "%s: %s",
-	         qkdn_strerror(code), reason);
+	snprintf(last_error, sizeof(last_error), "%s: %s", qkdn_strerror(code),
+	         reason);
 	return code;
 }
 
@@ -42,8 +42,7 @@ qkdn_ak_open(struct qkdn_ak **out, const char *km_url, const char *sae,
 		return fail(QKDN_E_NOMEM, "allocating the Ak handle");
 	if (qkdn_name_set(ak->sae, sae) != 0) {
 		free(ak);
-		return fail(QKDN_E_BAD_REQUEST,
-		            "SAE ID must be 1..63 bytes");
+		return fail(QKDN_E_BAD_REQUEST, "SAE ID must be 1..63 bytes");
 	}
 	if ((rv = qkdn_rpc_dial(&ak->sock, km_url)) != 0) {
 		free(ak);
@@ -126,8 +125,8 @@ qkdn_ak_get_keys(struct qkdn_ak *ak, const char *dst_sae, uint32_t bits,
 }
 
 int
-qkdn_ak_get_keys_by_id(struct qkdn_ak *ak, const qkdn_uuid *ids,
-                       uint32_t count, struct qkdn_ak_key *out)
+qkdn_ak_get_keys_by_id(struct qkdn_ak *ak, const qkdn_uuid *ids, uint32_t count,
+                       struct qkdn_ak_key *out)
 {
 	struct qkdn_msg req = {.type = QKDN_KEY_REQ_ID}, rsp;
 	int rv;

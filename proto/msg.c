@@ -99,47 +99,55 @@ _Static_assert(offsetof(struct qkdn_segments, v) == offsetof(struct array, v),
 _Static_assert(offsetof(struct qkdn_sync_reqs, v) == offsetof(struct array, v),
                "array layout");
 
-#define TABLE(name) {name, sizeof(name) / sizeof(name[0])}
+#define TABLE(name)                                                            \
+	{                                                                      \
+		name, sizeof(name) / sizeof(name[0])                           \
+	}
 #define REQ true
 #define OPT false
 #define FIELD(k, t, req, s, m, l, h)                                           \
-	{.key = k, .type = t, .required = req, .off = offsetof(s, m), .lo = l,  \
-	 .hi = h}
-#define NAME(k, req, s, m) FIELD(k, F_NAME, req, s, m, 1, QKDN_NAME_MAX - 1)
+	{                                                                      \
+		.key = k, .type = t, .required = req, .off = offsetof(s, m),   \
+		.lo = l, .hi = h                                               \
+	}
+#define NAME(k, req, s, m)        FIELD(k, F_NAME, req, s, m, 1, QKDN_NAME_MAX - 1)
 #define U32(k, req, s, m, mn, mx) FIELD(k, F_U32, req, s, m, mn, mx)
 #define I32(k, req, s, m, mn, mx) FIELD(k, F_I32, req, s, m, mn, mx)
-#define U64(k, req, s, m) FIELD(k, F_U64, req, s, m, 0, 0)
-#define UUID(k, req, s, m) FIELD(k, F_UUID, req, s, m, 16, 16)
-#define BYTES(k, req, s, m, hi) FIELD(k, F_BYTES, req, s, m, 1, hi)
+#define U64(k, req, s, m)         FIELD(k, F_U64, req, s, m, 0, 0)
+#define UUID(k, req, s, m)        FIELD(k, F_UUID, req, s, m, 16, 16)
+#define BYTES(k, req, s, m, hi)   FIELD(k, F_BYTES, req, s, m, 1, hi)
 #define ARRAY(k, req, s, m, mn, mx, el, T)                                     \
-	{.key = k, .type = F_ARRAY, .required = req, .off = offsetof(s, m),      \
-	 .lo = mn, .hi = mx, .elem = &el, .elem_size = sizeof(T)}
+	{                                                                      \
+		.key = k, .type = F_ARRAY, .required = req,                    \
+		.off = offsetof(s, m), .lo = mn, .hi = mx, .elem = &el,        \
+		.elem_size = sizeof(T)                                         \
+	}
 #define RESULT(s) I32("res", REQ, s, result, -10000, 0)
 
-static const struct field el_uuid = {.key = "", .type = F_UUID, .lo = 16,
-                                     .hi = 16};
-static const struct field el_name = {.key = "", .type = F_NAME, .lo = 1,
-                                     .hi = QKDN_NAME_MAX - 1};
+static const struct field el_uuid = {
+    .key = "", .type = F_UUID, .lo = 16, .hi = 16};
+static const struct field el_name = {
+    .key = "", .type = F_NAME, .lo = 1, .hi = QKDN_NAME_MAX - 1};
 
 static const struct field key_fields[] = {
-	UUID("id", REQ, struct qkdn_key, id),
-	BYTES("k", REQ, struct qkdn_key, len, QKDN_KEY_BYTES_MAX),
+    UUID("id", REQ, struct qkdn_key, id),
+    BYTES("k", REQ, struct qkdn_key, len, QKDN_KEY_BYTES_MAX),
 };
 static const struct table key_table = TABLE(key_fields);
-static const struct field el_key = {.key = "", .type = F_MAP,
-                                    .sub = &key_table};
+static const struct field el_key = {
+    .key = "", .type = F_MAP, .sub = &key_table};
 
 static const struct field link_status_fields[] = {
-	NAME("link", REQ, struct qkdn_link_status, link),
-	NAME("peer", REQ, struct qkdn_link_status, peer),
-	U64("out", REQ, struct qkdn_link_status, out_bytes),
-	U64("in", REQ, struct qkdn_link_status, in_bytes),
-	U64("blocks", REQ, struct qkdn_link_status, blocks),
-	U32("up", REQ, struct qkdn_link_status, up, 0, 1),
+    NAME("link", REQ, struct qkdn_link_status, link),
+    NAME("peer", REQ, struct qkdn_link_status, peer),
+    U64("out", REQ, struct qkdn_link_status, out_bytes),
+    U64("in", REQ, struct qkdn_link_status, in_bytes),
+    U64("blocks", REQ, struct qkdn_link_status, blocks),
+    U32("up", REQ, struct qkdn_link_status, up, 0, 1),
 };
 static const struct table link_status_table = TABLE(link_status_fields);
-static const struct field el_link_status = {.key = "", .type = F_MAP,
-                                            .sub = &link_status_table};
+static const struct field el_link_status = {
+    .key = "", .type = F_MAP, .sub = &link_status_table};
 
 #define IDS(k, req, s, m, mn)                                                  \
 	ARRAY(k, req, s, m.n, mn, QKDN_KEYS_MAX, el_uuid, qkdn_uuid)
@@ -148,111 +156,110 @@ static const struct field el_link_status = {.key = "", .type = F_MAP,
 #define ROUTE(k, req, s, m)                                                    \
 	ARRAY(k, req, s, m.n, 2, QKDN_ROUTE_MAX, el_name, qkdn_name)
 #define BITS(s)                                                                \
-	{.key = "bits", .type = F_U32, .required = REQ,                        \
-	 .off = offsetof(s, bits), .lo = 8, .hi = QKDN_KEY_BYTES_MAX * 8,      \
-	 .step = 8}
+	{                                                                      \
+		.key = "bits", .type = F_U32, .required = REQ,                 \
+		.off = offsetof(s, bits), .lo = 8,                             \
+		.hi = QKDN_KEY_BYTES_MAX * 8, .step = 8                        \
+	}
 #define COUNT(s) U32("n", REQ, s, count, 1, QKDN_KEYS_MAX)
 
 #define S struct qkdn_key_req
 static const struct field key_req[] = {
-	NAME("sae", REQ, S, sae), NAME("dst", REQ, S, dst_sae), BITS(S),
-	COUNT(S)};
+    NAME("sae", REQ, S, sae), NAME("dst", REQ, S, dst_sae), BITS(S), COUNT(S)};
 #undef S
-static const struct field key_rsp[] = {KEYS("keys", REQ, struct qkdn_key_rsp, keys)};
+static const struct field key_rsp[] = {
+    KEYS("keys", REQ, struct qkdn_key_rsp, keys)};
 #define S struct qkdn_key_req_id
 static const struct field key_req_id[] = {NAME("sae", REQ, S, sae),
                                           IDS("ids", REQ, S, ids, 1)};
 #undef S
 #define S struct qkdn_session_create_req
 static const struct field session_create_req[] = {
-	NAME("sae", REQ, S, sae), NAME("dst", REQ, S, dst_sae),
-	NAME("snode", OPT, S, src_node), NAME("dnode", OPT, S, dst_node),
-	BITS(S)};
+    NAME("sae", REQ, S, sae), NAME("dst", REQ, S, dst_sae),
+    NAME("snode", OPT, S, src_node), NAME("dnode", OPT, S, dst_node), BITS(S)};
 #undef S
 #define S struct qkdn_session_create_notif
 static const struct field session_create_notif[] = {
-	UUID("sid", REQ, S, session_id), NAME("src", REQ, S, src_sae),
-	NAME("dst", REQ, S, dst_sae), NAME("snode", REQ, S, src_node), BITS(S)};
+    UUID("sid", REQ, S, session_id), NAME("src", REQ, S, src_sae),
+    NAME("dst", REQ, S, dst_sae), NAME("snode", REQ, S, src_node), BITS(S)};
 #undef S
 #define S struct qkdn_session_notif_rsp
 static const struct field session_notif_rsp[] = {
-	UUID("sid", REQ, S, session_id), RESULT(S)};
+    UUID("sid", REQ, S, session_id), RESULT(S)};
 #undef S
 #define S struct qkdn_session_create_rsp
 static const struct field session_create_rsp[] = {
-	UUID("sid", REQ, S, session_id), RESULT(S)};
+    UUID("sid", REQ, S, session_id), RESULT(S)};
 #undef S
 #define S struct qkdn_key_req_session
 static const struct field key_req_session[] = {
-	UUID("sid", REQ, S, session_id), NAME("sae", REQ, S, sae), COUNT(S)};
+    UUID("sid", REQ, S, session_id), NAME("sae", REQ, S, sae), COUNT(S)};
 #undef S
 #define S struct qkdn_key_supply_notif
-static const struct field key_supply_notif[] = {
-	UUID("sid", REQ, S, session_id), COUNT(S), BITS(S),
-	IDS("ids", REQ, S, ids, 0)};
+static const struct field key_supply_notif[] = {UUID("sid", REQ, S, session_id),
+                                                COUNT(S), BITS(S),
+                                                IDS("ids", REQ, S, ids, 0)};
 #undef S
 #define S struct qkdn_proactive_supply
-static const struct field proactive_supply[] = {
-	UUID("sid", REQ, S, session_id), KEYS("keys", REQ, S, keys)};
+static const struct field proactive_supply[] = {UUID("sid", REQ, S, session_id),
+                                                KEYS("keys", REQ, S, keys)};
 #undef S
 #define S struct qkdn_proactive_supply_rsp
 static const struct field proactive_supply_rsp[] = {
-	UUID("sid", REQ, S, session_id), IDS("ids", REQ, S, ids, 0)};
+    UUID("sid", REQ, S, session_id), IDS("ids", REQ, S, ids, 0)};
 #undef S
 #define S struct qkdn_key_supply_notif_rsp
 static const struct field key_supply_notif_rsp[] = {
-	UUID("sid", REQ, S, session_id), RESULT(S), IDS("ids", REQ, S, ids, 0)};
+    UUID("sid", REQ, S, session_id), RESULT(S), IDS("ids", REQ, S, ids, 0)};
 #undef S
 #define S struct qkdn_key_req_session_rsp
 static const struct field key_req_session_rsp[] = {
-	UUID("sid", REQ, S, session_id), KEYS("keys", REQ, S, keys)};
+    UUID("sid", REQ, S, session_id), KEYS("keys", REQ, S, keys)};
 #undef S
 #define S struct qkdn_next_hop_req
-static const struct field next_hop_req[] = {
-	UUID("rid", REQ, S, relay_id), NAME("here", REQ, S, here),
-	NAME("dnode", REQ, S, dst_node)};
+static const struct field next_hop_req[] = {UUID("rid", REQ, S, relay_id),
+                                            NAME("here", REQ, S, here),
+                                            NAME("dnode", REQ, S, dst_node)};
 #undef S
 #define S struct qkdn_next_hop_rsp
 static const struct field next_hop_rsp[] = {
-	UUID("rid", REQ, S, relay_id), RESULT(S), NAME("next", OPT, S, next_hop)};
+    UUID("rid", REQ, S, relay_id), RESULT(S), NAME("next", OPT, S, next_hop)};
 #undef S
 #define S struct qkdn_relay_done_notif
 static const struct field relay_done_notif[] = {
-	UUID("rid", REQ, S, relay_id), RESULT(S), IDS("ids", REQ, S, ids, 0)};
+    UUID("rid", REQ, S, relay_id), RESULT(S), IDS("ids", REQ, S, ids, 0)};
 #undef S
 #define S struct qkdn_relay_req_notif
 static const struct field relay_req_notif[] = {
-	UUID("rid", REQ, S, relay_id), NAME("snode", REQ, S, src_node),
-	NAME("dnode", REQ, S, dst_node), COUNT(S), BITS(S)};
+    UUID("rid", REQ, S, relay_id), NAME("snode", REQ, S, src_node),
+    NAME("dnode", REQ, S, dst_node), COUNT(S), BITS(S)};
 #undef S
 #define S struct qkdn_relay_req
 static const struct field relay_req[] = {UUID("rid", REQ, S, relay_id),
                                          ROUTE("route", REQ, S, route)};
 #undef S
 static const struct field segment_fields[] = {
-	U64("blk", REQ, struct qkdn_segment, block_id),
-	U32("off", REQ, struct qkdn_segment, offset, 0,
-	    QKDN_BLOCK_BYTES_MAX - 1),
-	U32("len", REQ, struct qkdn_segment, len, 1, QKDN_BLOCK_BYTES_MAX)};
+    U64("blk", REQ, struct qkdn_segment, block_id),
+    U32("off", REQ, struct qkdn_segment, offset, 0, QKDN_BLOCK_BYTES_MAX - 1),
+    U32("len", REQ, struct qkdn_segment, len, 1, QKDN_BLOCK_BYTES_MAX)};
 static const struct table segment_table = TABLE(segment_fields);
-static const struct field el_segment = {.key = "", .type = F_MAP,
-                                        .sub = &segment_table};
+static const struct field el_segment = {
+    .key = "", .type = F_MAP, .sub = &segment_table};
 #define SEGS(k, s, m)                                                          \
-	ARRAY(k, REQ, s, m.n, 1, QKDN_SEGS_MAX, el_segment,                    \
-	      struct qkdn_segment)
+	ARRAY(k, REQ, s, m.n, 1, QKDN_SEGS_MAX, el_segment, struct qkdn_segment)
 
 #define S struct qkdn_key_relay
 static const struct field key_relay[] = {
-	UUID("rid", REQ, S, relay_id),
-	ROUTE("route", REQ, S, route),
-	U32("hop", REQ, S, hop, 1, QKDN_ROUTE_MAX - 1),
-	NAME("src", REQ, S, src_sae),
-	NAME("dst", REQ, S, dst_sae),
-	NAME("link", REQ, S, link),
-	SEGS("segs", S, segs),
-	IDS("ids", REQ, S, ids, 1),
-	BYTES("ct", REQ, S, ciphertext.len, QKDN_KEYS_MAX * QKDN_KEY_BYTES_MAX),
-	BYTES("tag", REQ, S, tag.len, 64)};
+    UUID("rid", REQ, S, relay_id),
+    ROUTE("route", REQ, S, route),
+    U32("hop", REQ, S, hop, 1, QKDN_ROUTE_MAX - 1),
+    NAME("src", REQ, S, src_sae),
+    NAME("dst", REQ, S, dst_sae),
+    NAME("link", REQ, S, link),
+    SEGS("segs", S, segs),
+    IDS("ids", REQ, S, ids, 1),
+    BYTES("ct", REQ, S, ciphertext.len, QKDN_KEYS_MAX *QKDN_KEY_BYTES_MAX),
+    BYTES("tag", REQ, S, tag.len, 64)};
 #undef S
 #define S struct qkdn_relay_req_rsp
 static const struct field relay_req_rsp[] = {UUID("rid", REQ, S, relay_id),
@@ -260,13 +267,13 @@ static const struct field relay_req_rsp[] = {UUID("rid", REQ, S, relay_id),
 #undef S
 #define S struct qkdn_reserve_req
 static const struct field reserve_req[] = {
-	UUID("resid", REQ, S, reservation_id), NAME("dnode", REQ, S, dst_node),
-	COUNT(S), BITS(S)};
+    UUID("resid", REQ, S, reservation_id), NAME("dnode", REQ, S, dst_node),
+    COUNT(S), BITS(S)};
 #undef S
 #define S struct qkdn_reserve_rsp
 static const struct field reserve_rsp[] = {
-	UUID("resid", REQ, S, reservation_id), RESULT(S),
-	IDS("ids", REQ, S, ids, 0)};
+    UUID("resid", REQ, S, reservation_id), RESULT(S),
+    IDS("ids", REQ, S, ids, 0)};
 #undef S
 #define S struct qkdn_alloc_req
 static const struct field alloc_req[] = {UUID("resid", REQ, S, reservation_id),
@@ -277,47 +284,45 @@ static const struct field alloc_rsp[] = {UUID("resid", REQ, S, reservation_id),
                                          RESULT(S)};
 #undef S
 static const struct field error_msg[] = {
-	I32("code", REQ, struct qkdn_error, code, 1, 10000),
-	FIELD("why", F_TEXT, OPT, struct qkdn_error, reason, 0,
-	      QKDN_REASON_MAX - 1),
+    I32("code", REQ, struct qkdn_error, code, 1, 10000),
+    FIELD("why", F_TEXT, OPT, struct qkdn_error, reason, 0,
+          QKDN_REASON_MAX - 1),
 };
 static const struct field status_req[] = {
-	U32("flags", OPT, struct qkdn_status_req, flags, 0, 0)};
+    U32("flags", OPT, struct qkdn_status_req, flags, 0, 0)};
 #define S struct qkdn_status_rsp
 static const struct field status_rsp[] = {
-	NAME("node", REQ, S, node),
-	U64("supplied", REQ, S, keys_supplied),
-	U64("pending", REQ, S, keys_pending),
-	U64("errors", REQ, S, errors),
-	ARRAY("links", REQ, S, n_links, 0, QKDN_LINKS_MAX, el_link_status,
-	      struct qkdn_link_status)};
+    NAME("node", REQ, S, node), U64("supplied", REQ, S, keys_supplied),
+    U64("pending", REQ, S, keys_pending), U64("errors", REQ, S, errors),
+    ARRAY("links", REQ, S, n_links, 0, QKDN_LINKS_MAX, el_link_status,
+          struct qkdn_link_status)};
 #undef S
 #define S struct qkdn_link_block
 static const struct field link_block[] = {
-	NAME("link", REQ, S, link), U64("blk", REQ, S, block_id),
-	BYTES("bytes", REQ, S, bytes.len, QKDN_BLOCK_BYTES_MAX)};
+    NAME("link", REQ, S, link), U64("blk", REQ, S, block_id),
+    BYTES("bytes", REQ, S, bytes.len, QKDN_BLOCK_BYTES_MAX)};
 #undef S
 #define S struct qkdn_sync_req
 static const struct field sync_req_fields[] = {
-	NAME("src", REQ, S, src_sae), NAME("dst", REQ, S, dst_sae), BITS(S),
-	IDS("ids", REQ, S, ids, 1)};
+    NAME("src", REQ, S, src_sae), NAME("dst", REQ, S, dst_sae), BITS(S),
+    IDS("ids", REQ, S, ids, 1)};
 #undef S
 static const struct table sync_req_table = TABLE(sync_req_fields);
-static const struct field el_sync_req = {.key = "", .type = F_MAP,
-                                         .sub = &sync_req_table};
+static const struct field el_sync_req = {
+    .key = "", .type = F_MAP, .sub = &sync_req_table};
 #define S struct qkdn_key_sync
 static const struct field key_sync[] = {
-	NAME("link", REQ, S, link), SEGS("segs", S, segs),
-	ARRAY("reqs", REQ, S, reqs.n, 1, QKDN_KEYS_MAX, el_sync_req,
-	      struct qkdn_sync_req),
-	BYTES("tag", REQ, S, tag.len, 16)};
+    NAME("link", REQ, S, link), SEGS("segs", S, segs),
+    ARRAY("reqs", REQ, S, reqs.n, 1, QKDN_KEYS_MAX, el_sync_req,
+          struct qkdn_sync_req),
+    BYTES("tag", REQ, S, tag.len, 16)};
 #undef S
 static const struct field ack[] = {RESULT(struct qkdn_ack),
                                    U64("val", OPT, struct qkdn_ack, value)};
 static const struct field link_ctl[] = {
-	NAME("link", REQ, struct qkdn_link_ctl, link),
-	U32("act", REQ, struct qkdn_link_ctl, action, QKDN_LINK_PAUSE,
-	    QKDN_LINK_RESUME)};
+    NAME("link", REQ, struct qkdn_link_ctl, link),
+    U32("act", REQ, struct qkdn_link_ctl, action, QKDN_LINK_PAUSE,
+        QKDN_LINK_RESUME)};
 
 _Static_assert(offsetof(struct qkdn_link_status, link) == 0, "layout");
 
@@ -327,53 +332,52 @@ struct msgdef {
 	struct table body;
 };
 
-#define MSG(t, n, f) {t, n, TABLE(f)}
+#define MSG(t, n, f)                                                           \
+	{                                                                      \
+		t, n, TABLE(f)                                                 \
+	}
 static const struct msgdef msgdefs[] = {
-	MSG(QKDN_KEY_REQ, "key request", key_req),
-	MSG(QKDN_KEY_RSP, "response to key request", key_rsp),
-	MSG(QKDN_KEY_REQ_ID, "key request with ID", key_req_id),
-	MSG(QKDN_SESSION_CREATE_REQ, "session creation request",
-	    session_create_req),
-	MSG(QKDN_SESSION_CREATE_NOTIF, "session creation notification",
-	    session_create_notif),
-	MSG(QKDN_SESSION_NOTIF_RSP,
-	    "response to session creation notification", session_notif_rsp),
-	MSG(QKDN_SESSION_CREATE_RSP, "response to session creation request",
-	    session_create_rsp),
-	MSG(QKDN_KEY_REQ_SESSION, "key request with session ID",
-	    key_req_session),
-	MSG(QKDN_KEY_SUPPLY_NOTIF, "key supply notification",
-	    key_supply_notif),
-	MSG(QKDN_PROACTIVE_SUPPLY, "proactive key supply", proactive_supply),
-	MSG(QKDN_PROACTIVE_SUPPLY_RSP, "response to proactive key supply",
-	    proactive_supply_rsp),
-	MSG(QKDN_KEY_SUPPLY_NOTIF_RSP, "response to key supply notification",
-	    key_supply_notif_rsp),
-	MSG(QKDN_KEY_REQ_SESSION_RSP,
-	    "response to key request with session ID", key_req_session_rsp),
-	MSG(QKDN_NEXT_HOP_REQ, "key relay next hop request", next_hop_req),
-	MSG(QKDN_NEXT_HOP_RSP, "response to key relay next hop request",
-	    next_hop_rsp),
-	MSG(QKDN_RELAY_DONE_NOTIF, "key relay completion notification",
-	    relay_done_notif),
-	MSG(QKDN_RELAY_REQ_NOTIF, "key relay request notification",
-	    relay_req_notif),
-	MSG(QKDN_RELAY_REQ, "key relay request", relay_req),
-	MSG(QKDN_KEY_RELAY, "key relay", key_relay),
-	MSG(QKDN_RELAY_REQ_RSP, "response to key relay request",
-	    relay_req_rsp),
-	MSG(QKDN_RESERVE_REQ, "key reservation request", reserve_req),
-	MSG(QKDN_RESERVE_RSP, "response to key reservation request",
-	    reserve_rsp),
-	MSG(QKDN_ALLOC_REQ, "key allocation request", alloc_req),
-	MSG(QKDN_ALLOC_RSP, "response to key allocation request", alloc_rsp),
-	MSG(QKDN_ERROR, "error", error_msg),
-	MSG(QKDN_STATUS_REQ, "status request", status_req),
-	MSG(QKDN_STATUS_RSP, "status response", status_rsp),
-	MSG(QKDN_LINK_BLOCK, "link key block", link_block),
-	MSG(QKDN_KEY_SYNC, "key sync", key_sync),
-	MSG(QKDN_ACK, "acknowledgement", ack),
-	MSG(QKDN_LINK_CTL, "link control", link_ctl),
+    MSG(QKDN_KEY_REQ, "key request", key_req),
+    MSG(QKDN_KEY_RSP, "response to key request", key_rsp),
+    MSG(QKDN_KEY_REQ_ID, "key request with ID", key_req_id),
+    MSG(QKDN_SESSION_CREATE_REQ, "session creation request",
+        session_create_req),
+    MSG(QKDN_SESSION_CREATE_NOTIF, "session creation notification",
+        session_create_notif),
+    MSG(QKDN_SESSION_NOTIF_RSP, "response to session creation notification",
+        session_notif_rsp),
+    MSG(QKDN_SESSION_CREATE_RSP, "response to session creation request",
+        session_create_rsp),
+    MSG(QKDN_KEY_REQ_SESSION, "key request with session ID", key_req_session),
+    MSG(QKDN_KEY_SUPPLY_NOTIF, "key supply notification", key_supply_notif),
+    MSG(QKDN_PROACTIVE_SUPPLY, "proactive key supply", proactive_supply),
+    MSG(QKDN_PROACTIVE_SUPPLY_RSP, "response to proactive key supply",
+        proactive_supply_rsp),
+    MSG(QKDN_KEY_SUPPLY_NOTIF_RSP, "response to key supply notification",
+        key_supply_notif_rsp),
+    MSG(QKDN_KEY_REQ_SESSION_RSP, "response to key request with session ID",
+        key_req_session_rsp),
+    MSG(QKDN_NEXT_HOP_REQ, "key relay next hop request", next_hop_req),
+    MSG(QKDN_NEXT_HOP_RSP, "response to key relay next hop request",
+        next_hop_rsp),
+    MSG(QKDN_RELAY_DONE_NOTIF, "key relay completion notification",
+        relay_done_notif),
+    MSG(QKDN_RELAY_REQ_NOTIF, "key relay request notification",
+        relay_req_notif),
+    MSG(QKDN_RELAY_REQ, "key relay request", relay_req),
+    MSG(QKDN_KEY_RELAY, "key relay", key_relay),
+    MSG(QKDN_RELAY_REQ_RSP, "response to key relay request", relay_req_rsp),
+    MSG(QKDN_RESERVE_REQ, "key reservation request", reserve_req),
+    MSG(QKDN_RESERVE_RSP, "response to key reservation request", reserve_rsp),
+    MSG(QKDN_ALLOC_REQ, "key allocation request", alloc_req),
+    MSG(QKDN_ALLOC_RSP, "response to key allocation request", alloc_rsp),
+    MSG(QKDN_ERROR, "error", error_msg),
+    MSG(QKDN_STATUS_REQ, "status request", status_req),
+    MSG(QKDN_STATUS_RSP, "status response", status_rsp),
+    MSG(QKDN_LINK_BLOCK, "link key block", link_block),
+    MSG(QKDN_KEY_SYNC, "key sync", key_sync),
+    MSG(QKDN_ACK, "acknowledgement", ack),
+    MSG(QKDN_LINK_CTL, "link control", link_ctl),
 };
 
 static const struct msgdef *
@@ -470,8 +474,8 @@ check_count(const struct field *f, uint64_t n, struct qkdn_decode_error *err)
 		            f->key, (unsigned long long)n, (long long)f->lo);
 	if ((int64_t)n > f->hi)
 		return fail(err, QKDN_E_TOO_LARGE,
-		            "field '%s' has %llu items, more than %lld",
-		            f->key, (unsigned long long)n, (long long)f->hi);
+		            "field '%s' has %llu items, more than %lld", f->key,
+		            (unsigned long long)n, (long long)f->hi);
 	return 0;
 }
 
@@ -484,8 +488,8 @@ check_int(const struct field *f, int64_t v, struct qkdn_decode_error *err)
 		            (long long)v, (long long)f->lo, (long long)f->hi);
 	if (f->step > 1 && v % f->step != 0)
 		return fail(err, QKDN_E_RANGE,
-		            "field '%s' = %lld is not a multiple of %lld", f->key,
-		            (long long)v, (long long)f->step);
+		            "field '%s' = %lld is not a multiple of %lld",
+		            f->key, (long long)v, (long long)f->step);
 	return 0;
 }
 
@@ -502,7 +506,8 @@ encode_value(msgpack_packer *pk, const struct field *f, const uint8_t *p,
 	switch (f->type) {
 	case F_NAME:
 	case F_TEXT: {
-		size_t max = f->type == F_NAME ? QKDN_NAME_MAX : QKDN_REASON_MAX;
+		size_t max =
+		    f->type == F_NAME ? QKDN_NAME_MAX : QKDN_REASON_MAX;
 		size_t len = strnlen((const char *)p, max);
 		if ((rv = check_string(f, (const char *)p, len, err)) != 0)
 			return rv;
@@ -548,16 +553,15 @@ encode_value(msgpack_packer *pk, const struct field *f, const uint8_t *p,
 		if ((rv = msgpack_pack_array(pk, a->n)) != 0)
 			break;
 		for (uint32_t i = 0; i < a->n && rv == 0; i++)
-			rv = encode_value(pk, f->elem,
-			                  (const uint8_t *)a->v + i * f->elem_size,
-			                  err);
+			rv = encode_value(
+			    pk, f->elem,
+			    (const uint8_t *)a->v + i * f->elem_size, err);
 		return rv;
 	}
 	case F_MAP:
 		return encode_map(pk, f->sub, p, err);
 	}
-	return rv != 0 ? fail(err, QKDN_E_NOMEM, "encoder could not write")
-	               : 0;
+	return rv != 0 ? fail(err, QKDN_E_NOMEM, "encoder could not write") : 0;
 }
 
 /* An optional name or text left empty is not sent: the decoder refuses an
@@ -585,7 +589,8 @@ encode_map(msgpack_packer *pk, const struct table *t, const uint8_t *base,
 			continue;
 		size_t klen = strlen(f->key);
 		if (msgpack_pack_str_with_body(pk, f->key, klen) != 0)
-			return fail(err, QKDN_E_NOMEM, "encoder could not write");
+			return fail(err, QKDN_E_NOMEM,
+			            "encoder could not write");
 		if ((rv = encode_value(pk, f, base + f->off, err)) != 0)
 			return rv;
 	}
@@ -725,9 +730,9 @@ decode_value(const msgpack_object *o, const struct field *f, uint8_t *p,
 		int64_t v;
 		if (get_int(o, &v) != 0)
 			return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER
-			               ? fail(err, QKDN_E_RANGE,
-			                      "field '%s' is too large", f->key)
-			               : wrong_type(f, o, "an integer", err);
+			           ? fail(err, QKDN_E_RANGE,
+			                  "field '%s' is too large", f->key)
+			           : wrong_type(f, o, "an integer", err);
 		if ((rv = check_int(f, v, err)) != 0)
 			return rv;
 		if (f->type == F_U32) {
@@ -742,9 +747,9 @@ decode_value(const msgpack_object *o, const struct field *f, uint8_t *p,
 	case F_U64:
 		if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
 			return o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER
-			               ? fail(err, QKDN_E_RANGE,
-			                      "field '%s' is negative", f->key)
-			               : wrong_type(f, o, "an integer", err);
+			           ? fail(err, QKDN_E_RANGE,
+			                  "field '%s' is negative", f->key)
+			           : wrong_type(f, o, "an integer", err);
 		memcpy(p, &o->via.u64, sizeof(uint64_t));
 		return 0;
 	case F_UUID:
@@ -752,8 +757,8 @@ decode_value(const msgpack_object *o, const struct field *f, uint8_t *p,
 			return wrong_type(f, o, "16 bytes of binary", err);
 		if (o->via.bin.size != 16)
 			return fail(err, QKDN_E_RANGE,
-			            "field '%s' must be 16 bytes, not %u", f->key,
-			            o->via.bin.size);
+			            "field '%s' must be 16 bytes, not %u",
+			            f->key, o->via.bin.size);
 		memcpy(p, o->via.bin.ptr, 16);
 		return 0;
 	case F_BYTES: {
@@ -776,24 +781,25 @@ decode_value(const msgpack_object *o, const struct field *f, uint8_t *p,
 			return rv;
 		if (o->via.array.size > 0 &&
 		    (a->v = qkdn_msg_alloc(m, o->via.array.size *
-		                                      f->elem_size)) == NULL)
+		                                  f->elem_size)) == NULL)
 			return fail(err, QKDN_E_NOMEM, "out of memory");
 		for (uint32_t i = 0; i < o->via.array.size; i++) {
 			const struct field *el = f->elem;
 			uint8_t *ep = (uint8_t *)a->v + i * f->elem_size;
 			rv = el->type == F_MAP
-			             ? decode_map(&o->via.array.ptr[i], el->sub,
-			                          ep, m, f->key, err)
-			             : decode_value(&o->via.array.ptr[i], el,
-			                            ep, m, err);
+			         ? decode_map(&o->via.array.ptr[i], el->sub, ep,
+			                      m, f->key, err)
+			         : decode_value(&o->via.array.ptr[i], el, ep, m,
+			                        err);
 			if (rv != 0) {
 				if (err != NULL && el->type != F_MAP) {
 					char inner[QKDN_REASON_MAX];
-					memcpy(inner, err->reason, sizeof(inner));
+					memcpy(inner, err->reason,
+					       sizeof(inner));
 					snprintf(err->reason,
 					         sizeof(err->reason),
-					         "item %u of '%s': %.200s", i, f->key,
-					         inner);
+					         "item %u of '%s': %.200s", i,
+					         f->key, inner);
 				}
 				return rv;
 			}
@@ -809,8 +815,7 @@ decode_value(const msgpack_object *o, const struct field *f, uint8_t *p,
 
 static int
 decode_map(const msgpack_object *o, const struct table *t, uint8_t *base,
-           struct qkdn_msg *m, const char *what,
-           struct qkdn_decode_error *err)
+           struct qkdn_msg *m, const char *what, struct qkdn_decode_error *err)
 {
 	uint32_t seen = 0;
 	int rv;
@@ -891,9 +896,9 @@ qkdn_msg_decode(const uint8_t *buf, size_t len, struct qkdn_msg *out,
 		          (unsigned long long)e[0].via.u64, QKDN_PROTO_VERSION);
 		goto out;
 	}
-	const struct msgdef *d =
-		e[1].via.u64 <= UINT32_MAX ? find_msgdef((uint32_t)e[1].via.u64)
-		                           : NULL;
+	const struct msgdef *d = e[1].via.u64 <= UINT32_MAX
+	                             ? find_msgdef((uint32_t)e[1].via.u64)
+	                             : NULL;
 	if (d == NULL) {
 		rv = fail(err, QKDN_E_UNKNOWN_TYPE, "unknown message type %llu",
 		          (unsigned long long)e[1].via.u64);
@@ -977,10 +982,11 @@ qkdn_name_set(qkdn_name dst, const char *src)
 	return 0;
 }
 
-_Static_assert(offsetof(struct qkdn_key, bytes) - offsetof(struct qkdn_key, len) ==
-                       offsetof(struct qkdn_bytes, ptr),
+_Static_assert(offsetof(struct qkdn_key, bytes) -
+                       offsetof(struct qkdn_key, len) ==
+                   offsetof(struct qkdn_bytes, ptr),
                "qkdn_key bytes must look like qkdn_bytes");
 _Static_assert(offsetof(struct qkdn_status_rsp, links) -
-                               offsetof(struct qkdn_status_rsp, n_links) ==
-                       offsetof(struct array, v),
+                       offsetof(struct qkdn_status_rsp, n_links) ==
+                   offsetof(struct array, v),
                "status links must look like an array");

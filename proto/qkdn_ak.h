@@ -33,16 +33,16 @@ void qkdn_ak_close(struct qkdn_ak *ak);
  * count entries. */
 int qkdn_ak_get_keys(struct qkdn_ak *ak, const char *dst_sae, uint32_t bits,
                      uint32_t count, struct qkdn_ak_key *out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Key request with ID: the keys for count IDs made for this SAE. */
 int qkdn_ak_get_keys_by_id(struct qkdn_ak *ak, const qkdn_uuid *ids,
                            uint32_t count, struct qkdn_ak_key *out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Status of the KM; the caller clears out with qkdn_msg_clear(). */
 int qkdn_ak_status(struct qkdn_ak *ak, struct qkdn_msg *out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Reason for the last failure of this thread's calls (never NULL). */
 const char *qkdn_ak_last_error(void);

@@ -12,17 +12,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define QKDN_PROTO_VERSION 1
-#define QKDN_NAME_MAX 64        /* SAE, node, link IDs: 1..63 UTF-8 bytes */
-#define QKDN_REASON_MAX 256     /* error reasons: up to 255 bytes */
-#define QKDN_KEY_BYTES_MAX 1024 /* one key: up to 8192 bits */
-#define QKDN_KEYS_MAX 4096      /* keys or key IDs in one message */
-#define QKDN_ROUTE_MAX 32       /* nodes in one relay route */
-#define QKDN_LINKS_MAX 64       /* links in one status reply */
-#define QKDN_SEGS_MAX 1024      /* block segments in one message */
+#define QKDN_PROTO_VERSION   1
+#define QKDN_NAME_MAX        64   /* SAE, node, link IDs: 1..63 UTF-8 bytes */
+#define QKDN_REASON_MAX      256  /* error reasons: up to 255 bytes */
+#define QKDN_KEY_BYTES_MAX   1024 /* one key: up to 8192 bits */
+#define QKDN_KEYS_MAX        4096 /* keys or key IDs in one message */
+#define QKDN_ROUTE_MAX       32   /* nodes in one relay route */
+#define QKDN_LINKS_MAX       64   /* links in one status reply */
+#define QKDN_SEGS_MAX        1024 /* block segments in one message */
 #define QKDN_BLOCK_BYTES_MAX (1u << 20)  /* one link key block */
-#define QKDN_BYTES_MAX (4u << 20)        /* any other byte string */
-#define QKDN_MSG_BYTES_MAX (16u << 20)   /* one encoded message */
+#define QKDN_BYTES_MAX       (4u << 20)  /* any other byte string */
+#define QKDN_MSG_BYTES_MAX   (16u << 20) /* one encoded message */
 
 typedef struct {
 	uint8_t b[16];
@@ -238,10 +238,10 @@ struct qkdn_segments {
 struct qkdn_key_relay {
 	qkdn_uuid relay_id;
 	struct qkdn_route route;
-	uint32_t hop;       /* index in route of the receiving node */
+	uint32_t hop; /* index in route of the receiving node */
 	qkdn_name src_sae;
 	qkdn_name dst_sae;
-	qkdn_name link;     /* link whose pool gives pad and MAC key */
+	qkdn_name link; /* link whose pool gives pad and MAC key */
 	struct qkdn_segments segs;
 	struct qkdn_ids ids;
 	struct qkdn_bytes ciphertext;
@@ -294,17 +294,17 @@ struct qkdn_status_req {
 struct qkdn_link_status {
 	qkdn_name link;
 	qkdn_name peer;
-	uint64_t out_bytes;  /* key material left for keys this node starts */
-	uint64_t in_bytes;   /* key material left for the peer's keys */
-	uint64_t blocks;     /* link key blocks held */
-	uint32_t up;         /* 1 if the peer KM answered lately */
+	uint64_t out_bytes; /* key material left for keys this node starts */
+	uint64_t in_bytes;  /* key material left for the peer's keys */
+	uint64_t blocks;    /* link key blocks held */
+	uint32_t up;        /* 1 if the peer KM answered lately */
 };
 
 struct qkdn_status_rsp {
 	qkdn_name node;
-	uint64_t keys_supplied;  /* key ends handed to applications */
-	uint64_t keys_pending;   /* keys waiting for their destination */
-	uint64_t errors;         /* error replies sent */
+	uint64_t keys_supplied; /* key ends handed to applications */
+	uint64_t keys_pending;  /* keys waiting for their destination */
+	uint64_t errors;        /* error replies sent */
 	uint32_t n_links;
 	struct qkdn_link_status *links;
 };
@@ -409,7 +409,7 @@ typedef int (*qkdn_write_fn)(void *ctx, const char *data, size_t len);
 /* Encode m through write. Fails with QKDN_E_UNKNOWN_TYPE, or a validation
  * error if m breaks a limit (the same checks as decode). */
 int qkdn_msg_encode(const struct qkdn_msg *m, qkdn_write_fn write, void *ctx)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Growable buffer for encoding; qkdn_buf_free wipes before freeing. */
 struct qkdn_buf {
@@ -424,7 +424,7 @@ void qkdn_buf_free(struct qkdn_buf *b);
  * cleared and err (if not NULL) says why. */
 int qkdn_msg_decode(const uint8_t *buf, size_t len, struct qkdn_msg *out,
                     struct qkdn_decode_error *err)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Wipe and free what a decoded (or built with qkdn_msg_alloc) message owns,
  * and zero it. Safe on a zeroed message. */

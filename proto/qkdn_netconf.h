@@ -30,11 +30,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define QKDN_NET_URL_MAX 256
-#define QKDN_NET_PATH_MAX 512
+#define QKDN_NET_URL_MAX   256
+#define QKDN_NET_PATH_MAX  512
 #define QKDN_NET_NODES_MAX 64
 #define QKDN_NET_LINKS_MAX 256
-#define QKDN_NET_SAES_MAX 1024
+#define QKDN_NET_SAES_MAX  1024
 
 struct qkdn_net_node {
 	qkdn_name id;
@@ -43,22 +43,23 @@ struct qkdn_net_node {
 	char kq_url[QKDN_NET_URL_MAX]; /* Kq-1: emulator -> this KM */
 	char store[QKDN_NET_PATH_MAX]; /* LMDB directory */
 	uint64_t map_bytes;            /* LMDB map size (default 1 GiB) */
-	uint32_t key_ttl_s;       /* unfetched keys expire (default 600) */
-	uint32_t kx_timeout_ms;   /* KM to KM deadline (default 2000) */
+	uint32_t key_ttl_s;            /* unfetched keys expire (default 600) */
+	uint32_t kx_timeout_ms;        /* KM to KM deadline (default 2000) */
 };
 
 struct qkdn_net_link {
 	qkdn_name id;
-	int node[2];              /* indices into nodes; node[0] < node[1] by ID */
-	uint64_t rate_bps;        /* emulated secret key rate, bits/s */
-	uint32_t block_bytes;     /* key block size (default 4096) */
-	uint64_t pool_max_bytes;  /* KM keeps at most this much (default 64 MiB) */
+	int node[2];          /* indices into nodes; node[0] < node[1] by ID */
+	uint64_t rate_bps;    /* emulated secret key rate, bits/s */
+	uint32_t block_bytes; /* key block size (default 4096) */
+	uint64_t
+	    pool_max_bytes; /* KM keeps at most this much (default 64 MiB) */
 };
 
 struct qkdn_net_sae {
 	qkdn_name id;
-	int node;                 /* index into nodes */
-	int64_t uid;              /* if >= 0, Ak peers must run as this uid */
+	int node;    /* index into nodes */
+	int64_t uid; /* if >= 0, Ak peers must run as this uid */
 };
 
 enum qkdn_ctl_mode { QKDN_CTL_DISTRIBUTED = 0, QKDN_CTL_CENTRALIZED = 1 };
@@ -79,8 +80,7 @@ struct qkdn_net {
  * returns QKDN_E_CONFIG and writes "FILE:LINE: reason" to err. The struct is
  * large: allocate it on the heap. */
 int qkdn_net_load(const char *path, const char *run_dir, struct qkdn_net *out,
-                  char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+                  char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Lookups: index or -1. */
 int qkdn_net_node_index(const struct qkdn_net *net, const char *id);

@@ -9,12 +9,12 @@
 
 /* Encode m into a new nng message. */
 int qkdn_rpc_pack(const struct qkdn_msg *m, nng_msg **out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Decode the body of an nng message (the message is not freed). */
 int qkdn_rpc_unpack(nng_msg *nm, struct qkdn_msg *out,
                     struct qkdn_decode_error *err)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Wipe the body of an nng message, then free it: for messages that held
  * key material. */
@@ -30,12 +30,12 @@ void qkdn_rpc_error(struct qkdn_msg *out, uint64_t req_id, int code,
 int qkdn_rpc_call(nng_socket s, const struct qkdn_msg *req,
                   struct qkdn_msg *rsp, int timeout_ms,
                   struct qkdn_decode_error *err)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Open a REQ socket dialled to url (non-blocking dial: calls made before
  * the peer is up wait for it within their own deadline). */
 int qkdn_rpc_dial(nng_socket *s, const char *url)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Milliseconds of a monotonic clock. */
 uint64_t qkdn_now_ms(void);

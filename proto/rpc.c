@@ -152,8 +152,8 @@ qkdn_rpc_dial(nng_socket *s, const char *url)
 	if ((rv = nng_dial(*s, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
 		nng_close(*s);
 		return rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP
-		               ? QKDN_E_CONFIG
-		               : qkdn_err_from_nng(rv);
+		           ? QKDN_E_CONFIG
+		           : qkdn_err_from_nng(rv);
 	}
 	return 0;
 }

@@ -37,32 +37,53 @@ int
 main(int argc, char **argv)
 {
 	static const struct option lopts[] = {
-		{"src-km", required_argument, NULL, 'a'},
-		{"src-sae", required_argument, NULL, 's'},
-		{"dst-km", required_argument, NULL, 'b'},
-		{"dst-sae", required_argument, NULL, 'd'},
-		{"n", required_argument, NULL, 'n'},
-		{"bits", required_argument, NULL, 'k'},
-		{"batch", required_argument, NULL, 'c'},
-		{"out", required_argument, NULL, 'o'},
-		{"timeout", required_argument, NULL, 't'},
-		{"tolerate-errors", no_argument, NULL, 'e'},
-		{NULL, 0, NULL, 0}};
+	    {"src-km", required_argument, NULL, 'a'},
+	    {"src-sae", required_argument, NULL, 's'},
+	    {"dst-km", required_argument, NULL, 'b'},
+	    {"dst-sae", required_argument, NULL, 'd'},
+	    {"n", required_argument, NULL, 'n'},
+	    {"bits", required_argument, NULL, 'k'},
+	    {"batch", required_argument, NULL, 'c'},
+	    {"out", required_argument, NULL, 'o'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"tolerate-errors", no_argument, NULL, 'e'},
+	    {NULL, 0, NULL, 0}};
 	struct opts o = {.n = 100, .bits = 256, .batch = 1, .timeout_ms = 3000};
 	int c;
 	while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
 		switch (c) {
-		case 'a': o.src_km = optarg; break;
-		case 's': o.src_sae = optarg; break;
-		case 'b': o.dst_km = optarg; break;
-		case 'd': o.dst_sae = optarg; break;
-		case 'n': o.n = (unsigned)atoi(optarg); break;
-		case 'k': o.bits = (unsigned)atoi(optarg); break;
-		case 'c': o.batch = (unsigned)atoi(optarg); break;
-		case 'o': o.out = optarg; break;
-		case 't': o.timeout_ms = atoi(optarg); break;
-		case 'e': o.tolerate = true; break;
-		default: return 2;
+		case 'a':
+			o.src_km = optarg;
+			break;
+		case 's':
+			o.src_sae = optarg;
+			break;
+		case 'b':
+			o.dst_km = optarg;
+			break;
+		case 'd':
+			o.dst_sae = optarg;
+			break;
+		case 'n':
+			o.n = (unsigned)atoi(optarg);
+			break;
+		case 'k':
+			o.bits = (unsigned)atoi(optarg);
+			break;
+		case 'c':
+			o.batch = (unsigned)atoi(optarg);
+			break;
+		case 'o':
+			o.out = optarg;
+			break;
+		case 't':
+			o.timeout_ms = atoi(optarg);
+			break;
+		case 'e':
+			o.tolerate = true;
+			break;
+		default:
+			return 2;
 		}
 	}
 	if (!o.src_km || !o.src_sae || !o.dst_km || !o.dst_sae || !o.out ||
@@ -105,7 +126,8 @@ main(int argc, char **argv)
 		for (unsigned i = 0; i < want; i++) {
 			char idtext[37], fp[17];
 			if (a[i].len != o.bits / 8 || b[i].len != a[i].len ||
-			    sodium_memcmp(a[i].bytes, b[i].bytes, a[i].len) != 0)
+			    sodium_memcmp(a[i].bytes, b[i].bytes, a[i].len) !=
+			        0)
 				mismatches++;
 			qkdn_uuid_format(&a[i].id, idtext);
 			fingerprint(&a[i], fp);
@@ -115,7 +137,8 @@ main(int argc, char **argv)
 		if (ok % 10 == 0) {
 			rv = qkdn_ak_get_keys_by_id(dst, ids, 1, &again);
 			if (rv != QKDN_E_ALREADY_SUPPLIED) {
-				fprintf(stderr, "ak_pairs: second fetch gave %s\n",
+				fprintf(stderr,
+				        "ak_pairs: second fetch gave %s\n",
 				        qkdn_strerror(rv));
 				refetched++;
 			}

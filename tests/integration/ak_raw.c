@@ -101,23 +101,21 @@ main(int argc, char **argv)
 	     msgpack_pack_map(&pk, 0));
 	CASE(QKDN_E_WRONG_TYPE, "bits as string", pack_envelope(&pk, 1, 1);
 	     msgpack_pack_map(&pk, 4); pack_str(&pk, "sae");
-	     pack_str(&pk, "alice"); pack_str(&pk, "dst");
-	     pack_str(&pk, "bob"); pack_str(&pk, "bits");
-	     pack_str(&pk, "256"); pack_str(&pk, "n");
+	     pack_str(&pk, "alice"); pack_str(&pk, "dst"); pack_str(&pk, "bob");
+	     pack_str(&pk, "bits"); pack_str(&pk, "256"); pack_str(&pk, "n");
 	     msgpack_pack_uint32(&pk, 1));
 	CASE(QKDN_E_RANGE, "zero keys", pack_envelope(&pk, 1, 1);
 	     msgpack_pack_map(&pk, 4); pack_str(&pk, "sae");
-	     pack_str(&pk, "alice"); pack_str(&pk, "dst");
-	     pack_str(&pk, "bob"); pack_str(&pk, "bits");
-	     msgpack_pack_uint32(&pk, 256); pack_str(&pk, "n");
-	     msgpack_pack_uint32(&pk, 0));
+	     pack_str(&pk, "alice"); pack_str(&pk, "dst"); pack_str(&pk, "bob");
+	     pack_str(&pk, "bits"); msgpack_pack_uint32(&pk, 256);
+	     pack_str(&pk, "n"); msgpack_pack_uint32(&pk, 0));
 	CASE(QKDN_E_TRUNCATED, "huge array header",
 	     msgpack_pack_array(&pk, 0xffffffffu));
 	CASE(QKDN_E_NOT_AUTHORISED, "unknown SAE", pack_envelope(&pk, 1, 3);
 	     msgpack_pack_map(&pk, 2); pack_str(&pk, "sae");
 	     pack_str(&pk, "nobody"); pack_str(&pk, "ids");
-	     msgpack_pack_array(&pk, 1); msgpack_pack_bin_with_body(
-		     &pk, "0123456789abcdef", 16));
+	     msgpack_pack_array(&pk, 1);
+	     msgpack_pack_bin_with_body(&pk, "0123456789abcdef", 16));
 	CASE(QKDN_E_UNSUPPORTED, "Kx message on Ak", pack_envelope(&pk, 1, 105);
 	     msgpack_pack_map(&pk, 1); pack_str(&pk, "res");
 	     msgpack_pack_int32(&pk, 0));
