@@ -3,8 +3,10 @@
 #include "qkdn_err.h"
 #include "qkdn_log.h"
 #include "qkdn_rpc.h"
+#include "qkdn_sp.h"
 
 #include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/util/platform.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,63 +44,25 @@ sync_mac(const struct qkdn_msg *m, const uint8_t key[MAC_KEY_BYTES],
 
 /* ------------------------------------------------------------ client */
 
-enum kx_client_state { KX_IDLE, KX_SEND, KX_RECV };
-
+/* One sender thread per link: it takes every waiting request as one batch,
+ * makes one blocking KEY_SYNC round trip (qkdn_sp.h, no nng hand-offs on
+ * this side), and completes the batch. One thread per link, never per
+ * request; the Ak side stays asynchronous. */
 struct km_kx_link {
 	struct km *km;
 	struct km_link *l;
-	nng_socket sock;
-	nng_ctx ctx;
-	nng_aio *aio;
-	enum kx_client_state state;
+	nng_thread *thread;
+	nng_cv *cv; /* with km->mtx: work queued or stopping */
+	bool stopping;
 	struct km_keyreq *head, *tail; /* waiting */
-	struct km_keyreq *batch;       /* in flight */
-	atomic_int pipes;
+	struct qkdn_sp_conn conn;
+	atomic_bool up;
 };
-
-static void kx_client_cb(void *arg);
-
-static void
-pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
-{
-	struct km_kx_link *kl = arg;
-	(void)p;
-	if (ev == NNG_PIPE_EV_ADD_POST)
-		atomic_fetch_add(&kl->pipes, 1);
-	else if (ev == NNG_PIPE_EV_REM_POST)
-		atomic_fetch_sub(&kl->pipes, 1);
-}
 
 bool
 km_kx_link_up(const struct km_kx_link *kl)
 {
-	return kl != NULL && atomic_load(&kl->pipes) > 0;
-}
-
-int
-km_kx_link_open(struct km *km, struct km_link *l)
-{
-	struct km_kx_link *kl = calloc(1, sizeof(*kl));
-	const char *url = km->net->nodes[l->peer].kx_url;
-	int rv;
-	if (kl == NULL)
-		return QKDN_E_NOMEM;
-	kl->km = km;
-	kl->l = l;
-	if ((rv = qkdn_rpc_dial(&kl->sock, url)) != 0) {
-		free(kl);
-		return rv;
-	}
-	nng_pipe_notify(kl->sock, NNG_PIPE_EV_ADD_POST, pipe_cb, kl);
-	nng_pipe_notify(kl->sock, NNG_PIPE_EV_REM_POST, pipe_cb, kl);
-	if ((rv = nng_ctx_open(&kl->ctx, kl->sock)) != 0 ||
-	    (rv = nng_aio_alloc(&kl->aio, kx_client_cb, kl)) != 0) {
-		nng_close(kl->sock);
-		free(kl);
-		return qkdn_err_from_nng(rv);
-	}
-	l->kx = kl;
-	return 0;
+	return kl != NULL && atomic_load(&kl->up);
 }
 
 static void
@@ -111,23 +75,6 @@ fail_list(struct km_keyreq *r, int rv, const char *why)
 		r->done(r, rv, why);
 		r = next;
 	}
-}
-
-void
-km_kx_link_close(struct km *km, struct km_link *l)
-{
-	struct km_kx_link *kl = l->kx;
-	if (kl == NULL)
-		return;
-	nng_aio_stop(kl->aio); /* waits for a running callback */
-	nng_close(kl->sock);
-	nng_mtx_lock(km->mtx);
-	l->kx = NULL;
-	fail_list(kl->batch, QKDN_E_SHUTDOWN, "KM is stopping");
-	fail_list(kl->head, QKDN_E_SHUTDOWN, "KM is stopping");
-	nng_mtx_unlock(km->mtx);
-	nng_aio_free(kl->aio);
-	free(kl);
 }
 
 /* Build the keys of r from bytes (count * bits/8) into its KEY_RSP. */
@@ -151,17 +98,18 @@ fill_reply(struct km_keyreq *r, const uint8_t *bytes)
 	return 0;
 }
 
-/* Encode the KEY_SYNC for the batch: MAC key first, then each request. */
+/* Encode the KEY_SYNC for batch: MAC key first, then each request. */
 static int
-build_sync(struct km_kx_link *kl, const struct qkdn_segment *segs,
-           uint32_t nsegs, const uint8_t *mac_key, nng_msg **out)
+build_sync(struct km_kx_link *kl, struct km_keyreq *batch,
+           const struct qkdn_segment *segs, uint32_t nsegs,
+           const uint8_t *mac_key, struct qkdn_buf *out)
 {
 	struct qkdn_msg m = {.type = QKDN_KEY_SYNC};
 	struct qkdn_key_sync *ks = &m.u.key_sync;
 	uint8_t tag[crypto_onetimeauth_BYTES] = {0};
 	uint32_t n = 0;
 	int rv = QKDN_E_NOMEM;
-	for (struct km_keyreq *r = kl->batch; r != NULL; r = r->next)
+	for (struct km_keyreq *r = batch; r != NULL; r = r->next)
 		n++;
 	memcpy(ks->link, kl->l->conf->id, sizeof(ks->link));
 	ks->segs.n = nsegs;
@@ -171,7 +119,7 @@ build_sync(struct km_kx_link *kl, const struct qkdn_segment *segs,
 	if (ks->reqs.v == NULL)
 		goto out;
 	n = 0;
-	for (struct km_keyreq *r = kl->batch; r != NULL; r = r->next, n++) {
+	for (struct km_keyreq *r = batch; r != NULL; r = r->next, n++) {
 		struct qkdn_sync_req *sr = &ks->reqs.v[n];
 		memcpy(sr->src_sae, r->src_sae, sizeof(sr->src_sae));
 		memcpy(sr->dst_sae, r->dst_sae, sizeof(sr->dst_sae));
@@ -186,7 +134,7 @@ build_sync(struct km_kx_link *kl, const struct qkdn_segment *segs,
 	ks->tag.len = sizeof(tag);
 	ks->tag.ptr = tag;
 	if ((rv = sync_mac(&m, mac_key, tag, false)) == 0)
-		rv = qkdn_rpc_pack(&m, out);
+		rv = qkdn_msg_encode(&m, qkdn_buf_write, out);
 out:
 	ks->segs.v = NULL;
 	ks->tag.ptr = NULL;
@@ -194,27 +142,25 @@ out:
 	return rv;
 }
 
-/* Start the next batch if idle. Called with the KM lock held. */
-static void
-kick(struct km_kx_link *kl)
+/* Take the waiting requests that fit as one batch and take their key from
+ * the pool; requests the pool cannot serve fail at once. With the KM lock
+ * held. Returns the batch (NULL if none) and its encoded KEY_SYNC. */
+static struct km_keyreq *
+take_batch(struct km_kx_link *kl, struct qkdn_buf *sync)
 {
 	struct km_pool *pool = &kl->l->pool;
 	struct qkdn_segment segs[QKDN_SEGS_MAX];
 	uint64_t avail = km_pool_out_avail(pool);
 	uint64_t total = MAC_KEY_BYTES;
 	uint32_t nkeys = 0, nsegs = 0;
-	struct km_keyreq **tailp = &kl->batch, *r;
+	struct km_keyreq *batch = NULL, **tailp = &batch, *r;
 	uint8_t *bytes = NULL;
-	nng_msg *nm = NULL;
 	int rv;
 
-	if (kl->state != KX_IDLE || kl->head == NULL)
-		return;
-	/* take whole requests while the pool and the message allow */
 	while ((r = kl->head) != NULL) {
 		uint64_t need = (uint64_t)r->count * (r->bits / 8);
-		if (kl->batch != NULL && (nkeys + r->count > MAX_BATCH_KEYS ||
-		                          total + need > MAX_BATCH_BYTES))
+		if (batch != NULL && (nkeys + r->count > MAX_BATCH_KEYS ||
+		                      total + need > MAX_BATCH_BYTES))
 			break;
 		kl->head = r->next;
 		if (kl->head == NULL)
@@ -233,8 +179,8 @@ kick(struct km_kx_link *kl)
 		*tailp = r;
 		tailp = &r->next;
 	}
-	if (kl->batch == NULL)
-		return;
+	if (batch == NULL)
+		return NULL;
 	if ((bytes = malloc(total)) == NULL) {
 		rv = QKDN_E_NOMEM;
 		goto fail;
@@ -243,27 +189,206 @@ kick(struct km_kx_link *kl)
 	                           &nsegs, bytes)) != 0)
 		goto fail;
 	uint64_t at = MAC_KEY_BYTES;
-	for (r = kl->batch; r != NULL; r = r->next) {
+	for (r = batch; r != NULL; r = r->next) {
 		if ((rv = fill_reply(r, bytes + at)) != 0)
 			goto fail;
 		at += (uint64_t)r->count * (r->bits / 8);
 	}
-	if ((rv = build_sync(kl, segs, nsegs, bytes, &nm)) != 0)
+	if ((rv = build_sync(kl, batch, segs, nsegs, bytes, sync)) != 0)
 		goto fail;
 	sodium_memzero(bytes, total);
 	free(bytes);
-	kl->state = KX_SEND;
-	nng_aio_set_msg(kl->aio, nm);
-	nng_aio_set_timeout(kl->aio, kl->km->node->kx_timeout_ms);
-	nng_ctx_send(kl->ctx, kl->aio);
-	return;
+	return batch;
 fail:
 	if (bytes != NULL) {
 		sodium_memzero(bytes, total);
 		free(bytes);
 	}
-	fail_list(kl->batch, rv, "could not take key from the link pool");
-	kl->batch = NULL;
+	fail_list(batch, rv, "could not take key from the link pool");
+	return NULL;
+}
+
+/* The batch is over: hand out, retry or fail. With the KM lock held. */
+static void
+finish_batch(struct km_kx_link *kl, struct km_keyreq *batch, int rv,
+             uint64_t missing, const char *why)
+{
+	if (rv != QKDN_E_BLOCK_MISSING) {
+		while (batch != NULL) {
+			struct km_keyreq *r = batch;
+			batch = r->next;
+			r->next = NULL;
+			if (rv != 0)
+				qkdn_msg_clear(&r->rsp);
+			r->done(r, rv, why);
+		}
+		return;
+	}
+	/* the peer lost a block we hold: give it up, try again */
+	QLOG_WARN(SRC, "peer lacks block %llu of link %s; skipping it",
+	          (unsigned long long)missing, kl->l->conf->id);
+	km_pool_skip_out_block(&kl->l->pool, missing);
+	struct km_keyreq *retry = NULL, *last = NULL;
+	while (batch != NULL) {
+		struct km_keyreq *r = batch;
+		batch = r->next;
+		r->next = NULL;
+		qkdn_msg_clear(&r->rsp);
+		if (++r->retries > MAX_RETRIES) {
+			r->done(r, QKDN_E_INSUFFICIENT_KEY,
+			        "peer KM keeps missing key blocks");
+			continue;
+		}
+		if (last != NULL)
+			last->next = r;
+		else
+			retry = r;
+		last = r;
+	}
+	if (retry != NULL) {
+		last->next = kl->head;
+		kl->head = retry;
+		if (kl->tail == NULL)
+			kl->tail = last;
+	}
+}
+
+/* One KEY_SYNC round trip; the reply decides the batch's fate. */
+static int
+exchange(struct km_kx_link *kl, const struct qkdn_buf *sync, uint64_t *value,
+         char *why, size_t whylen)
+{
+	const char *peer = kl->km->net->nodes[kl->l->peer].id;
+	uint64_t deadline = qkdn_now_ms() + kl->km->node->kx_timeout_ms;
+	struct qkdn_decode_error err = {0};
+	struct qkdn_msg ack;
+	uint8_t *in = NULL;
+	size_t in_len = 0;
+	int rv;
+
+	if (kl->conn.fd < 0 &&
+	    (rv = qkdn_sp_connect(&kl->conn,
+	                          kl->km->net->nodes[kl->l->peer].kx_url,
+	                          deadline)) != 0) {
+		kl->conn.fd = -1;
+		atomic_store(&kl->up, false);
+		snprintf(why, whylen, "peer KM %s unreachable", peer);
+		return rv == QKDN_E_TIMEOUT ? rv : QKDN_E_UNREACHABLE;
+	}
+	rv = qkdn_sp_call(&kl->conn, sync->data, sync->len, &in, &in_len,
+	                  QKDN_MSG_BYTES_MAX, deadline);
+	if (rv != 0) {
+		qkdn_sp_close(&kl->conn);
+		atomic_store(&kl->up, false);
+		snprintf(why, whylen, "peer KM %s: %s", peer,
+		         rv == QKDN_E_TIMEOUT ? "no answer within the deadline"
+		                              : "connection lost");
+		return rv == QKDN_E_TIMEOUT ? rv : QKDN_E_UNREACHABLE;
+	}
+	atomic_store(&kl->up, true);
+	rv = qkdn_msg_decode(in, in_len, &ack, &err);
+	free(in); /* an acknowledgement: no key material */
+	if (rv != 0) {
+		snprintf(why, whylen, "bad reply from peer KM: %.200s",
+		         err.reason);
+		return QKDN_E_INTERNAL;
+	}
+	if (ack.type == QKDN_ERROR) {
+		snprintf(why, whylen, "peer KM refused: %.200s",
+		         ack.u.error.reason);
+		rv = -ack.u.error.code;
+	} else if (ack.type == QKDN_ACK) {
+		snprintf(why, whylen, "peer KM refused");
+		rv = ack.u.ack.result;
+		*value = ack.u.ack.value;
+	} else {
+		snprintf(why, whylen, "unexpected reply from peer KM");
+		rv = QKDN_E_INTERNAL;
+	}
+	qkdn_msg_clear(&ack);
+	return rv;
+}
+
+static void
+sender(void *arg)
+{
+	struct km_kx_link *kl = arg;
+	struct km *km = kl->km;
+	nng_mtx_lock(km->mtx);
+	while (!kl->stopping) {
+		if (kl->head == NULL) {
+			/* idle: keep a connection to the peer for status */
+			if (kl->conn.fd < 0) {
+				nng_mtx_unlock(km->mtx);
+				if (qkdn_sp_connect(
+				        &kl->conn,
+				        km->net->nodes[kl->l->peer].kx_url,
+				        qkdn_now_ms() + 200) != 0)
+					kl->conn.fd = -1;
+				atomic_store(&kl->up, kl->conn.fd >= 0);
+				nng_mtx_lock(km->mtx);
+			}
+			if (kl->head == NULL && !kl->stopping)
+				nng_cv_until(kl->cv, nng_clock() + 1000);
+			continue;
+		}
+		struct qkdn_buf sync = {0};
+		struct km_keyreq *batch = take_batch(kl, &sync);
+		if (batch == NULL)
+			continue;
+		nng_mtx_unlock(km->mtx);
+		char why[QKDN_REASON_MAX] = "";
+		uint64_t value = 0;
+		int rv = exchange(kl, &sync, &value, why, sizeof(why));
+		qkdn_buf_free(&sync);
+		nng_mtx_lock(km->mtx);
+		finish_batch(kl, batch, rv, value, why);
+	}
+	nng_mtx_unlock(km->mtx);
+}
+
+int
+km_kx_link_open(struct km *km, struct km_link *l)
+{
+	struct km_kx_link *kl = calloc(1, sizeof(*kl));
+	int rv;
+	if (kl == NULL)
+		return QKDN_E_NOMEM;
+	kl->km = km;
+	kl->l = l;
+	kl->conn.fd = -1;
+	if ((rv = nng_cv_alloc(&kl->cv, km->mtx)) != 0) {
+		free(kl);
+		return qkdn_err_from_nng(rv);
+	}
+	l->kx = kl;
+	if ((rv = nng_thread_create(&kl->thread, sender, kl)) != 0) {
+		l->kx = NULL;
+		nng_cv_free(kl->cv);
+		free(kl);
+		return qkdn_err_from_nng(rv);
+	}
+	return 0;
+}
+
+void
+km_kx_link_close(struct km *km, struct km_link *l)
+{
+	struct km_kx_link *kl = l->kx;
+	if (kl == NULL)
+		return;
+	nng_mtx_lock(km->mtx);
+	kl->stopping = true;
+	nng_cv_wake(kl->cv);
+	nng_mtx_unlock(km->mtx);
+	nng_thread_destroy(kl->thread); /* joins: a batch in flight ends */
+	nng_mtx_lock(km->mtx);
+	l->kx = NULL;
+	fail_list(kl->head, QKDN_E_SHUTDOWN, "KM is stopping");
+	nng_mtx_unlock(km->mtx);
+	qkdn_sp_close(&kl->conn);
+	nng_cv_free(kl->cv);
+	free(kl);
 }
 
 void
@@ -272,7 +397,7 @@ km_kx_submit(struct km *km, struct km_link *l, struct km_keyreq *r)
 	nng_mtx_lock(km->mtx);
 	struct km_kx_link *kl = l->kx;
 	r->next = NULL;
-	if (kl == NULL) {
+	if (kl == NULL || kl->stopping) {
 		nng_mtx_unlock(km->mtx);
 		r->done(r, QKDN_E_SHUTDOWN, "KM is stopping");
 		return;
@@ -282,108 +407,8 @@ km_kx_submit(struct km *km, struct km_link *l, struct km_keyreq *r)
 	else
 		kl->head = r;
 	kl->tail = r;
-	kick(kl);
+	nng_cv_wake1(kl->cv);
 	nng_mtx_unlock(km->mtx);
-}
-
-/* The batch is over: hand out, retry or fail, then start the next. */
-static void
-finish_batch(struct km_kx_link *kl, int rv, uint64_t missing, const char *why)
-{
-	struct km_keyreq *batch;
-	nng_mtx_lock(kl->km->mtx);
-	batch = kl->batch;
-	kl->batch = NULL;
-	kl->state = KX_IDLE;
-	if (rv == QKDN_E_BLOCK_MISSING) {
-		/* the peer lost a block we hold: give it up, try again */
-		QLOG_WARN(SRC, "peer lacks block %llu of link %s; skipping it",
-		          (unsigned long long)missing, kl->l->conf->id);
-		km_pool_skip_out_block(&kl->l->pool, missing);
-		struct km_keyreq *retry = NULL, **tp = &retry;
-		while (batch != NULL) {
-			struct km_keyreq *r = batch;
-			batch = r->next;
-			r->next = NULL;
-			qkdn_msg_clear(&r->rsp);
-			if (++r->retries > MAX_RETRIES) {
-				r->done(r, QKDN_E_INSUFFICIENT_KEY,
-				        "peer KM keeps missing key blocks");
-				continue;
-			}
-			*tp = r;
-			tp = &r->next;
-		}
-		if (retry != NULL) {
-			struct km_keyreq *last = retry;
-			while (last->next != NULL)
-				last = last->next;
-			last->next = kl->head;
-			kl->head = retry;
-			if (kl->tail == NULL)
-				kl->tail = last;
-		}
-	} else {
-		while (batch != NULL) {
-			struct km_keyreq *r = batch;
-			batch = r->next;
-			r->next = NULL;
-			if (rv != 0)
-				qkdn_msg_clear(&r->rsp);
-			r->done(r, rv, why);
-		}
-	}
-	kick(kl);
-	nng_mtx_unlock(kl->km->mtx);
-}
-
-static void
-kx_client_cb(void *arg)
-{
-	struct km_kx_link *kl = arg;
-	int rv = nng_aio_result(kl->aio);
-	char why[QKDN_REASON_MAX];
-	if (rv != 0) {
-		if (kl->state == KX_SEND)
-			qkdn_rpc_free_wiped(nng_aio_get_msg(kl->aio));
-		if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
-			return; /* closing: km_kx_link_close fails the batch */
-		snprintf(why, sizeof(why), "peer KM %s: %s",
-		         kl->km->net->nodes[kl->l->peer].id,
-		         rv == NNG_ETIMEDOUT ? "no answer within the deadline"
-		                             : nng_strerror(rv));
-		finish_batch(kl,
-		             rv == NNG_ETIMEDOUT ? QKDN_E_TIMEOUT
-		                                 : QKDN_E_UNREACHABLE,
-		             0, why);
-		return;
-	}
-	if (kl->state == KX_SEND) {
-		kl->state = KX_RECV;
-		nng_ctx_recv(kl->ctx, kl->aio);
-		return;
-	}
-	nng_msg *nm = nng_aio_get_msg(kl->aio);
-	struct qkdn_msg ack;
-	struct qkdn_decode_error err = {0};
-	rv = qkdn_rpc_unpack(nm, &ack, &err);
-	nng_msg_free(nm);
-	if (rv != 0) {
-		snprintf(why, sizeof(why), "bad reply from peer KM: %.200s",
-		         err.reason);
-		finish_batch(kl, QKDN_E_INTERNAL, 0, why);
-	} else if (ack.type == QKDN_ERROR) {
-		snprintf(why, sizeof(why), "peer KM refused: %.200s",
-		         ack.u.error.reason);
-		finish_batch(kl, -ack.u.error.code, 0, why);
-	} else if (ack.type == QKDN_ACK) {
-		finish_batch(kl, ack.u.ack.result, ack.u.ack.value,
-		             "peer KM refused");
-	} else {
-		finish_batch(kl, QKDN_E_INTERNAL, 0,
-		             "unexpected reply from peer KM");
-	}
-	qkdn_msg_clear(&ack);
 }
 
 /* ------------------------------------------------------------ server */

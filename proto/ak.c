@@ -1,19 +1,31 @@
 /* Ak client: the application side of key supply (Q.4160 I.1 steps 1-2 and
- * 4-5). Thin on purpose: one RPC per call over a socket shared by threads. */
+ * 4-5). It speaks nng's REQ/REP wire protocol itself (qkdn_sp.h) over a
+ * small pool of connections, so it starts no threads, is safe to use after
+ * fork() (a child drops the connections it inherited), and costs one
+ * blocking round trip per call. */
 #include "qkdn_ak.h"
 
 #include "qkdn_err.h"
 #include "qkdn_rpc.h"
+#include "qkdn_sp.h"
 
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#define POOL_MAX 16 /* idle connections kept */
 
 struct qkdn_ak {
-	nng_socket sock;
+	char url[256];
 	qkdn_name sae;
 	int timeout_ms;
+	pthread_mutex_t mtx;
+	pid_t pid; /* the process the idle connections belong to */
+	size_t n_idle;
+	struct qkdn_sp_conn idle[POOL_MAX];
 };
 
 static _Thread_local char last_error[2 * QKDN_REASON_MAX] = "no error";
@@ -36,19 +48,23 @@ int
 qkdn_ak_open(struct qkdn_ak **out, const char *km_url, const char *sae,
              int timeout_ms)
 {
-	struct qkdn_ak *ak = calloc(1, sizeof(*ak));
-	int rv;
-	if (ak == NULL)
+	struct qkdn_ak *ak;
+	if (strncmp(km_url, "ipc://", 6) != 0 &&
+	    strncmp(km_url, "tcp://", 6) != 0)
+		return fail(QKDN_E_CONFIG,
+		            "KM address must be ipc://PATH or tcp://HOST:PORT");
+	if (strlen(km_url) >= sizeof(ak->url))
+		return fail(QKDN_E_CONFIG, "KM address too long");
+	if ((ak = calloc(1, sizeof(*ak))) == NULL)
 		return fail(QKDN_E_NOMEM, "allocating the Ak handle");
 	if (qkdn_name_set(ak->sae, sae) != 0) {
 		free(ak);
 		return fail(QKDN_E_BAD_REQUEST, "SAE ID must be 1..63 bytes");
 	}
-	if ((rv = qkdn_rpc_dial(&ak->sock, km_url)) != 0) {
-		free(ak);
-		return fail(rv, "cannot dial the KM address");
-	}
+	snprintf(ak->url, sizeof(ak->url), "%s", km_url);
 	ak->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
+	ak->pid = getpid();
+	pthread_mutex_init(&ak->mtx, NULL);
 	*out = ak;
 	return 0;
 }
@@ -58,22 +74,94 @@ qkdn_ak_close(struct qkdn_ak *ak)
 {
 	if (ak == NULL)
 		return;
-	nng_close(ak->sock);
+	for (size_t i = 0; i < ak->n_idle; i++)
+		qkdn_sp_close(&ak->idle[i]);
+	pthread_mutex_destroy(&ak->mtx);
 	free(ak);
+}
+
+/* An idle connection of this process, or a new one. */
+static int
+take_conn(struct qkdn_ak *ak, struct qkdn_sp_conn *c, uint64_t deadline)
+{
+	pthread_mutex_lock(&ak->mtx);
+	if (ak->pid != getpid()) {
+		/* forked: the parent owns those connections */
+		for (size_t i = 0; i < ak->n_idle; i++)
+			qkdn_sp_close(&ak->idle[i]);
+		ak->n_idle = 0;
+		ak->pid = getpid();
+	}
+	if (ak->n_idle > 0) {
+		*c = ak->idle[--ak->n_idle];
+		pthread_mutex_unlock(&ak->mtx);
+		return 0;
+	}
+	pthread_mutex_unlock(&ak->mtx);
+	return qkdn_sp_connect(c, ak->url, deadline);
+}
+
+static void
+give_conn(struct qkdn_ak *ak, struct qkdn_sp_conn *c)
+{
+	pthread_mutex_lock(&ak->mtx);
+	if (ak->pid == getpid() && ak->n_idle < POOL_MAX) {
+		ak->idle[ak->n_idle++] = *c;
+		c = NULL;
+	}
+	pthread_mutex_unlock(&ak->mtx);
+	if (c != NULL)
+		qkdn_sp_close(c);
 }
 
 static int
 call(struct qkdn_ak *ak, const struct qkdn_msg *req, struct qkdn_msg *rsp,
      uint32_t want_type)
 {
+	struct qkdn_buf out = {0};
+	struct qkdn_sp_conn c;
 	struct qkdn_decode_error err = {0};
-	int rv = qkdn_rpc_call(ak->sock, req, rsp, ak->timeout_ms, &err);
+	uint64_t deadline = qkdn_now_ms() + (uint64_t)ak->timeout_ms;
+	uint8_t *in = NULL;
+	size_t in_len = 0;
+	int rv;
+
+	memset(rsp, 0, sizeof(*rsp));
+	if ((rv = qkdn_msg_encode(req, qkdn_buf_write, &out)) != 0) {
+		qkdn_buf_free(&out);
+		return fail(rv, "request could not be encoded");
+	}
+	if ((rv = take_conn(ak, &c, deadline)) != 0) {
+		qkdn_buf_free(&out);
+		return fail(rv, rv == QKDN_E_TIMEOUT
+		                    ? "KM did not accept a connection in time"
+		                    : "cannot connect to the KM");
+	}
+	rv = qkdn_sp_call(&c, out.data, out.len, &in, &in_len,
+	                  QKDN_MSG_BYTES_MAX, deadline);
+	qkdn_buf_free(&out);
+	if (rv != 0) {
+		qkdn_sp_close(&c);
+		return fail(rv, rv == QKDN_E_TIMEOUT
+		                    ? "no reply from the KM within the deadline"
+		                    : "connection to the KM failed");
+	}
+	give_conn(ak, &c);
+	rv = qkdn_msg_decode(in, in_len, rsp, &err);
+	sodium_memzero(in, in_len);
+	free(in);
 	if (rv != 0)
 		return fail(rv, err.reason);
+	if (rsp->type == QKDN_ERROR) {
+		rv = -rsp->u.error.code;
+		fail(rv, rsp->u.error.reason);
+		qkdn_msg_clear(rsp);
+		return rv;
+	}
 	if (rsp->type != want_type) {
 		qkdn_msg_clear(rsp);
-		return fail(QKDN_E_BAD_REQUEST, "KM answered with the wrong "
-		                                "message type");
+		return fail(QKDN_E_BAD_REQUEST,
+		            "KM answered with the wrong message type");
 	}
 	return 0;
 }

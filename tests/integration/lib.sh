@@ -18,9 +18,18 @@ fail() {
 	exit 1
 }
 
+# Stop the daemons; a sanitizer report in any daemon log fails the test.
 teardown() {
+	local rc=$?
 	"$QKDN" net down --run-dir "$RUN" >/dev/null 2>&1 || true
+	if grep -lE 'AddressSanitizer|LeakSanitizer|runtime error:' \
+		"$RUN"/*.log 2>/dev/null; then
+		echo "FAIL: sanitizer report in a daemon log:" >&2
+		grep -hE -A20 'Sanitizer|runtime error:' "$RUN"/*.log >&2 || true
+		rc=1
+	fi
 	rm -rf "$TMP"
+	exit $rc
 }
 trap teardown EXIT
 
