@@ -6,7 +6,7 @@
 #include "qkdn_ak.h"
 
 #include "qkdn_err.h"
-#include "qkdn_rpc.h"
+#include "qkdn_clock.h"
 #include "qkdn_sp.h"
 
 #include <pthread.h>

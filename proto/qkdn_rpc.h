@@ -3,6 +3,7 @@
 #ifndef QKDN_RPC_H
 #define QKDN_RPC_H
 
+#include "qkdn_clock.h"
 #include "qkdn_msg.h"
 
 #include <nng/nng.h>
@@ -36,8 +37,5 @@ int qkdn_rpc_call(nng_socket s, const struct qkdn_msg *req,
  * the peer is up wait for it within their own deadline). */
 int qkdn_rpc_dial(nng_socket *s, const char *url)
     __attribute__((warn_unused_result));
-
-/* Milliseconds of a monotonic clock. */
-uint64_t qkdn_now_ms(void);
 
 #endif

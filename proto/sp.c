@@ -1,7 +1,7 @@
 #include "qkdn_sp.h"
 
 #include "qkdn_err.h"
-#include "qkdn_rpc.h"
+#include "qkdn_clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
