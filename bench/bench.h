@@ -1,0 +1,183 @@
+/* qkdn-bench: benchmarks that print figures, never pass/fail. One
+ * subcommand per file (ak.c; tls.c can follow), listed in main.c's table;
+ * the helpers they share are declared here (util.c, load.c, floor.c). */
+#ifndef BENCH_H
+#define BENCH_H
+
+#include <cjson/cJSON.h>
+#include <nng/nng.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ---- subcommands (main.c's table) ---- */
+
+int bench_ak(int argc, char **argv);
+
+/* ---- time ---- */
+
+uint64_t bench_now_ns(void);
+void bench_sleep_ms(int ms);
+
+/* ---- latency samples ---- */
+
+struct bench_samples {
+	uint64_t *v; /* nanoseconds */
+	size_t n, cap;
+};
+
+int bench_samples_add(struct bench_samples *s, uint64_t ns)
+    __attribute__((warn_unused_result));
+/* Append every sample of src to dst. */
+int bench_samples_merge(struct bench_samples *dst,
+                        const struct bench_samples *src)
+    __attribute__((warn_unused_result));
+/* The p-th percentile (0..100) in microseconds; sorts the samples. 0 if
+ * there are none. */
+double bench_samples_pct_us(struct bench_samples *s, double p);
+void bench_samples_free(struct bench_samples *s);
+
+/* ---- output: text to stdout as figures come, or one JSON document ---- */
+
+struct bench_out {
+	bool json;
+	cJSON *root;
+};
+
+/* A line of the text report (nothing in JSON mode). */
+void bench_say(const struct bench_out *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void bench_blank(const struct bench_out *o);
+/* Progress and trouble, to stderr in both modes. */
+void bench_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "12 345 678": thousands separated by spaces, for counts and rates. */
+const char *bench_group(char buf[32], double v);
+
+/* ---- child processes ---- */
+
+struct bench_proc {
+	const char *name; /* for messages */
+	pid_t pid;        /* 0 when not running */
+	char log[512];    /* its stdout and stderr */
+};
+
+/* Start argv[0] (a path) with output to log; it gets SIGTERM if this
+ * process dies. */
+int bench_spawn(struct bench_proc *p, const char *name, char *const argv[],
+                const char *log) __attribute__((warn_unused_result));
+/* Fork a child that runs fn(arg) and exits with its result. */
+int bench_fork(struct bench_proc *p, const char *name, int (*fn)(void *),
+               void *arg) __attribute__((warn_unused_result));
+bool bench_alive(struct bench_proc *p);
+/* SIGTERM, wait up to 5 s, then SIGKILL; always reaps. */
+void bench_stop(struct bench_proc *p);
+/* Print the last lines of the process's log to stderr. */
+void bench_log_tail(const struct bench_proc *p, int lines);
+
+/* The program name next to this executable, as a path. */
+int bench_find_program(const char *name, char *out, size_t len)
+    __attribute__((warn_unused_result));
+/* A TCP port on 127.0.0.1 that was free a moment ago, or -1. */
+int bench_free_port(void);
+/* rm -r dir. */
+void bench_rm_tree(const char *dir);
+
+/* ---- /proc ---- */
+
+/* Memory of a process, KiB. private_kib: Private_Dirty of anonymous
+ * mappings, [heap] and [stack] (the process's own memory); mdb_kib: Rss of
+ * mappings of LMDB data files (page cache the kernel can take back). */
+struct bench_mem {
+	long rss_kib, hwm_kib, private_kib, mdb_kib;
+};
+
+int bench_mem_read(pid_t pid, struct bench_mem *m)
+    __attribute__((warn_unused_result));
+/* User + system CPU time of a process (pid 0: this one), seconds. */
+double bench_cpu_s(pid_t pid);
+/* The 1-minute load average, or -1. */
+double bench_loadavg(void);
+
+/* ---- closed-loop load: N threads repeat one operation ---- */
+
+struct bench_worker {
+	int idx;
+	void *arg;  /* bench_load.arg */
+	void *priv; /* set by setup */
+	uint64_t units, ops, errors;
+	char first_error[256];
+	struct bench_samples lat;
+};
+
+struct bench_load {
+	int threads;
+	double seconds;
+	int warmup_ops; /* per thread, before the clock starts */
+	bool latency;   /* record each op's duration */
+	void *arg;
+	/* In the worker thread: setup before the clock, op repeatedly (returns
+	 * units done, e.g. keys; 0 when there is nothing left to do, which
+	 * ends that thread; or a negative error with the reason written to
+	 * why), teardown at the end. setup and teardown may be NULL. */
+	int (*setup)(struct bench_worker *w);
+	int (*op)(struct bench_worker *w, char *why, size_t whylen);
+	void (*teardown)(struct bench_worker *w);
+	/* Called in the calling thread as the clock starts (0) and stops (1),
+	 * e.g. to read CPU counters. May be NULL. */
+	void (*mark)(void *arg, int phase);
+	/* results */
+	double elapsed_s;
+	uint64_t units, ops, errors;
+	char first_error[256];
+	struct bench_samples lat;
+};
+
+/* Run l: threads start together and stop after l->seconds, or with
+ * seconds 0 when every op has returned 0. */
+int bench_load_run(struct bench_load *l) __attribute__((warn_unused_result));
+void bench_load_free(struct bench_load *l);
+
+/* ---- the floor: a bare nng REQ/REP echo, for comparison ---- */
+
+/* The echo server: a child process serving nng_rep0 with aio contexts,
+ * as the KM's Ak server does, on ipc://DIR/echo.ipc. Start it before this
+ * process has any nng thread (the child must start clean). */
+struct bench_echo {
+	struct bench_proc proc;
+	char url[600];
+};
+
+int bench_echo_start(struct bench_echo *e, const char *dir)
+    __attribute__((warn_unused_result));
+void bench_echo_stop(struct bench_echo *e);
+/* A client socket, dialled as qkdn_rpc_dial does. */
+int bench_echo_open(nng_socket *s, const char *url)
+    __attribute__((warn_unused_result));
+/* One synchronous round trip of a 64-byte message. */
+int bench_echo_once(nng_socket s) __attribute__((warn_unused_result));
+
+/* The Ak client to the echo server's stub: a status request answered at
+ * once with an empty status reply. */
+struct qkdn_ak;
+int bench_stub_open(struct qkdn_ak **ak, const char *url)
+    __attribute__((warn_unused_result));
+int bench_stub_once(struct qkdn_ak *ak) __attribute__((warn_unused_result));
+
+struct bench_floor {
+	double socketpair_p50_us;
+	int many;                               /* clients of the "many" runs */
+	double rt1_per_s, p50_us, p99_us;       /* bare nng, one client */
+	double rtn_per_s;                       /* bare nng, many clients */
+	double ak1_per_s, ak_p50_us, ak_p99_us; /* Ak client to the stub */
+	double akn_per_s;
+	size_t rpc_bytes;
+	double rpc_p50_us, rpc_p99_us; /* through qkdn_rpc_call */
+};
+
+/* Measure the floor against e and report it as section "(a)". */
+int bench_floor_run(const struct bench_out *o, const struct bench_echo *e,
+                    double seconds, int many, struct bench_floor *f)
+    __attribute__((warn_unused_result));
+
+#endif
