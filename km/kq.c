@@ -42,10 +42,16 @@ take_block(struct km_kq *kq, nng_msg *nm)
 		          "this node",
 		          b->link);
 	} else {
-		nng_mtx_lock(km->mtx);
-		rv = km_pool_add_block(&l->pool, b->block_id, b->bytes.ptr,
-		                       b->bytes.len);
-		nng_mtx_unlock(km->mtx);
+		/* the store write needs no KM lock: key supply goes on */
+		rv = b->bytes.len == l->pool.block_bytes
+		         ? km_store_block_put(km->st, b->link, b->block_id,
+		                              b->bytes.ptr, b->bytes.len)
+		         : QKDN_E_BAD_REQUEST;
+		if (rv == 0) {
+			nng_mtx_lock(km->mtx);
+			rv = km_pool_note_block(&l->pool, b->block_id);
+			nng_mtx_unlock(km->mtx);
+		}
 		if (rv != 0)
 			QLOG_WARN(SRC, "link %s block %llu not stored: %s",
 			          b->link, (unsigned long long)b->block_id,

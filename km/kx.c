@@ -90,8 +90,12 @@ fill_reply(struct km_keyreq *r, const uint8_t *bytes)
 		return QKDN_E_NOMEM;
 	memcpy(kb, bytes, (size_t)r->count * klen);
 	keys->n = r->count;
+	qkdn_uuid *ids = qkdn_msg_alloc(&r->rsp, r->count * sizeof(*ids));
+	if (ids == NULL)
+		return QKDN_E_NOMEM;
+	qkdn_uuid_v7(ids, r->count);
 	for (uint32_t i = 0; i < r->count; i++) {
-		qkdn_uuid_random(&keys->v[i].id);
+		keys->v[i].id = ids[i];
 		keys->v[i].len = klen;
 		keys->v[i].bytes = kb + (size_t)i * klen;
 	}

@@ -163,6 +163,20 @@ drop_oldest(struct km_pool *p)
 }
 
 int
+km_pool_note_block(struct km_pool *p, uint64_t id)
+{
+	int rv = push_id(p, id);
+	if (rv != 0)
+		return rv;
+	p->blocks_received++;
+	while (p->n > p->max_blocks) {
+		drop_oldest(p);
+		p->blocks_dropped++;
+	}
+	return 0;
+}
+
+int
 km_pool_add_block(struct km_pool *p, uint64_t id, const uint8_t *bytes,
                   uint32_t len)
 {
@@ -171,14 +185,7 @@ km_pool_add_block(struct km_pool *p, uint64_t id, const uint8_t *bytes,
 		return QKDN_E_BAD_REQUEST;
 	if ((rv = km_store_block_put(p->st, p->link, id, bytes, len)) != 0)
 		return rv;
-	if ((rv = push_id(p, id)) != 0)
-		return rv;
-	p->blocks_received++;
-	while (p->n > p->max_blocks) {
-		drop_oldest(p);
-		p->blocks_dropped++;
-	}
-	return 0;
+	return km_pool_note_block(p, id);
 }
 
 static const uint8_t *

@@ -50,9 +50,13 @@ int km_pool_init(struct km_pool *p, struct km_store *st, const char *link,
 void km_pool_fini(struct km_pool *p);
 
 /* Add a block from the QKD module (stored sealed); drops the oldest block
- * when the pool is full. */
+ * when the pool is full. The same in two steps, so the block is written to
+ * the store without the KM lock: km_store_block_put(), then, with the
+ * lock, km_pool_note_block(). */
 int km_pool_add_block(struct km_pool *p, uint64_t id, const uint8_t *bytes,
                       uint32_t len) __attribute__((warn_unused_result));
+int km_pool_note_block(struct km_pool *p, uint64_t id)
+    __attribute__((warn_unused_result));
 
 /* Bytes left in each direction. */
 uint64_t km_pool_out_avail(const struct km_pool *p);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #define SRC            "store"
@@ -22,12 +23,22 @@
 
 struct km_store {
 	MDB_env *env;
-	MDB_dbi meta, blocks, marks, pending, supplied, expiry;
+	MDB_dbi meta, blocks, marks, keys, expiry;
+	_Atomic uint64_t pending; /* keys in state KEY_PENDING */
+	/* nonces: a random prefix per opening and a counter, so sealing
+	 * costs no system call (XChaCha20 has room for both) */
+	uint8_t nonce_prefix[NONCE_BYTES - 8];
+	_Atomic uint64_t nonce_ctr;
 	uint8_t *seal_key; /* sodium_malloc, read-only */
 	bool recovered;
 };
 
-/* Waiting key record: header, the two SAE IDs, then nonce and sealed key. */
+/* A record of the keys table starts with its state. A waiting key then
+ * has a header, the two SAE IDs, and nonce + sealed key; a supplied one
+ * (tombstone) only its expiry, so the ID is never stored or supplied again
+ * while the key could be live anywhere. */
+enum key_state { KEY_PENDING = 1, KEY_SUPPLIED = 2 };
+
 struct rec_hdr {
 	uint64_t expires_ms;
 	uint8_t src_len;
@@ -75,10 +86,12 @@ block_key(uint8_t *k, const char *link, uint64_t id)
 }
 
 static int
-seal(const struct km_store *st, uint8_t *out, const uint8_t *m, size_t len,
+seal(struct km_store *st, uint8_t *out, const uint8_t *m, size_t len,
      const uint8_t *ad, size_t adlen)
 {
-	randombytes_buf(out, NONCE_BYTES);
+	uint64_t ctr = atomic_fetch_add(&st->nonce_ctr, 1);
+	memcpy(out, st->nonce_prefix, sizeof(st->nonce_prefix));
+	memcpy(out + sizeof(st->nonce_prefix), &ctr, sizeof(ctr));
 	return crypto_aead_xchacha20poly1305_ietf_encrypt(
 	    out + NONCE_BYTES, NULL, m, len, ad, adlen, NULL, out,
 	    st->seal_key);
@@ -183,8 +196,7 @@ recover(struct km_store *st)
 		if (!ms.clean && strcmp(ms.boot_id, boot) != 0) {
 			QLOG_WARN(SRC, "unclean shutdown before a reboot: "
 			               "dropping keys waiting for supply");
-			mdb_drop(txn, st->pending, 0);
-			mdb_drop(txn, st->supplied, 0);
+			mdb_drop(txn, st->keys, 0);
 			mdb_drop(txn, st->expiry, 0);
 		}
 	}
@@ -192,6 +204,30 @@ recover(struct km_store *st)
 	if (rv != 0)
 		return qkdn_err_from_mdb(rv);
 	return write_state(st, false);
+}
+
+static int
+count_pending(struct km_store *st)
+{
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint64_t n = 0;
+	int rv = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+	if (rv != 0)
+		txn = NULL;
+	if (rv == 0 && (rv = mdb_cursor_open(txn, st->keys, &cur)) == 0) {
+		for (rv = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rv == 0;
+		     rv = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+			if (v.mv_size > 0 &&
+			    *(const uint8_t *)v.mv_data == KEY_PENDING)
+				n++;
+		mdb_cursor_close(cur);
+	}
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	atomic_store(&st->pending, n);
+	return rv == 0 || rv == MDB_NOTFOUND ? 0 : qkdn_err_from_mdb(rv);
 }
 
 int
@@ -212,7 +248,8 @@ km_store_open(struct km_store **out, const char *dir, uint64_t map_bytes)
 	if ((rv = mdb_env_create(&st->env)) != 0 ||
 	    (rv = mdb_env_set_maxdbs(st->env, 8)) != 0 ||
 	    (rv = mdb_env_set_mapsize(st->env, map_bytes)) != 0 ||
-	    (rv = mdb_env_open(st->env, dir, MDB_NOSYNC | MDB_NOTLS, 0600)) !=
+	    (rv = mdb_env_open(st->env, dir,
+	                       MDB_NOSYNC | MDB_NOTLS | MDB_WRITEMAP, 0600)) !=
 	        0) {
 		QLOG_ERR(SRC, "LMDB %s: %s", dir, mdb_strerror(rv));
 		rv = QKDN_E_STORE;
@@ -225,10 +262,8 @@ km_store_open(struct km_store **out, const char *dir, uint64_t map_bytes)
 		                       &st->blocks)) != 0 ||
 		    (rv = mdb_dbi_open(txn, "marks", MDB_CREATE, &st->marks)) !=
 		        0 ||
-		    (rv = mdb_dbi_open(txn, "pending", MDB_CREATE,
-		                       &st->pending)) != 0 ||
-		    (rv = mdb_dbi_open(txn, "supplied", MDB_CREATE,
-		                       &st->supplied)) != 0 ||
+		    (rv = mdb_dbi_open(txn, "keys", MDB_CREATE, &st->keys)) !=
+		        0 ||
 		    (rv = mdb_dbi_open(txn, "expiry", MDB_CREATE,
 		                       &st->expiry)) != 0)
 			mdb_txn_abort(txn);
@@ -240,8 +275,9 @@ km_store_open(struct km_store **out, const char *dir, uint64_t map_bytes)
 		rv = QKDN_E_STORE;
 		goto fail;
 	}
-	if ((rv = recover(st)) != 0)
+	if ((rv = recover(st)) != 0 || (rv = count_pending(st)) != 0)
 		goto fail;
+	randombytes_buf(st->nonce_prefix, sizeof(st->nonce_prefix));
 	*out = st;
 	return 0;
 fail:
@@ -412,13 +448,12 @@ km_store_mark_put(struct km_store *st, const char *link, enum km_mark_kind kind,
 	return qkdn_err_from_mdb(rv);
 }
 
-/* expiry index: big-endian time, ID, and which table ('p' or 's') */
+/* expiry index: big-endian time then ID, so the sweep reads in order */
 static void
-expiry_key(uint8_t k[25], uint64_t expires, const qkdn_uuid *id, char which)
+expiry_key(uint8_t k[24], uint64_t expires, const qkdn_uuid *id)
 {
 	put_be64(k, expires);
 	memcpy(k + 8, id->b, 16);
-	k[24] = (uint8_t)which;
 }
 
 int
@@ -438,36 +473,35 @@ km_store_keys_put(struct km_store *st, const struct km_key_record *recs,
 		size_t names = h.src_len + h.dst_len;
 		MDB_val k = {16, (void *)r->id.b}, v;
 		v.mv_size =
-		    sizeof(h) + names + NONCE_BYTES + r->len + TAG_BYTES;
+		    1 + sizeof(h) + names + NONCE_BYTES + r->len + TAG_BYTES;
 		/* an ID known as waiting or supplied is never stored again */
-		if (mdb_get(txn, st->supplied, &k, &v) == 0) {
-			rv = MDB_KEYEXIST;
-			break;
-		}
-		v.mv_size =
-		    sizeof(h) + names + NONCE_BYTES + r->len + TAG_BYTES;
-		rv = mdb_put(txn, st->pending, &k, &v,
+		rv = mdb_put(txn, st->keys, &k, &v,
 		             MDB_NOOVERWRITE | MDB_RESERVE);
 		if (rv != 0)
 			break;
 		uint8_t *p = v.mv_data;
-		memcpy(p, &h, sizeof(h));
-		memcpy(p + sizeof(h), r->src_sae, h.src_len);
-		memcpy(p + sizeof(h) + h.src_len, r->dst_sae, h.dst_len);
-		seal(st, p + sizeof(h) + names, r->bytes, r->len, r->id.b, 16);
-		uint8_t ek[25];
-		expiry_key(ek, r->expires_ms, &r->id, 'p');
+		p[0] = KEY_PENDING;
+		memcpy(p + 1, &h, sizeof(h));
+		memcpy(p + 1 + sizeof(h), r->src_sae, h.src_len);
+		memcpy(p + 1 + sizeof(h) + h.src_len, r->dst_sae, h.dst_len);
+		seal(st, p + 1 + sizeof(h) + names, r->bytes, r->len, r->id.b,
+		     16);
+		uint8_t ek[24];
+		expiry_key(ek, r->expires_ms, &r->id);
 		MDB_val xk = {sizeof(ek), ek}, xv = {0, NULL};
 		rv = mdb_put(txn, st->expiry, &xk, &xv, 0);
 	}
 	if (rv == 0 && link != NULL)
 		rv = put_mark(st, txn, link, KM_MARK_IN, in_mark);
-	if (rv != 0) {
+	if (rv == 0)
+		rv = mdb_txn_commit(txn);
+	else
 		mdb_txn_abort(txn);
+	if (rv != 0)
 		return rv == MDB_KEYEXIST ? QKDN_E_REPLAY
 		                          : qkdn_err_from_mdb(rv);
-	}
-	return qkdn_err_from_mdb(mdb_txn_commit(txn));
+	atomic_fetch_add(&st->pending, n);
+	return 0;
 }
 
 /* Check one ID against dst_sae; on success unseal into key. */
@@ -478,20 +512,22 @@ take_one(struct km_store *st, MDB_txn *txn, const char *dst_sae,
 {
 	MDB_val k = {16, (void *)id->b}, v;
 	struct rec_hdr h;
-	int rv = mdb_get(txn, st->pending, &k, &v);
+	int rv = mdb_get(txn, st->keys, &k, &v);
 	if (rv == MDB_NOTFOUND)
-		return mdb_get(txn, st->supplied, &k, &v) == 0
-		           ? QKDN_E_ALREADY_SUPPLIED
-		           : QKDN_E_UNKNOWN_KEY_ID;
+		return QKDN_E_UNKNOWN_KEY_ID;
 	if (rv != 0)
 		return qkdn_err_from_mdb(rv);
-	if (v.mv_size < sizeof(h))
+	const uint8_t *p = v.mv_data;
+	if (v.mv_size >= 1 && p[0] == KEY_SUPPLIED)
+		return QKDN_E_ALREADY_SUPPLIED;
+	if (v.mv_size < 1 + sizeof(h) || p[0] != KEY_PENDING)
 		return QKDN_E_STORE;
-	memcpy(&h, v.mv_data, sizeof(h));
-	const uint8_t *p = (const uint8_t *)v.mv_data + sizeof(h);
+	memcpy(&h, p + 1, sizeof(h));
+	p += 1 + sizeof(h);
 	size_t names = h.src_len + h.dst_len;
+	size_t sealed = v.mv_size - 1 - sizeof(h) - names;
 	if (v.mv_size !=
-	    sizeof(h) + names + NONCE_BYTES + h.key_len + TAG_BYTES)
+	    1 + sizeof(h) + names + NONCE_BYTES + h.key_len + TAG_BYTES)
 		return QKDN_E_STORE;
 	if (strlen(dst_sae) != h.dst_len ||
 	    memcmp(dst_sae, p + h.src_len, h.dst_len) != 0)
@@ -501,8 +537,7 @@ take_one(struct km_store *st, MDB_txn *txn, const char *dst_sae,
 	if ((key->bytes = qkdn_msg_alloc(msg, h.key_len)) == NULL)
 		return QKDN_E_NOMEM;
 	*expires = h.expires_ms;
-	return unseal(st, key->bytes, p + names, v.mv_size - sizeof(h) - names,
-	              id->b, 16);
+	return unseal(st, key->bytes, p + names, sealed, id->b, 16);
 }
 
 int
@@ -516,35 +551,27 @@ km_store_keys_take(struct km_store *st, const char *dst_sae,
 		return qkdn_err_from_mdb(rv);
 	for (size_t i = 0; i < n; i++) {
 		uint64_t expires = 0;
-		uint8_t ek[25], be[8];
+		uint8_t tomb[9];
 		*bad = i;
 		rv = take_one(st, txn, dst_sae, &ids[i], msg, &keys[i],
 		              &expires);
 		if (rv != 0)
 			goto fail;
-		MDB_val k = {16, (void *)ids[i].b};
-		/* a second mention of the same ID in this request must fail
-		 * too: the record is gone from pending now */
-		if ((rv = mdb_del(txn, st->pending, &k, NULL)) != 0)
-			goto mdb_fail;
-		expiry_key(ek, expires, &ids[i], 'p');
-		MDB_val xk = {sizeof(ek), ek}, xv = {0, NULL};
-		if ((rv = mdb_del(txn, st->expiry, &xk, NULL)) != 0 &&
-		    rv != MDB_NOTFOUND)
-			goto mdb_fail;
-		put_be64(be, expires);
-		MDB_val tv = {sizeof(be), be};
-		if ((rv = mdb_put(txn, st->supplied, &k, &tv, 0)) != 0)
-			goto mdb_fail;
-		ek[24] = 's';
-		if ((rv = mdb_put(txn, st->expiry, &xk, &xv, 0)) != 0)
-			goto mdb_fail;
+		/* the tombstone replaces the key in place and keeps its
+		 * expiry; a second mention of the ID in this request then
+		 * fails as already supplied */
+		tomb[0] = KEY_SUPPLIED;
+		put_be64(tomb + 1, expires);
+		MDB_val k = {16, (void *)ids[i].b}, tv = {sizeof(tomb), tomb};
+		if ((rv = mdb_put(txn, st->keys, &k, &tv, 0)) != 0) {
+			rv = qkdn_err_from_mdb(rv);
+			goto fail;
+		}
 	}
 	if ((rv = mdb_txn_commit(txn)) != 0)
 		return qkdn_err_from_mdb(rv);
+	atomic_fetch_sub(&st->pending, n);
 	return 0;
-mdb_fail:
-	rv = qkdn_err_from_mdb(rv);
 fail:
 	mdb_txn_abort(txn);
 	return rv;
@@ -556,7 +583,7 @@ km_store_sweep(struct km_store *st, uint64_t now_ms, size_t max)
 	MDB_txn *txn;
 	MDB_cursor *cur;
 	MDB_val k, v;
-	size_t done = 0;
+	size_t done = 0, waiting = 0;
 	if (mdb_txn_begin(st->env, NULL, 0, &txn) != 0)
 		return 0;
 	if (mdb_cursor_open(txn, st->expiry, &cur) != 0) {
@@ -564,12 +591,15 @@ km_store_sweep(struct km_store *st, uint64_t now_ms, size_t max)
 		return 0;
 	}
 	int rv = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-	while (rv == 0 && done < max && k.mv_size == 25 &&
+	while (rv == 0 && done < max && k.mv_size == 24 &&
 	       get_be64(k.mv_data) <= now_ms) {
-		const uint8_t *ek = k.mv_data;
-		MDB_val id = {16, (void *)(ek + 8)};
-		mdb_del(txn, ek[24] == 'p' ? st->pending : st->supplied, &id,
-		        NULL);
+		MDB_val id = {16, (uint8_t *)k.mv_data + 8}, rec;
+		if (mdb_get(txn, st->keys, &id, &rec) == 0) {
+			if (rec.mv_size > 0 &&
+			    *(const uint8_t *)rec.mv_data == KEY_PENDING)
+				waiting++;
+			mdb_del(txn, st->keys, &id, NULL);
+		}
 		mdb_cursor_del(cur, 0);
 		done++;
 		rv = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
@@ -577,17 +607,12 @@ km_store_sweep(struct km_store *st, uint64_t now_ms, size_t max)
 	mdb_cursor_close(cur);
 	if (mdb_txn_commit(txn) != 0)
 		return 0;
+	atomic_fetch_sub(&st->pending, waiting);
 	return done;
 }
 
 uint64_t
 km_store_pending(struct km_store *st)
 {
-	MDB_txn *txn;
-	MDB_stat s = {0};
-	if (mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn) != 0)
-		return 0;
-	mdb_stat(txn, st->pending, &s);
-	mdb_txn_abort(txn);
-	return s.ms_entries;
+	return atomic_load(&st->pending);
 }

@@ -2,8 +2,9 @@
  * (sealed), the pool marks, and the keys waiting for their destination
  * application (sealed), under a node storage key (libsodium AEAD).
  *
- * Commits are not synced one by one (MDB_NOSYNC survives a killed process,
- * not a power cut); what must survive a power cut is synced explicitly:
+ * Commits are not synced one by one (MDB_NOSYNC | MDB_WRITEMAP: a commit
+ * lands in the page cache, which survives a killed process, not a power
+ * cut); what must survive a power cut is synced explicitly:
  * the pool lease marks (see pool.h) and the clean-shutdown flag. After a
  * power cut (a new boot ID with an unclean flag) every waiting key is
  * dropped, since a lost tombstone could otherwise let a key be supplied

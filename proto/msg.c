@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- arena: decoded arrays and bytes, wiped on clear ---- */
 
@@ -922,6 +923,23 @@ qkdn_uuid_random(qkdn_uuid *out)
 	randombytes_buf(out->b, sizeof(out->b));
 	out->b[6] = (out->b[6] & 0x0f) | 0x40;
 	out->b[8] = (out->b[8] & 0x3f) | 0x80;
+}
+
+void
+qkdn_uuid_v7(qkdn_uuid *out, size_t n)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t ms =
+	    (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	randombytes_buf(out, n * sizeof(*out));
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *b = out[i].b;
+		for (int k = 0; k < 6; k++)
+			b[k] = (uint8_t)(ms >> (40 - 8 * k));
+		b[6] = (b[6] & 0x0f) | 0x70;
+		b[8] = (b[8] & 0x3f) | 0x80;
+	}
 }
 
 void

@@ -437,8 +437,11 @@ void *qkdn_msg_alloc(struct qkdn_msg *m, size_t len);
 /* Name of a message type ("key request", ...) or NULL if unknown. */
 const char *qkdn_msg_type_name(uint32_t type);
 
-/* UUIDs: random version 4, and the 36-character text form. */
+/* UUIDs: random version 4; n time-ordered version 7 IDs (48-bit Unix ms,
+ * 74 random bits) with one draw of randomness, which keeps the IDs of a
+ * batch close together in a B-tree; and the 36-character text form. */
 void qkdn_uuid_random(qkdn_uuid *out);
+void qkdn_uuid_v7(qkdn_uuid *out, size_t n);
 void qkdn_uuid_format(const qkdn_uuid *id, char out[37]);
 int qkdn_uuid_parse(const char *text, qkdn_uuid *out);
 

@@ -9,25 +9,22 @@
 #include <string.h>
 #include <time.h>
 
-static int
-append_nng(void *ctx, const char *data, size_t len)
-{
-	return nng_msg_append(ctx, data, len);
-}
-
+/* Encoded once into a growing buffer, then copied: appending token by
+ * token to an nng_msg regrows it to the exact size each time. */
 int
 qkdn_rpc_pack(const struct qkdn_msg *m, nng_msg **out)
 {
+	struct qkdn_buf buf = {0};
 	nng_msg *nm;
-	int rv;
-	if (nng_msg_alloc(&nm, 0) != 0)
-		return QKDN_E_NOMEM;
-	if ((rv = qkdn_msg_encode(m, append_nng, nm)) != 0) {
-		qkdn_rpc_free_wiped(nm);
-		return rv;
+	int rv = qkdn_msg_encode(m, qkdn_buf_write, &buf);
+	if (rv == 0 && nng_msg_alloc(&nm, buf.len) != 0)
+		rv = QKDN_E_NOMEM;
+	if (rv == 0) {
+		memcpy(nng_msg_body(nm), buf.data, buf.len);
+		*out = nm;
 	}
-	*out = nm;
-	return 0;
+	qkdn_buf_free(&buf);
+	return rv;
 }
 
 int
