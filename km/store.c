@@ -134,8 +134,15 @@ load_seal_key(struct km_store *st, const char *dir)
 	}
 	if (fd < 0)
 		goto out;
-	if (read(fd, st->seal_key, SEAL_KEY_BYTES) == SEAL_KEY_BYTES)
+	uint8_t buf[SEAL_KEY_BYTES + 1];
+	errno = 0;
+	if (read(fd, buf, sizeof(buf)) == SEAL_KEY_BYTES) {
+		memcpy(st->seal_key, buf, SEAL_KEY_BYTES);
 		rv = 0;
+	} else if (errno == 0) {
+		errno = EINVAL; /* not exactly 32 bytes */
+	}
+	sodium_memzero(buf, sizeof(buf));
 out:
 	if (fd >= 0)
 		close(fd);
