@@ -1,0 +1,409 @@
+/* Provider entry point: configuration, algorithm tables, errors and the
+ * shared Ak handle. */
+#include "qprov.h"
+
+#include "qkdn_err.h"
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/params.h>
+#include <openssl/provider.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define QPROV_VERSION "0.1"
+
+static const OSSL_ITEM reason_strings[] = {
+    {QPROV_R_KM_UNREACHABLE, "KM unreachable"},
+    {QPROV_R_INSUFFICIENT_KEY, "insufficient key material"},
+    {QPROV_R_UNKNOWN_KEY_ID, "unknown key ID"},
+    {QPROV_R_NOT_AUTHORISED, "not authorised"},
+    {QPROV_R_TIMEOUT, "timeout"},
+    {QPROV_R_NO_KM, "no KM configured"},
+    {QPROV_R_NO_SAE, "no SAE configured"},
+    {QPROV_R_BAD_KEY_SHARE, "bad key share"},
+    {QPROV_R_BAD_CIPHERTEXT, "bad ciphertext"},
+    {QPROV_R_KM_ERROR, "KM error"},
+    {QPROV_R_BAD_CONFIG, "bad configuration"},
+    {QPROV_R_ALREADY_SUPPLIED, "key already supplied"},
+    {QPROV_R_NO_ROUTE, "no route to the peer SAE"},
+    {QPROV_R_X25519, "X25519 failure"},
+    {QPROV_R_BUFFER_TOO_SMALL, "output buffer too small"},
+    {QPROV_R_WRONG_GROUP, "wrong group"},
+    {QPROV_R_NO_MEMORY, "out of memory"},
+    {QPROV_R_NO_PRIVATE_KEY, "no private key"},
+    {0, NULL}};
+
+const OSSL_ITEM *
+qprov_reason_strings(void)
+{
+	return reason_strings;
+}
+
+/* qkdn error codes of an Ak call -> our reasons; the rest is "KM error". */
+static const struct {
+	int err;
+	int reason;
+} ak_reasons[] = {
+    {QKDN_E_UNREACHABLE, QPROV_R_KM_UNREACHABLE},
+    {QKDN_E_TIMEOUT, QPROV_R_TIMEOUT},
+    {QKDN_E_INSUFFICIENT_KEY, QPROV_R_INSUFFICIENT_KEY},
+    {QKDN_E_UNKNOWN_KEY_ID, QPROV_R_UNKNOWN_KEY_ID},
+    {QKDN_E_NOT_AUTHORISED, QPROV_R_NOT_AUTHORISED},
+    {QKDN_E_ALREADY_SUPPLIED, QPROV_R_ALREADY_SUPPLIED},
+    {QKDN_E_NO_ROUTE, QPROV_R_NO_ROUTE},
+    {QKDN_E_CONFIG, QPROV_R_BAD_CONFIG},
+    {QKDN_E_NOMEM, QPROV_R_NO_MEMORY},
+};
+
+void
+qprov_raise(const struct qprov_ctx *ctx, int reason, const char *file, int line,
+            const char *func, const char *fmt, ...)
+{
+	va_list ap;
+	if (ctx == NULL || ctx->new_error == NULL ||
+	    ctx->set_error_debug == NULL || ctx->vset_error == NULL)
+		return;
+	ctx->new_error(ctx->handle);
+	ctx->set_error_debug(ctx->handle, file, line, func);
+	va_start(ap, fmt);
+	ctx->vset_error(ctx->handle, (uint32_t)reason, fmt, ap);
+	va_end(ap);
+}
+
+void
+qprov_raise_ak(const struct qprov_ctx *ctx, int rv, const char *file, int line,
+               const char *func)
+{
+	int reason = QPROV_R_KM_ERROR;
+	for (size_t i = 0; i < sizeof(ak_reasons) / sizeof(ak_reasons[0]); i++)
+		if (ak_reasons[i].err == rv)
+			reason = ak_reasons[i].reason;
+	/* the thread's Ak reason names the cause as the KM gave it */
+	qprov_raise(ctx, reason, file, line, func, "KM %s: %s", ctx->km,
+	            qkdn_ak_last_error());
+}
+
+int
+qprov_check_config(const struct qprov_ctx *ctx)
+{
+	if (ctx->config_error[0] != '\0') {
+		QPROV_RAISE(ctx, QPROV_R_BAD_CONFIG, "%s", ctx->config_error);
+		return 0;
+	}
+	if (ctx->km[0] == '\0') {
+		QPROV_RAISE(ctx, QPROV_R_NO_KM,
+		            "set km in the provider's section or QKDN_KM");
+		return 0;
+	}
+	if (ctx->sae[0] == '\0') {
+		QPROV_RAISE(ctx, QPROV_R_NO_SAE,
+		            "set sae in the provider's section or QKDN_SAE");
+		return 0;
+	}
+	return 1;
+}
+
+struct qkdn_ak *
+qprov_ak(struct qprov_ctx *ctx)
+{
+	struct qkdn_ak *ak;
+	int rv = 0;
+	if (!qprov_check_config(ctx))
+		return NULL;
+	pthread_mutex_lock(&ctx->mtx);
+	if (ctx->ak == NULL)
+		rv = qkdn_ak_open(&ctx->ak, ctx->km, ctx->sae,
+		                  (int)ctx->timeout_ms);
+	ak = ctx->ak;
+	pthread_mutex_unlock(&ctx->mtx);
+	if (rv != 0) {
+		QPROV_RAISE_AK(ctx, rv);
+		return NULL;
+	}
+	return ak;
+}
+
+/* Configuration: the provider's section of openssl.cnf through the core,
+ * then environment overrides. A bad value does not stop loading (that
+ * would break every program using the system's openssl.cnf): it is
+ * remembered and reported by every use of the groups. */
+
+static void
+bad_setting(struct qprov_ctx *ctx, const char *key, const char *value,
+            const char *why)
+{
+	if (ctx->config_error[0] == '\0')
+		snprintf(ctx->config_error, sizeof(ctx->config_error),
+		         "%s = \"%.40s\": %s", key, value, why);
+}
+
+/* "0x..." hex or decimal, within [lo, hi]. */
+static int
+parse_uint(const char *s, unsigned long lo, unsigned long hi,
+           unsigned long *out)
+{
+	int base = 10;
+	char *end;
+	while (isspace((unsigned char)*s))
+		s++;
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		base = 16;
+		s += 2;
+	}
+	if (!isxdigit((unsigned char)*s))
+		return 0;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, base);
+	while (isspace((unsigned char)*end))
+		end++;
+	if (errno != 0 || *end != '\0' || v < lo || v > hi)
+		return 0;
+	*out = v;
+	return 1;
+}
+
+enum setting_type { S_URL, S_SAE, S_UINT };
+
+/* The provider's settings: key in openssl.cnf, environment override,
+ * type, range, and where the value goes. */
+static const struct setting {
+	const char *key, *env;
+	enum setting_type type;
+	unsigned long lo, hi;
+	size_t off; /* of the char[] or unsigned field in struct qprov_ctx */
+	const char *why;
+} settings[] = {
+    {"km", "QKDN_KM", S_URL, 0, 0, offsetof(struct qprov_ctx, km),
+     "expected ipc://PATH or tcp://HOST:PORT"},
+    {"sae", "QKDN_SAE", S_SAE, 0, 0, offsetof(struct qprov_ctx, sae),
+     "expected an SAE ID of 1..63 bytes"},
+    {"timeout_ms", "QKDN_TIMEOUT_MS", S_UINT, 1, 600000,
+     offsetof(struct qprov_ctx, timeout_ms),
+     "expected milliseconds in 1..600000"},
+    {"batch", "QKDN_BATCH", S_UINT, 1, QPROV_BATCH_MAX,
+     offsetof(struct qprov_ctx, batch), "expected a key count in 1..256"},
+    {"qkd_group_id", NULL, S_UINT, 1, 0xFFFF,
+     offsetof(struct qprov_ctx, group_qkd),
+     "expected a TLS group code point in 0x0001..0xFFFF"},
+    {"x25519_qkd_group_id", NULL, S_UINT, 1, 0xFFFF,
+     offsetof(struct qprov_ctx, group_hyb),
+     "expected a TLS group code point in 0x0001..0xFFFF"},
+};
+
+static void
+apply_setting(struct qprov_ctx *ctx, const struct setting *s, const char *value)
+{
+	char *field = (char *)ctx + s->off;
+	size_t size = s->type == S_URL ? sizeof(ctx->km) : sizeof(ctx->sae);
+	unsigned long v;
+	switch (s->type) {
+	case S_URL:
+		if ((strncmp(value, "ipc://", 6) != 0 &&
+		     strncmp(value, "tcp://", 6) != 0) ||
+		    strlen(value) <= 6 || strlen(value) >= size)
+			bad_setting(ctx, s->key, value, s->why);
+		else
+			snprintf(field, size, "%s", value);
+		return;
+	case S_SAE:
+		if (value[0] == '\0' || strlen(value) >= size)
+			bad_setting(ctx, s->key, value, s->why);
+		else
+			snprintf(field, size, "%s", value);
+		return;
+	case S_UINT:
+		if (parse_uint(value, s->lo, s->hi, &v))
+			*(unsigned *)(void *)field = (unsigned)v;
+		else
+			bad_setting(ctx, s->key, value, s->why);
+		return;
+	}
+}
+
+#define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+static void
+read_config(struct qprov_ctx *ctx, OSSL_FUNC_core_get_params_fn *get_params)
+{
+	const char *values[N_SETTINGS] = {0};
+	OSSL_PARAM params[N_SETTINGS + 1];
+
+	ctx->timeout_ms = QPROV_TIMEOUT_MS_DEFAULT;
+	ctx->batch = QPROV_BATCH_DEFAULT;
+	ctx->group_qkd = QPROV_GROUP_QKD_DEFAULT;
+	ctx->group_hyb = QPROV_GROUP_HYB_DEFAULT;
+	for (size_t i = 0; i < N_SETTINGS; i++)
+		params[i] = OSSL_PARAM_construct_utf8_ptr(
+		    settings[i].key, (char **)&values[i], 0);
+	params[N_SETTINGS] = OSSL_PARAM_construct_end();
+	if (get_params != NULL && !get_params(ctx->handle, params))
+		bad_setting(ctx, "provider section", "",
+		            "the core did not give the settings");
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		/* secure_getenv: a set-uid program takes no KM from its
+		 * caller's environment */
+		const char *env = settings[i].env != NULL
+		                      ? secure_getenv(settings[i].env)
+		                      : NULL;
+		if (env != NULL && env[0] != '\0')
+			values[i] = env;
+		if (values[i] != NULL && values[i][0] != '\0') /* "" unset */
+			apply_setting(ctx, &settings[i], values[i]);
+	}
+	if (ctx->group_qkd == ctx->group_hyb)
+		bad_setting(ctx, "x25519_qkd_group_id", "",
+		            "must differ from qkd_group_id");
+}
+
+/* Provider dispatch */
+
+static const OSSL_ALGORITHM keymgmt_algs[] = {
+    {QPROV_ALG_QKD, QPROV_PROPS, qprov_kmgmt_qkd_functions,
+     "QKD key from a Q.4160 key manager (TLS 1.3 KEM group)"},
+    {QPROV_ALG_HYB, QPROV_PROPS, qprov_kmgmt_hyb_functions,
+     "X25519 and a QKD key (TLS 1.3 KEM group)"},
+    {NULL, NULL, NULL, NULL}};
+
+static const OSSL_ALGORITHM kem_algs[] = {
+    {QPROV_ALG_QKD, QPROV_PROPS, qprov_kem_qkd_functions,
+     "QKD key from a Q.4160 key manager"},
+    {QPROV_ALG_HYB, QPROV_PROPS, qprov_kem_hyb_functions,
+     "X25519 and a QKD key"},
+    {NULL, NULL, NULL, NULL}};
+
+static const OSSL_ALGORITHM *
+prov_query(void *provctx, int operation_id, int *no_cache)
+{
+	(void)provctx;
+	*no_cache = 0;
+	switch (operation_id) {
+	case OSSL_OP_KEYMGMT:
+		return keymgmt_algs;
+	case OSSL_OP_KEM:
+		return kem_algs;
+	default:
+		return NULL;
+	}
+}
+
+static const OSSL_PARAM prov_param_types[] = {
+    OSSL_PARAM_DEFN(OSSL_PROV_PARAM_NAME, OSSL_PARAM_UTF8_PTR, NULL, 0),
+    OSSL_PARAM_DEFN(OSSL_PROV_PARAM_VERSION, OSSL_PARAM_UTF8_PTR, NULL, 0),
+    OSSL_PARAM_DEFN(OSSL_PROV_PARAM_BUILDINFO, OSSL_PARAM_UTF8_PTR, NULL, 0),
+    OSSL_PARAM_DEFN(OSSL_PROV_PARAM_STATUS, OSSL_PARAM_INTEGER, NULL, 0),
+    OSSL_PARAM_END};
+
+static const OSSL_PARAM *
+prov_gettable_params(void *provctx)
+{
+	(void)provctx;
+	return prov_param_types;
+}
+
+static int
+prov_get_params(void *provctx, OSSL_PARAM params[])
+{
+	OSSL_PARAM *p;
+	(void)provctx;
+	p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_NAME);
+	if (p != NULL && !OSSL_PARAM_set_utf8_ptr(p, "qkdn QKD provider"))
+		return 0;
+	p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_VERSION);
+	if (p != NULL && !OSSL_PARAM_set_utf8_ptr(p, QPROV_VERSION))
+		return 0;
+	p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_BUILDINFO);
+	if (p != NULL && !OSSL_PARAM_set_utf8_ptr(p, OPENSSL_FULL_VERSION_STR))
+		return 0;
+	p = OSSL_PARAM_locate(params, OSSL_PROV_PARAM_STATUS);
+	if (p != NULL && !OSSL_PARAM_set_int(p, 1))
+		return 0;
+	return 1;
+}
+
+static const OSSL_ITEM *
+prov_reason_strings(void *provctx)
+{
+	(void)provctx;
+	return reason_strings;
+}
+
+static void
+ctx_free(struct qprov_ctx *ctx)
+{
+	if (ctx == NULL)
+		return;
+	qkdn_ak_close(ctx->ak);
+	qprov_cache_free(ctx->cache);
+	OSSL_LIB_CTX_free(ctx->libctx);
+	pthread_mutex_destroy(&ctx->mtx);
+	free(ctx);
+}
+
+static void
+prov_teardown(void *provctx)
+{
+	ctx_free(provctx);
+}
+
+static const OSSL_DISPATCH prov_functions[] = {
+    {OSSL_FUNC_PROVIDER_TEARDOWN, (void (*)(void))prov_teardown},
+    {OSSL_FUNC_PROVIDER_GETTABLE_PARAMS, (void (*)(void))prov_gettable_params},
+    {OSSL_FUNC_PROVIDER_GET_PARAMS, (void (*)(void))prov_get_params},
+    {OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))prov_query},
+    {OSSL_FUNC_PROVIDER_GET_CAPABILITIES,
+     (void (*)(void))qprov_get_capabilities},
+    {OSSL_FUNC_PROVIDER_GET_REASON_STRINGS,
+     (void (*)(void))prov_reason_strings},
+    {0, NULL}};
+
+__attribute__((visibility("default"))) int
+OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
+                   const OSSL_DISPATCH **out, void **provctx)
+{
+	OSSL_FUNC_core_get_params_fn *get_params = NULL;
+	struct qprov_ctx *ctx;
+
+	if (sodium_init() < 0)
+		return 0;
+	if ((ctx = calloc(1, sizeof(*ctx))) == NULL)
+		return 0;
+	ctx->handle = handle;
+	pthread_mutex_init(&ctx->mtx, NULL);
+	for (const OSSL_DISPATCH *f = in; f->function_id != 0; f++) {
+		switch (f->function_id) {
+		case OSSL_FUNC_CORE_GET_PARAMS:
+			get_params = OSSL_FUNC_core_get_params(f);
+			break;
+		case OSSL_FUNC_CORE_NEW_ERROR:
+			ctx->new_error = OSSL_FUNC_core_new_error(f);
+			break;
+		case OSSL_FUNC_CORE_SET_ERROR_DEBUG:
+			ctx->set_error_debug =
+			    OSSL_FUNC_core_set_error_debug(f);
+			break;
+		case OSSL_FUNC_CORE_VSET_ERROR:
+			ctx->vset_error = OSSL_FUNC_core_vset_error(f);
+			break;
+		default:
+			break;
+		}
+	}
+	read_config(ctx, get_params);
+	/* X25519 comes from the application's providers (default) through
+	 * a child context, fetched when first used */
+	if ((ctx->libctx = OSSL_LIB_CTX_new_child(handle, in)) == NULL ||
+	    qprov_cache_new(&ctx->cache, ctx->batch) != 0) {
+		ctx_free(ctx);
+		return 0;
+	}
+	*out = prov_functions;
+	*provctx = ctx;
+	return 1;
+}
