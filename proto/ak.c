@@ -19,6 +19,7 @@
 #define POOL_MAX 16 /* idle connections kept */
 
 struct qkdn_ak {
+	struct qkdn_ak *next; /* in the fork registry */
 	char url[256];
 	qkdn_name sae;
 	int timeout_ms;
@@ -27,6 +28,42 @@ struct qkdn_ak {
 	size_t n_idle;
 	struct qkdn_sp_conn idle[POOL_MAX];
 };
+
+/* Every open handle, so that fork() never leaves a child with a handle
+ * lock held by a thread that does not exist there. */
+static pthread_mutex_t registry_mtx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
+static struct qkdn_ak *registry;
+
+static void
+fork_prepare(void)
+{
+	pthread_mutex_lock(&registry_mtx);
+	for (struct qkdn_ak *ak = registry; ak != NULL; ak = ak->next)
+		pthread_mutex_lock(&ak->mtx);
+}
+
+static void
+fork_parent(void)
+{
+	for (struct qkdn_ak *ak = registry; ak != NULL; ak = ak->next)
+		pthread_mutex_unlock(&ak->mtx);
+	pthread_mutex_unlock(&registry_mtx);
+}
+
+static void
+fork_child(void)
+{
+	for (struct qkdn_ak *ak = registry; ak != NULL; ak = ak->next)
+		pthread_mutex_unlock(&ak->mtx);
+	pthread_mutex_unlock(&registry_mtx);
+}
+
+static void
+registry_init(void)
+{
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
 
 static _Thread_local char last_error[2 * QKDN_REASON_MAX] = "no error";
 
@@ -65,6 +102,11 @@ qkdn_ak_open(struct qkdn_ak **out, const char *km_url, const char *sae,
 	ak->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
 	ak->pid = getpid();
 	pthread_mutex_init(&ak->mtx, NULL);
+	pthread_once(&registry_once, registry_init);
+	pthread_mutex_lock(&registry_mtx);
+	ak->next = registry;
+	registry = ak;
+	pthread_mutex_unlock(&registry_mtx);
 	*out = ak;
 	return 0;
 }
@@ -74,6 +116,14 @@ qkdn_ak_close(struct qkdn_ak *ak)
 {
 	if (ak == NULL)
 		return;
+	pthread_mutex_lock(&registry_mtx);
+	for (struct qkdn_ak **pp = &registry; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == ak) {
+			*pp = ak->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&registry_mtx);
 	for (size_t i = 0; i < ak->n_idle; i++)
 		qkdn_sp_close(&ak->idle[i]);
 	pthread_mutex_destroy(&ak->mtx);
