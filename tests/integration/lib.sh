@@ -33,10 +33,19 @@ teardown() {
 }
 trap teardown EXIT
 
-# A loopback TCP port nobody listens on (the kernel picks it).
+# free_port: a loopback TCP port below the kernel's ephemeral range that
+# no socket uses now, read from /proc (no python on a bare Debian). A lost
+# race shows as a daemon that exits before listening.
 free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
-		echo $((20000 + RANDOM % 20000))
+	local p tables=(/proc/net/tcp)
+	[ ! -e /proc/net/tcp6 ] || tables+=(/proc/net/tcp6)
+	for _ in $(seq 1 50); do
+		p=$((20000 + RANDOM % 12000))
+		awk -v p="$(printf ':%04X' "$p")" \
+			'index($2, p) == length($2) - 4 { f = 1 } END { exit f }' \
+			"${tables[@]}" && { echo "$p"; return; }
+	done
+	fail "no free port"
 }
 
 # write_net RATE [EXTRA_NODE_LINES] [KEY_TTL]: the two-node test network
