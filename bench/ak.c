@@ -1,6 +1,6 @@
 /* qkdn-bench ak: key supply over Ak (ITU-T Q.4160 I.1) on a two-node
- * network of its own. It writes a network file in a fresh temporary
- * directory, starts qkdn-qkdsim and two qkdn-km next to this executable,
+ * network of its own (net.c: a network file in a fresh temporary
+ * directory, qkdn-qkdsim and two qkdn-km next to this executable). It
  * waits for them and for key, and prints:
  *   (a) the floor: a bare nng REQ/REP echo over the same transport;
  *   (b) latency of one key: the source request at A and the fetch by ID
@@ -13,9 +13,9 @@
 #include "bench.h"
 
 #include "qkdn_ak.h"
+#include "qkdn_clock.h"
 #include "qkdn_err.h"
 #include "qkdn_netconf.h"
-#include "qkdn_rpc.h"
 
 #include <getopt.h>
 #include <limits.h>
@@ -25,36 +25,25 @@
 #include <string.h>
 #include <unistd.h>
 
-#define KEY_BITS          256
-#define KEY_BYTES         (KEY_BITS / 8)
-#define BATCH             64
-#define MILLION           1000000
-#define FILL_BATCH        4096
-#define FILL_THREADS      4
-#define FILL_DEADLINE_S   300
-#define RATE_BPS          400000000ull
-#define BLOCK_BYTES       65536
-#define POOL_MAX_BYTES    (256ull << 20)
-#define MAP_SIZE_MB       4096
-#define KEY_TTL_S         3600
-#define CALL_TIMEOUT_MS   10000
-#define PROBE_TIMEOUT_MS  1000
-#define START_DEADLINE_MS 15000
-#define KEY_DEADLINE_MS   60000
-#define KEY_READY_BYTES   (16u << 20)   /* for each keys/s run */
-#define KEY_TOPUP_BYTES   (64ull << 20) /* filled to before pausing the link */
-#define CLIENTS_MAX       256
-#define FLOOR_CLIENTS     16
-#define CLIENT_LISTS_MAX  16
-#define MIB               (1024.0 * 1024.0)
+#define KEY_BITS         256
+#define KEY_BYTES        (KEY_BITS / 8)
+#define BATCH            64
+#define MILLION          1000000
+#define FILL_BATCH       4096
+#define FILL_THREADS     4
+#define FILL_DEADLINE_S  300
+#define CALL_TIMEOUT_MS  10000
+#define KEY_READY_BYTES  (16u << 20) /* for each keys/s run */
+#define CLIENTS_MAX      256
+#define FLOOR_CLIENTS    16
+#define CLIENT_LISTS_MAX 16
+#define MIB              (1024.0 * 1024.0)
 
 /* aims, printed next to the figures */
 #define AIM_DST_X      1.3
 #define AIM_SRC_X      2.5
 #define AIM_KEYS_PER_S 100000
 #define AIM_MEM_MIB    32
-
-enum { P_BENCH, P_KM_A, P_KM_B, P_SIM, N_PROCS };
 
 struct opts {
 	double seconds;
@@ -63,326 +52,6 @@ struct opts {
 	bool million, json, keep;
 	bool pause; /* pause the link while measuring */
 };
-
-struct net {
-	char dir[PATH_MAX];
-	char cnf[PATH_MAX + 16];
-	int kx_port[2];
-	int pairs; /* SAE pairs in the network file */
-	struct qkdn_net *conf;
-	struct bench_proc procs[N_PROCS]; /* P_BENCH unused */
-	struct qkdn_ak *probe[2];         /* status at A and at B */
-	struct bench_echo echo;           /* the floor's echo server */
-	bool pause, paused;
-};
-
-/* ---- the network ---- */
-
-static void
-sae_name(char out[QKDN_NAME_MAX], int side, int pair)
-{
-	const char *base = side == 0 ? "alice" : "bob";
-	if (pair == 0)
-		snprintf(out, QKDN_NAME_MAX, "%s", base);
-	else
-		snprintf(out, QKDN_NAME_MAX, "%s%d", base, pair);
-}
-
-static int
-write_network(struct net *n)
-{
-	char name[QKDN_NAME_MAX];
-	FILE *f = fopen(n->cnf, "w");
-	if (f == NULL) {
-		bench_note("cannot write %s", n->cnf);
-		return QKDN_E_IO;
-	}
-	fprintf(f,
-	        "# written by qkdn-bench ak\n[qkdn]\nnodes = A, B\n"
-	        "links = A_B\ncontroller = distributed\nrun_dir = %s\n"
-	        "saes = ",
-	        n->dir);
-	for (int p = 0; p < n->pairs; p++)
-		for (int side = 0; side < 2; side++) {
-			sae_name(name, side, p);
-			fprintf(f, "%s%s", p + side > 0 ? ", " : "", name);
-		}
-	fprintf(f, "\n");
-	for (int i = 0; i < 2; i++)
-		fprintf(f,
-		        "\n[%c]\nkx = tcp://127.0.0.1:%d\nmap_size_mb = %d\n"
-		        "key_ttl = %d\n",
-		        'A' + i, n->kx_port[i], MAP_SIZE_MB, KEY_TTL_S);
-	fprintf(f,
-	        "\n[A_B]\nnodes = A, B\nrate = %llu\nblock_bytes = %d\n"
-	        "pool_max_bytes = %llu\n",
-	        RATE_BPS, BLOCK_BYTES, POOL_MAX_BYTES);
-	for (int p = 0; p < n->pairs; p++)
-		for (int side = 0; side < 2; side++) {
-			sae_name(name, side, p);
-			fprintf(f, "\n[%s]\nnode = %c\n", name, 'A' + side);
-		}
-	return fclose(f) == 0 ? 0 : QKDN_E_IO;
-}
-
-/* One request to the emulator's control socket, on a socket of its own
- * (as the CLI does) and tried up to three times: control requests are
- * idempotent. */
-static int
-sim_call(struct net *n, const struct qkdn_msg *req, struct qkdn_msg *rsp,
-         struct qkdn_decode_error *err)
-{
-	int rv = QKDN_E_UNREACHABLE;
-	for (int i = 0; i < 3; i++) {
-		nng_socket s;
-		if ((rv = qkdn_rpc_dial(&s, n->conf->sim_url)) != 0)
-			return rv;
-		rv = qkdn_rpc_call(s, req, rsp, PROBE_TIMEOUT_MS, err);
-		nng_close(s);
-		if (rv != QKDN_E_TIMEOUT)
-			break;
-	}
-	return rv;
-}
-
-static int
-sim_status(struct net *n, struct qkdn_msg *rsp)
-{
-	struct qkdn_msg req = {.type = QKDN_STATUS_REQ};
-	struct qkdn_decode_error err;
-	return sim_call(n, &req, rsp, &err);
-}
-
-static bool
-all_alive(struct net *n)
-{
-	for (int i = P_KM_A; i < N_PROCS; i++)
-		if (!bench_alive(&n->procs[i])) {
-			bench_log_tail(&n->procs[i], 20);
-			return false;
-		}
-	return true;
-}
-
-static int
-start_network(struct net *n)
-{
-	static const char *const names[N_PROCS] = {"", "KM A", "KM B",
-	                                           "qkdn-qkdsim"};
-	char km[PATH_MAX], sim[PATH_MAX], log[PATH_MAX + 16];
-	int rv;
-	if (bench_find_program("qkdn-km", km, sizeof(km)) != 0 ||
-	    bench_find_program("qkdn-qkdsim", sim, sizeof(sim)) != 0) {
-		bench_note("qkdn-km and qkdn-qkdsim must sit next to "
-		           "qkdn-bench (make -C build qkdn-km qkdn-qkdsim)");
-		return QKDN_E_CONFIG;
-	}
-	char *sim_argv[] = {sim, "--config", n->cnf, NULL};
-	snprintf(log, sizeof(log), "%s/qkdsim.log", n->dir);
-	if ((rv = bench_spawn(&n->procs[P_SIM], names[P_SIM], sim_argv, log)) !=
-	    0)
-		return rv;
-	for (int i = 0; i < 2; i++) {
-		char node[2] = {(char)('A' + i), '\0'};
-		char *km_argv[] = {km,       "--config", n->cnf,
-		                   "--node", node,       NULL};
-		snprintf(log, sizeof(log), "%s/%s.log", n->dir, node);
-		if ((rv = bench_spawn(&n->procs[P_KM_A + i], names[P_KM_A + i],
-		                      km_argv, log)) != 0)
-			return rv;
-	}
-	return 0;
-}
-
-/* Poll status until the emulator and both KMs answer. */
-static int
-wait_ready(struct net *n)
-{
-	uint64_t deadline = qkdn_now_ms() + START_DEADLINE_MS;
-	bool up[3] = {false, false, false};
-	int rv;
-	for (int i = 0; i < 2; i++) {
-		char sae[QKDN_NAME_MAX];
-		sae_name(sae, i, 0);
-		if ((rv = qkdn_ak_open(&n->probe[i], n->conf->nodes[i].ak_url,
-		                       sae, PROBE_TIMEOUT_MS)) != 0)
-			return rv;
-	}
-	while (!(up[0] && up[1] && up[2])) {
-		struct qkdn_msg st;
-		if (!all_alive(n))
-			return QKDN_E_UNREACHABLE;
-		if (qkdn_now_ms() > deadline) {
-			bench_note("%s did not answer a status request within "
-			           "%d ms",
-			           !up[0]   ? "KM A"
-			           : !up[1] ? "KM B"
-			                    : "qkdsim",
-			           START_DEADLINE_MS);
-			return QKDN_E_TIMEOUT;
-		}
-		for (int i = 0; i < 2; i++)
-			if (!up[i] && qkdn_ak_status(n->probe[i], &st) == 0) {
-				up[i] = true;
-				qkdn_msg_clear(&st);
-			}
-		if (!up[2] && sim_status(n, &st) == 0) {
-			up[2] = true;
-			qkdn_msg_clear(&st);
-		}
-		if (!(up[0] && up[1] && up[2]))
-			bench_sleep_ms(20);
-	}
-	return 0;
-}
-
-/* Key A can start (its out direction) and B can match (its in direction),
- * and whether A's Kx link to B is up. */
-static int
-link_state(struct net *n, uint64_t *out_a, uint64_t *in_b, bool *up,
-           uint64_t *pending_b)
-{
-	struct qkdn_msg st;
-	int rv;
-	if ((rv = qkdn_ak_status(n->probe[0], &st)) != 0)
-		return rv;
-	*out_a = st.u.status_rsp.n_links > 0
-	             ? st.u.status_rsp.links[0].out_bytes
-	             : 0;
-	*up = st.u.status_rsp.n_links > 0 && st.u.status_rsp.links[0].up;
-	qkdn_msg_clear(&st);
-	if ((rv = qkdn_ak_status(n->probe[1], &st)) != 0)
-		return rv;
-	*in_b =
-	    st.u.status_rsp.n_links > 0 ? st.u.status_rsp.links[0].in_bytes : 0;
-	if (pending_b != NULL)
-		*pending_b = st.u.status_rsp.keys_pending;
-	qkdn_msg_clear(&st);
-	return 0;
-}
-
-static int
-wait_key(struct net *n, uint64_t need)
-{
-	uint64_t deadline = qkdn_now_ms() + KEY_DEADLINE_MS, out_a = 0,
-	         in_b = 0, start = qkdn_now_ms();
-	bool up = false, told = false;
-	for (;;) {
-		int rv = link_state(n, &out_a, &in_b, &up, NULL);
-		if (rv != 0) {
-			bench_note("status: %s", qkdn_ak_last_error());
-			return rv;
-		}
-		if (up && out_a >= need && in_b >= need)
-			return 0;
-		if (!all_alive(n))
-			return QKDN_E_UNREACHABLE;
-		if (qkdn_now_ms() > deadline) {
-			bench_note("no key after %d ms: A holds %.1f MiB to "
-			           "start keys, B %.1f MiB to match, Kx %s",
-			           KEY_DEADLINE_MS, (double)out_a / MIB,
-			           (double)in_b / MIB, up ? "up" : "down");
-			return QKDN_E_INSUFFICIENT_KEY;
-		}
-		if (!told && qkdn_now_ms() - start > 1000) {
-			bench_note("waiting for %.0f MiB of link key (A holds "
-			           "%.1f MiB)",
-			           (double)need / MIB, (double)out_a / MIB);
-			told = true;
-		}
-		bench_sleep_ms(50);
-	}
-}
-
-/* Pause or resume the emulated link: taking in key at this rate costs
- * the KMs much CPU, which would otherwise be measured with the rest. */
-static int
-link_run(struct net *n, bool run)
-{
-	struct qkdn_msg req = {.type = QKDN_LINK_CTL}, rsp;
-	struct qkdn_decode_error err;
-	memcpy(req.u.link_ctl.link, n->conf->links[0].id, sizeof(qkdn_name));
-	req.u.link_ctl.action = run ? QKDN_LINK_RESUME : QKDN_LINK_PAUSE;
-	int rv = sim_call(n, &req, &rsp, &err);
-	qkdn_msg_clear(&rsp);
-	if (rv != 0)
-		bench_note("cannot %s the link: %s", run ? "resume" : "pause",
-		           err.reason);
-	else
-		n->paused = !run;
-	return rv;
-}
-
-/* At least need bytes of key at both ends; with --pause, tops the pool
- * up with the link running, then pauses it again. */
-static int
-ensure_key(struct net *n, uint64_t need)
-{
-	uint64_t out_a, in_b;
-	bool up;
-	int rv;
-	if (!n->paused)
-		return wait_key(n, need);
-	if ((rv = link_state(n, &out_a, &in_b, &up, NULL)) != 0)
-		return rv;
-	if (up && out_a >= need && in_b >= need)
-		return 0;
-	if ((rv = link_run(n, true)) != 0 ||
-	    (rv = wait_key(n, need > KEY_TOPUP_BYTES ? need
-	                                             : KEY_TOPUP_BYTES)) != 0)
-		return rv;
-	return link_run(n, false);
-}
-
-static void
-stop_network(struct net *n)
-{
-	for (int i = 0; i < 2; i++)
-		qkdn_ak_close(n->probe[i]);
-	/* KMs first: the emulator only feeds them */
-	for (int i = P_KM_A; i <= P_KM_B; i++)
-		bench_stop(&n->procs[i]);
-	bench_stop(&n->procs[P_SIM]);
-}
-
-/* ---- CPU accounting ---- */
-
-struct cpu {
-	struct net *net;
-	double t0[N_PROCS], t1[N_PROCS];
-};
-
-static void
-cpu_read(const struct net *n, double t[N_PROCS])
-{
-	t[P_BENCH] = bench_cpu_s(0);
-	for (int i = P_KM_A; i < N_PROCS; i++)
-		t[i] = bench_cpu_s(n->procs[i].pid);
-}
-
-static void
-cpu_mark(struct cpu *c, int phase)
-{
-	cpu_read(c->net, phase == 0 ? c->t0 : c->t1);
-}
-
-/* percent of one core */
-static double
-cpu_pct(const struct cpu *c, int p, double seconds)
-{
-	return seconds > 0 ? (c->t1[p] - c->t0[p]) / seconds * 100.0 : 0;
-}
-
-static cJSON *
-cpu_json(const struct cpu *c, double seconds)
-{
-	static const char *const keys[N_PROCS] = {"bench", "km_a", "km_b",
-	                                          "qkdsim"};
-	cJSON *j = cJSON_CreateObject();
-	for (int p = 0; p < N_PROCS; p++)
-		cJSON_AddNumberToObject(j, keys[p], cpu_pct(c, p, seconds));
-	return j;
-}
 
 /* ---- (b) latency ---- */
 
@@ -404,7 +73,7 @@ latency_free(struct latency *lat)
  * that the ratios compare requests made by the same client code under the
  * same conditions (this machine may be busy with others). */
 static int
-measure_pairs(struct net *n, double seconds, struct latency *lat)
+measure_pairs(struct bench_net *n, double seconds, struct latency *lat)
 {
 	struct qkdn_ak *a = NULL, *b = NULL;
 	struct qkdn_ak_key ka, kb;
@@ -461,7 +130,7 @@ out:
 }
 
 static int
-measure_status(struct net *n, double seconds, struct bench_samples *s)
+measure_status(struct bench_net *n, double seconds, struct bench_samples *s)
 {
 	struct qkdn_ak *a;
 	struct qkdn_msg st;
@@ -511,7 +180,7 @@ lat_json(double p50, double p99, double floor, double floor_a)
 }
 
 static int
-run_latency(const struct bench_out *o, struct net *n, double seconds,
+run_latency(const struct bench_out *o, struct bench_net *n, double seconds,
             const struct bench_floor *f)
 {
 	struct latency lat;
@@ -570,8 +239,8 @@ out:
 /* ---- (c) keys/s with N client pairs ---- */
 
 struct pairs_run {
-	struct cpu cpu;
-	struct net *net;
+	struct bench_cpu cpu;
+	struct bench_net *net;
 	uint32_t batch;
 };
 
@@ -605,8 +274,8 @@ pair_setup(struct bench_worker *w)
 	char src[QKDN_NAME_MAX];
 	if ((w->priv = p) == NULL)
 		return QKDN_E_NOMEM;
-	sae_name(src, 0, w->idx);
-	sae_name(p->dst, 1, w->idx);
+	bench_net_sae(src, sizeof(src), 0, w->idx);
+	bench_net_sae(p->dst, sizeof(p->dst), 1, w->idx);
 	p->ka = calloc(r->batch, sizeof(*p->ka));
 	p->kb = calloc(r->batch, sizeof(*p->kb));
 	p->ids = calloc(r->batch, sizeof(*p->ids));
@@ -656,11 +325,12 @@ pair_op(struct bench_worker *w, char *why, size_t whylen)
 static void
 pairs_mark(void *arg, int phase)
 {
-	cpu_mark(&((struct pairs_run *)arg)->cpu, phase);
+	bench_cpu_mark(&((struct pairs_run *)arg)->cpu, phase);
 }
 
 static int
-run_throughput(const struct bench_out *o, struct net *n, const struct opts *op)
+run_throughput(const struct bench_out *o, struct bench_net *n,
+               const struct opts *op)
 {
 	static const uint32_t batches[] = {1, BATCH};
 	char k[32], q[32];
@@ -688,7 +358,8 @@ run_throughput(const struct bench_out *o, struct net *n, const struct opts *op)
 			                       .op = pair_op,
 			                       .teardown = pair_teardown,
 			                       .mark = pairs_mark};
-			if ((rv = ensure_key(n, KEY_READY_BYTES)) != 0)
+			if ((rv = bench_net_ensure_key(n, KEY_READY_BYTES)) !=
+			    0)
 				break;
 			if ((rv = bench_load_run(&l)) != 0) {
 				bench_note("%d pairs: cannot start: %s",
@@ -700,16 +371,16 @@ run_throughput(const struct bench_out *o, struct net *n, const struct opts *op)
 			       rps = (double)l.ops / l.elapsed_s;
 			if (batches[b] > 1 && kps > best)
 				best = kps;
-			bench_say(o,
-			          "    %5d  %8u  %10s  %10s  %6llu   %10.0f  "
-			          "%5.0f  %5.0f  %6.0f",
-			          op->clients[c], batches[b],
-			          bench_group(k, kps), bench_group(q, rps),
-			          (unsigned long long)l.errors,
-			          cpu_pct(&r.cpu, P_BENCH, l.elapsed_s),
-			          cpu_pct(&r.cpu, P_KM_A, l.elapsed_s),
-			          cpu_pct(&r.cpu, P_KM_B, l.elapsed_s),
-			          cpu_pct(&r.cpu, P_SIM, l.elapsed_s));
+			bench_say(
+			    o,
+			    "    %5d  %8u  %10s  %10s  %6llu   %10.0f  "
+			    "%5.0f  %5.0f  %6.0f",
+			    op->clients[c], batches[b], bench_group(k, kps),
+			    bench_group(q, rps), (unsigned long long)l.errors,
+			    bench_cpu_pct(&r.cpu, BENCH_P_SELF, l.elapsed_s),
+			    bench_cpu_pct(&r.cpu, BENCH_P_KM_A, l.elapsed_s),
+			    bench_cpu_pct(&r.cpu, BENCH_P_KM_B, l.elapsed_s),
+			    bench_cpu_pct(&r.cpu, BENCH_P_SIM, l.elapsed_s));
 			if (l.errors > 0)
 				bench_say(o, "           first error: %s",
 				          l.first_error);
@@ -723,8 +394,8 @@ run_throughput(const struct bench_out *o, struct net *n, const struct opts *op)
 			if (l.errors > 0)
 				cJSON_AddStringToObject(j, "first_error",
 				                        l.first_error);
-			cJSON_AddItemToObject(j, "cpu_pct",
-			                      cpu_json(&r.cpu, l.elapsed_s));
+			cJSON_AddItemToObject(
+			    j, "cpu_pct", bench_cpu_json(&r.cpu, l.elapsed_s));
 			cJSON_AddItemToArray(arr, j);
 			bench_load_free(&l);
 		}
@@ -762,8 +433,8 @@ mem_json(const struct bench_mem *m)
 }
 
 struct fill {
-	struct cpu cpu;
-	struct net *net;
+	struct bench_cpu cpu;
+	struct bench_net *net;
 	atomic_int_fast64_t left;
 	uint64_t deadline_ms;
 };
@@ -826,11 +497,11 @@ fill_op(struct bench_worker *w, char *why, size_t whylen)
 static void
 fill_mark(void *arg, int phase)
 {
-	cpu_mark(&((struct fill *)arg)->cpu, phase);
+	bench_cpu_mark(&((struct fill *)arg)->cpu, phase);
 }
 
 static int
-run_million(const struct bench_out *o, struct net *n, double seconds,
+run_million(const struct bench_out *o, struct bench_net *n, double seconds,
             double floor_a, cJSON *jm)
 {
 	struct fill f = {.cpu.net = n, .net = n};
@@ -842,8 +513,8 @@ run_million(const struct bench_out *o, struct net *n, double seconds,
 	int rv;
 
 	/* the fill takes MILLION keys and a MAC key per sync at once */
-	if ((rv = ensure_key(n, (uint64_t)MILLION * KEY_BYTES + (4u << 20))) !=
-	    0)
+	if ((rv = bench_net_ensure_key(n, (uint64_t)MILLION * KEY_BYTES +
+	                                      (4u << 20))) != 0)
 		return rv;
 	atomic_init(&f.left, MILLION);
 	f.deadline_ms = qkdn_now_ms() + FILL_DEADLINE_S * 1000;
@@ -869,10 +540,10 @@ run_million(const struct bench_out *o, struct net *n, double seconds,
 	          "      took %.1f s = %s keys/s; CPU: bench %.0f%%, KM A "
 	          "%.0f%%, KM B %.0f%%, qkdsim %.0f%%",
 	          l.elapsed_s, bench_group(b, kps),
-	          cpu_pct(&f.cpu, P_BENCH, l.elapsed_s),
-	          cpu_pct(&f.cpu, P_KM_A, l.elapsed_s),
-	          cpu_pct(&f.cpu, P_KM_B, l.elapsed_s),
-	          cpu_pct(&f.cpu, P_SIM, l.elapsed_s));
+	          bench_cpu_pct(&f.cpu, BENCH_P_SELF, l.elapsed_s),
+	          bench_cpu_pct(&f.cpu, BENCH_P_KM_A, l.elapsed_s),
+	          bench_cpu_pct(&f.cpu, BENCH_P_KM_B, l.elapsed_s),
+	          bench_cpu_pct(&f.cpu, BENCH_P_SIM, l.elapsed_s));
 	if (l.errors > 0)
 		bench_say(o, "      %llu errors; first: %s",
 		          (unsigned long long)l.errors, l.first_error);
@@ -881,20 +552,21 @@ run_million(const struct bench_out *o, struct net *n, double seconds,
 	cJSON_AddNumberToObject(jf, "seconds", l.elapsed_s);
 	cJSON_AddNumberToObject(jf, "keys_per_s", kps);
 	cJSON_AddNumberToObject(jf, "errors", (double)l.errors);
-	cJSON_AddItemToObject(jf, "cpu_pct", cpu_json(&f.cpu, l.elapsed_s));
+	cJSON_AddItemToObject(jf, "cpu_pct",
+	                      bench_cpu_json(&f.cpu, l.elapsed_s));
 	bench_load_free(&l);
 
-	if ((rv = link_state(n, &out_a, &in_b, &up, &pending)) != 0)
+	if ((rv = bench_net_link_state(n, &out_a, &in_b, &up, &pending)) != 0)
 		return rv;
 	cJSON_AddNumberToObject(jm, "keys_pending_b", (double)pending);
-	if ((rv = bench_mem_read(n->procs[P_KM_B].pid, &m)) != 0)
+	if ((rv = bench_mem_read(n->procs[BENCH_P_KM_B].pid, &m)) != 0)
 		return rv;
 	char who[64];
 	snprintf(who, sizeof(who), "KM B, %s keys waiting",
 	         bench_group(a, (double)pending));
 	say_mem(o, who, &m);
 	cJSON_AddItemToObject(jm, "km_b_full", mem_json(&m));
-	if ((rv = bench_mem_read(n->procs[P_KM_A].pid, &m)) != 0)
+	if ((rv = bench_mem_read(n->procs[BENCH_P_KM_A].pid, &m)) != 0)
 		return rv;
 	say_mem(o, "KM A after the fill", &m);
 	cJSON_AddItemToObject(jm, "km_a_after_fill", mem_json(&m));
@@ -932,8 +604,8 @@ run_million(const struct bench_out *o, struct net *n, double seconds,
 }
 
 static int
-run_memory(const struct bench_out *o, struct net *n, const struct opts *op,
-           double floor_a)
+run_memory(const struct bench_out *o, struct bench_net *n,
+           const struct opts *op, double floor_a)
 {
 	struct bench_mem m[2];
 	int rv;
@@ -946,7 +618,8 @@ run_memory(const struct bench_out *o, struct net *n, const struct opts *op,
 	cJSON *j = cJSON_AddObjectToObject(o->root, "memory");
 	cJSON_AddNumberToObject(j, "aim_mib", AIM_MEM_MIB);
 	for (int i = 0; i < 2; i++) {
-		if ((rv = bench_mem_read(n->procs[P_KM_A + i].pid, &m[i])) != 0)
+		if ((rv = bench_mem_read(n->procs[BENCH_P_KM_A + i].pid,
+		                         &m[i])) != 0)
 			return rv;
 		say_mem(o,
 		        i == 0 ? "KM A after (b) and (c)"
@@ -1078,51 +751,22 @@ parse(struct opts *o, int argc, char **argv)
 }
 
 static int
-make_dir(struct net *n)
+setup_network(const struct bench_out *o, struct bench_net *n, bool pause)
 {
-	const char *tmp = getenv("TMPDIR");
-	if (tmp == NULL || tmp[0] == '\0')
-		tmp = "/tmp";
-	/* ipc socket paths must stay short */
-	if (snprintf(n->dir, sizeof(n->dir), "%s/qkdn-bench.XXXXXX", tmp) >=
-	        80 ||
-	    mkdtemp(n->dir) == NULL) {
-		bench_note("cannot make a directory in %s (set TMPDIR to a "
-		           "short path)",
-		           tmp);
-		return QKDN_E_IO;
-	}
-	snprintf(n->cnf, sizeof(n->cnf), "%s/network.cnf", n->dir);
-	return 0;
-}
-
-static int
-setup_network(const struct bench_out *o, struct net *n)
-{
-	char err[QKDN_REASON_MAX + QKDN_NET_PATH_MAX];
 	int rv;
-	if ((rv = write_network(n)) != 0)
-		return rv;
-	if ((n->conf = calloc(1, sizeof(*n->conf))) == NULL)
-		return QKDN_E_NOMEM;
-	if ((rv = qkdn_net_load(n->cnf, NULL, n->conf, err, sizeof(err))) !=
-	    0) {
-		bench_note("%s", err);
-		return rv;
-	}
 	uint64_t t0 = qkdn_now_ms();
-	if ((rv = start_network(n)) != 0 || (rv = wait_ready(n)) != 0)
+	if ((rv = bench_net_start(n, "qkdn-bench ak")) != 0)
 		return rv;
 	uint64_t t1 = qkdn_now_ms();
-	if ((rv = wait_key(n, KEY_READY_BYTES)) != 0)
+	if ((rv = bench_net_wait_key(n, KEY_READY_BYTES)) != 0)
 		return rv;
 	uint64_t t2 = qkdn_now_ms();
 
 	/* what taking in key costs when nothing else happens */
-	struct cpu intake = {.net = n}, idle = {.net = n};
-	cpu_mark(&intake, 0);
+	struct bench_cpu intake = {.net = n}, idle = {.net = n};
+	bench_cpu_mark(&intake, 0);
 	bench_sleep_ms(1000);
-	cpu_mark(&intake, 1);
+	bench_cpu_mark(&intake, 1);
 	bench_say(o,
 	          "network: KMs and qkdsim answered in %llu ms, %.0f MiB of "
 	          "key after %llu ms more",
@@ -1131,34 +775,38 @@ setup_network(const struct bench_out *o, struct net *n)
 	bench_say(o,
 	          "  taking in key at %llu Mbit/s costs KM A %.0f%%, KM B "
 	          "%.0f%%, qkdsim %.0f%% of one core",
-	          RATE_BPS / 1000000, cpu_pct(&intake, P_KM_A, 1.0),
-	          cpu_pct(&intake, P_KM_B, 1.0), cpu_pct(&intake, P_SIM, 1.0));
+	          BENCH_NET_RATE_BPS / 1000000,
+	          bench_cpu_pct(&intake, BENCH_P_KM_A, 1.0),
+	          bench_cpu_pct(&intake, BENCH_P_KM_B, 1.0),
+	          bench_cpu_pct(&intake, BENCH_P_SIM, 1.0));
 	cJSON *j = cJSON_AddObjectToObject(o->root, "network");
 	cJSON_AddNumberToObject(j, "start_ms", (double)(t1 - t0));
 	cJSON_AddNumberToObject(j, "first_key_ms", (double)(t2 - t1));
-	cJSON_AddItemToObject(j, "intake_cpu_pct", cpu_json(&intake, 1.0));
-	cJSON_AddBoolToObject(j, "link_paused_while_measuring", n->pause);
-	if (n->pause) {
-		if ((rv = wait_key(n, KEY_TOPUP_BYTES)) != 0 ||
-		    (rv = link_run(n, false)) != 0)
+	cJSON_AddItemToObject(j, "intake_cpu_pct",
+	                      bench_cpu_json(&intake, 1.0));
+	cJSON_AddBoolToObject(j, "link_paused_while_measuring", pause);
+	if (pause) {
+		if ((rv = bench_net_wait_key(n, BENCH_NET_TOPUP_BYTES)) != 0 ||
+		    (rv = bench_net_link_run(n, false)) != 0)
 			return rv;
 		bench_sleep_ms(200); /* blocks in flight */
-		cpu_mark(&idle, 0);
+		bench_cpu_mark(&idle, 0);
 		bench_sleep_ms(500);
-		cpu_mark(&idle, 1);
+		bench_cpu_mark(&idle, 1);
 		bench_say(
 		    o,
 		    "  so the link is paused while measuring, and resumed "
 		    "only to top the pool up to %.0f MiB",
-		    KEY_TOPUP_BYTES / MIB);
+		    BENCH_NET_TOPUP_BYTES / MIB);
 		bench_say(
 		    o,
 		    "  idle with the link paused: KM A %.0f%%, KM B %.0f%%, "
 		    "qkdsim %.0f%%",
-		    cpu_pct(&idle, P_KM_A, 0.5), cpu_pct(&idle, P_KM_B, 0.5),
-		    cpu_pct(&idle, P_SIM, 0.5));
+		    bench_cpu_pct(&idle, BENCH_P_KM_A, 0.5),
+		    bench_cpu_pct(&idle, BENCH_P_KM_B, 0.5),
+		    bench_cpu_pct(&idle, BENCH_P_SIM, 0.5));
 		cJSON_AddItemToObject(j, "paused_idle_cpu_pct",
-		                      cpu_json(&idle, 0.5));
+		                      bench_cpu_json(&idle, 0.5));
 	} else {
 		bench_say(o, "  (the link keeps running while measuring: "
 		             "--no-pause)");
@@ -1169,7 +817,7 @@ setup_network(const struct bench_out *o, struct net *n)
 
 static void
 say_header(const struct bench_out *o, const struct opts *op,
-           const struct net *n)
+           const struct bench_net *n)
 {
 	char list[128] = "";
 	size_t at = 0;
@@ -1183,7 +831,8 @@ say_header(const struct bench_out *o, const struct opts *op,
 	bench_say(o,
 	          "network: nodes A and B, link A_B at %llu Mbit/s in %d-byte "
 	          "blocks, pool max %llu MiB;",
-	          RATE_BPS / 1000000, BLOCK_BYTES, POOL_MAX_BYTES >> 20);
+	          BENCH_NET_RATE_BPS / 1000000, BENCH_NET_BLOCK_BYTES,
+	          BENCH_NET_POOL_MAX_BYTES >> 20);
 	bench_say(o,
 	          "  Kx tcp://127.0.0.1:%d and :%d, Ak ipc://, %d SAE "
 	          "pairs; run dir %s",
@@ -1202,9 +851,10 @@ say_header(const struct bench_out *o, const struct opts *op,
 	for (int i = 0; i < op->n_clients; i++)
 		cJSON_AddItemToArray(c, cJSON_CreateNumber(op->clients[i]));
 	cJSON_AddBoolToObject(j, "million", op->million);
-	cJSON_AddNumberToObject(j, "rate_bps", (double)RATE_BPS);
-	cJSON_AddNumberToObject(j, "block_bytes", BLOCK_BYTES);
-	cJSON_AddNumberToObject(j, "pool_max_bytes", (double)POOL_MAX_BYTES);
+	cJSON_AddNumberToObject(j, "rate_bps", (double)BENCH_NET_RATE_BPS);
+	cJSON_AddNumberToObject(j, "block_bytes", BENCH_NET_BLOCK_BYTES);
+	cJSON_AddNumberToObject(j, "pool_max_bytes",
+	                        (double)BENCH_NET_POOL_MAX_BYTES);
 	cJSON_AddNumberToObject(j, "key_bits", KEY_BITS);
 	cJSON_AddNumberToObject(j, "batch", BATCH);
 	cJSON_AddStringToObject(j, "run_dir", n->dir);
@@ -1221,30 +871,21 @@ bench_ak(int argc, char **argv)
 	struct opts op;
 	struct bench_out o = {0};
 	struct bench_floor fl;
-	struct net *n = calloc(1, sizeof(*n));
+	struct bench_net *n = calloc(1, sizeof(*n));
 	int rv = parse(&op, argc, argv);
 	if (rv != 0 || n == NULL) {
 		free(n);
 		return rv == 1 ? 0 : 2;
 	}
 	o.json = op.json;
-	n->pause = op.pause;
 	o.root = cJSON_CreateObject();
-	if ((rv = make_dir(n)) != 0)
+	if ((rv = bench_net_dir(n)) != 0)
 		goto out;
 	/* one SAE pair per client thread of the largest run */
 	n->pairs = 1;
 	for (int i = 0; i < op.n_clients; i++)
 		if (op.clients[i] > n->pairs)
 			n->pairs = op.clients[i];
-	do {
-		n->kx_port[0] = bench_free_port();
-		n->kx_port[1] = bench_free_port();
-	} while (n->kx_port[0] == n->kx_port[1] && n->kx_port[0] > 0);
-	if (n->kx_port[0] < 0 || n->kx_port[1] < 0) {
-		rv = QKDN_E_IO;
-		goto out;
-	}
 	bench_note("run dir %s", n->dir);
 
 	/* the floor first, on a quiet machine; its echo server before any
@@ -1255,13 +896,13 @@ bench_ak(int argc, char **argv)
 	                          &fl)) != 0)
 		goto out;
 	bench_note("starting qkdn-qkdsim and two qkdn-km");
-	if ((rv = setup_network(&o, n)) != 0 ||
+	if ((rv = setup_network(&o, n, op.pause)) != 0 ||
 	    (rv = run_latency(&o, n, op.seconds, &fl)) != 0 ||
 	    (rv = run_throughput(&o, n, &op)) != 0 ||
 	    (rv = run_memory(&o, n, &op, fl.p50_us)) != 0)
 		goto out;
 out:
-	stop_network(n);
+	bench_net_stop(n);
 	bench_echo_stop(&n->echo);
 	double load = bench_loadavg();
 	bench_say(&o, "load average at the end: %.2f", load);
@@ -1269,9 +910,7 @@ out:
 	if (rv != 0) {
 		bench_note("stopped early: %s; run dir kept: %s",
 		           qkdn_strerror(rv), n->dir);
-		for (int i = P_KM_A; i < N_PROCS; i++)
-			if (n->procs[i].name != NULL)
-				bench_log_tail(&n->procs[i], 10);
+		bench_net_log_tails(n, 10);
 	} else if (op.keep) {
 		bench_note("run dir kept: %s", n->dir);
 	} else if (n->dir[0] != '\0') {
@@ -1284,7 +923,7 @@ out:
 		free(text);
 	}
 	cJSON_Delete(o.root);
-	free(n->conf);
+	bench_net_free(n);
 	free(n);
 	return rv == 0 ? 0 : 1;
 }

@@ -1,10 +1,11 @@
 /* qkdn-bench: benchmarks that print figures, never pass/fail. One
- * subcommand per file (ak.c; tls.c can follow), listed in main.c's table;
- * the helpers they share are declared here (util.c, load.c, floor.c). */
+ * subcommand per file (ak.c, tls.c), listed in main.c's table; the helpers
+ * they share are declared here (util.c, load.c, floor.c, net.c). */
 #ifndef BENCH_H
 #define BENCH_H
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <nng/nng.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 /* ---- subcommands (main.c's table) ---- */
 
 int bench_ak(int argc, char **argv);
+int bench_tls(int argc, char **argv);
 
 /* ---- time ---- */
 
@@ -179,5 +181,80 @@ struct bench_floor {
 int bench_floor_run(const struct bench_out *o, const struct bench_echo *e,
                     double seconds, int many, struct bench_floor *f)
     __attribute__((warn_unused_result));
+
+/* ---- the two-node network of its own (net.c) ---- */
+
+/* Nodes A and B, link A_B; SAE aliceN on A, bobN on B. */
+#define BENCH_NET_RATE_BPS       400000000ull
+#define BENCH_NET_BLOCK_BYTES    65536
+#define BENCH_NET_POOL_MAX_BYTES (256ull << 20)
+#define BENCH_NET_MAP_SIZE_MB    4096
+#define BENCH_NET_KEY_TTL_S      3600
+/* what a paused link is topped up to when short */
+#define BENCH_NET_TOPUP_BYTES (64ull << 20)
+
+/* processes whose CPU is counted; BENCH_P_SELF is this one */
+enum { BENCH_P_SELF, BENCH_P_KM_A, BENCH_P_KM_B, BENCH_P_SIM, BENCH_N_PROCS };
+
+struct qkdn_net;
+
+struct bench_net {
+	char dir[PATH_MAX];
+	char cnf[PATH_MAX + 16];
+	int kx_port[2];
+	int pairs; /* SAE pairs in the network file; set before start */
+	struct qkdn_net *conf;
+	struct bench_proc procs[BENCH_N_PROCS]; /* BENCH_P_SELF unused */
+	struct qkdn_ak *probe[2];               /* status at A and at B */
+	struct bench_echo echo; /* the floor's echo server, if started */
+	bool paused;
+};
+
+/* SAE pair's name: side 0 "alice", "alice1", ...; side 1 "bob", ... */
+void bench_net_sae(char *out, size_t len, int side, int pair);
+/* A fresh run directory under $TMPDIR and two free Kx ports. */
+int bench_net_dir(struct bench_net *n) __attribute__((warn_unused_result));
+/* Write the network file (a comment names who), start the emulator and
+ * both KMs, and poll their status until they answer. */
+int bench_net_start(struct bench_net *n, const char *who)
+    __attribute__((warn_unused_result));
+/* Ak address of node 0 (A) or 1 (B). */
+const char *bench_net_ak_url(const struct bench_net *n, int node);
+/* Key A can start (its out direction) and B can match (its in
+ * direction), whether A's Kx link to B is up, keys waiting at B. */
+int bench_net_link_state(struct bench_net *n, uint64_t *out_a, uint64_t *in_b,
+                         bool *up, uint64_t *pending_b)
+    __attribute__((warn_unused_result));
+/* Keys a KM (0: A, 1: B) has handed to applications so far. */
+int bench_net_supplied(struct bench_net *n, int node, uint64_t *supplied)
+    __attribute__((warn_unused_result));
+/* Until both ends hold need bytes of link key (60 s at most). */
+int bench_net_wait_key(struct bench_net *n, uint64_t need)
+    __attribute__((warn_unused_result));
+/* Pause or resume the emulated link. */
+int bench_net_link_run(struct bench_net *n, bool run)
+    __attribute__((warn_unused_result));
+/* At least need bytes of key at both ends; a paused link is resumed to
+ * top the pool up to BENCH_NET_TOPUP_BYTES, then paused again. */
+int bench_net_ensure_key(struct bench_net *n, uint64_t need)
+    __attribute__((warn_unused_result));
+/* Stop the KMs, then the emulator. */
+void bench_net_stop(struct bench_net *n);
+void bench_net_free(struct bench_net *n);
+/* The last lines of each daemon's log, to stderr. */
+void bench_net_log_tails(const struct bench_net *n, int lines);
+
+/* CPU each process used between two marks. */
+struct bench_cpu {
+	const struct bench_net *net;
+	double t0[BENCH_N_PROCS], t1[BENCH_N_PROCS];
+};
+
+/* phase 0: start, 1: stop */
+void bench_cpu_mark(struct bench_cpu *c, int phase);
+/* Percent of one core over seconds. */
+double bench_cpu_pct(const struct bench_cpu *c, int p, double seconds);
+/* {"bench", "km_a", "km_b", "qkdsim"}: percent of one core */
+cJSON *bench_cpu_json(const struct bench_cpu *c, double seconds);
 
 #endif

@@ -2,6 +2,7 @@
  * up what it measures, prints figures (never pass/fail) and cleans up.
  *
  *   qkdn-bench ak [--seconds S] [--clients 1,4,16] [--no-million] [--json]
+ *   qkdn-bench tls [--seconds S] [--threads 2,4] [--json]
  */
 #include "bench.h"
 
@@ -15,6 +16,8 @@ static const struct {
 } commands[] = {
     {"ak", bench_ak,
      "key supply over Ak (Q.4160 I.1): floor, latency, keys/s, memory"},
+    {"tls", bench_tls,
+     "TLS 1.3 handshakes/s through the provider: X25519, qkd, x25519_qkd"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

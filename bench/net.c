@@ -1,0 +1,399 @@
+/* The two-node network the benchmarks measure: a network file in a fresh
+ * temporary directory, qkdn-qkdsim and two qkdn-km started next to this
+ * executable, status polled until they answer and hold key, and the link
+ * paused while measuring (taking in key costs the KMs CPU that would
+ * otherwise be measured along with the rest). docs/bench.md describes it. */
+#include "bench.h"
+
+#include "qkdn_ak.h"
+#include "qkdn_clock.h"
+#include "qkdn_err.h"
+#include "qkdn_netconf.h"
+#include "qkdn_rpc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PROBE_TIMEOUT_MS  1000
+#define START_DEADLINE_MS 15000
+#define KEY_DEADLINE_MS   60000
+#define MIB               (1024.0 * 1024.0)
+
+void
+bench_net_sae(char *out, size_t len, int side, int pair)
+{
+	const char *base = side == 0 ? "alice" : "bob";
+	if (pair == 0)
+		snprintf(out, len, "%s", base);
+	else
+		snprintf(out, len, "%s%d", base, pair);
+}
+
+int
+bench_net_dir(struct bench_net *n)
+{
+	const char *tmp = getenv("TMPDIR");
+	if (tmp == NULL || tmp[0] == '\0')
+		tmp = "/tmp";
+	/* ipc socket paths must stay short */
+	if (snprintf(n->dir, sizeof(n->dir), "%s/qkdn-bench.XXXXXX", tmp) >=
+	        80 ||
+	    mkdtemp(n->dir) == NULL) {
+		bench_note("cannot make a directory in %s (set TMPDIR to a "
+		           "short path)",
+		           tmp);
+		n->dir[0] = '\0';
+		return QKDN_E_IO;
+	}
+	snprintf(n->cnf, sizeof(n->cnf), "%s/network.cnf", n->dir);
+	do {
+		n->kx_port[0] = bench_free_port();
+		n->kx_port[1] = bench_free_port();
+	} while (n->kx_port[0] == n->kx_port[1] && n->kx_port[0] > 0);
+	return n->kx_port[0] < 0 || n->kx_port[1] < 0 ? QKDN_E_IO : 0;
+}
+
+static int
+write_network(struct bench_net *n, const char *who)
+{
+	char name[QKDN_NAME_MAX];
+	FILE *f = fopen(n->cnf, "w");
+	if (f == NULL) {
+		bench_note("cannot write %s", n->cnf);
+		return QKDN_E_IO;
+	}
+	fprintf(f,
+	        "# written by %s\n[qkdn]\nnodes = A, B\n"
+	        "links = A_B\ncontroller = distributed\nrun_dir = %s\n"
+	        "saes = ",
+	        who, n->dir);
+	for (int p = 0; p < n->pairs; p++)
+		for (int side = 0; side < 2; side++) {
+			bench_net_sae(name, sizeof(name), side, p);
+			fprintf(f, "%s%s", p + side > 0 ? ", " : "", name);
+		}
+	fprintf(f, "\n");
+	for (int i = 0; i < 2; i++)
+		fprintf(f,
+		        "\n[%c]\nkx = tcp://127.0.0.1:%d\nmap_size_mb = %d\n"
+		        "key_ttl = %d\n",
+		        'A' + i, n->kx_port[i], BENCH_NET_MAP_SIZE_MB,
+		        BENCH_NET_KEY_TTL_S);
+	fprintf(f,
+	        "\n[A_B]\nnodes = A, B\nrate = %llu\nblock_bytes = %d\n"
+	        "pool_max_bytes = %llu\n",
+	        BENCH_NET_RATE_BPS, BENCH_NET_BLOCK_BYTES,
+	        BENCH_NET_POOL_MAX_BYTES);
+	for (int p = 0; p < n->pairs; p++)
+		for (int side = 0; side < 2; side++) {
+			bench_net_sae(name, sizeof(name), side, p);
+			fprintf(f, "\n[%s]\nnode = %c\n", name, 'A' + side);
+		}
+	return fclose(f) == 0 ? 0 : QKDN_E_IO;
+}
+
+/* One request to the emulator's control socket, on a socket of its own
+ * (as the CLI does) and tried up to three times: control requests are
+ * idempotent. */
+static int
+sim_call(struct bench_net *n, const struct qkdn_msg *req, struct qkdn_msg *rsp,
+         struct qkdn_decode_error *err)
+{
+	int rv = QKDN_E_UNREACHABLE;
+	for (int i = 0; i < 3; i++) {
+		nng_socket s;
+		if ((rv = qkdn_rpc_dial(&s, n->conf->sim_url)) != 0)
+			return rv;
+		rv = qkdn_rpc_call(s, req, rsp, PROBE_TIMEOUT_MS, err);
+		nng_close(s);
+		if (rv != QKDN_E_TIMEOUT)
+			break;
+	}
+	return rv;
+}
+
+static int
+sim_status(struct bench_net *n, struct qkdn_msg *rsp)
+{
+	struct qkdn_msg req = {.type = QKDN_STATUS_REQ};
+	struct qkdn_decode_error err;
+	return sim_call(n, &req, rsp, &err);
+}
+
+static bool
+all_alive(struct bench_net *n)
+{
+	for (int i = BENCH_P_KM_A; i < BENCH_N_PROCS; i++)
+		if (!bench_alive(&n->procs[i])) {
+			bench_log_tail(&n->procs[i], 20);
+			return false;
+		}
+	return true;
+}
+
+static int
+start_procs(struct bench_net *n)
+{
+	static const char *const names[BENCH_N_PROCS] = {"", "KM A", "KM B",
+	                                                 "qkdn-qkdsim"};
+	char km[PATH_MAX], sim[PATH_MAX], log[PATH_MAX + 16];
+	int rv;
+	if (bench_find_program("qkdn-km", km, sizeof(km)) != 0 ||
+	    bench_find_program("qkdn-qkdsim", sim, sizeof(sim)) != 0) {
+		bench_note("qkdn-km and qkdn-qkdsim must sit next to "
+		           "qkdn-bench (make -C build qkdn-km qkdn-qkdsim)");
+		return QKDN_E_CONFIG;
+	}
+	char *sim_argv[] = {sim, "--config", n->cnf, NULL};
+	snprintf(log, sizeof(log), "%s/qkdsim.log", n->dir);
+	if ((rv = bench_spawn(&n->procs[BENCH_P_SIM], names[BENCH_P_SIM],
+	                      sim_argv, log)) != 0)
+		return rv;
+	for (int i = 0; i < 2; i++) {
+		char node[2] = {(char)('A' + i), '\0'};
+		char *km_argv[] = {km,       "--config", n->cnf,
+		                   "--node", node,       NULL};
+		snprintf(log, sizeof(log), "%s/%s.log", n->dir, node);
+		if ((rv = bench_spawn(&n->procs[BENCH_P_KM_A + i],
+		                      names[BENCH_P_KM_A + i], km_argv, log)) !=
+		    0)
+			return rv;
+	}
+	return 0;
+}
+
+/* Poll status until the emulator and both KMs answer. */
+static int
+wait_ready(struct bench_net *n)
+{
+	uint64_t deadline = qkdn_now_ms() + START_DEADLINE_MS;
+	bool up[3] = {false, false, false};
+	int rv;
+	for (int i = 0; i < 2; i++) {
+		char sae[QKDN_NAME_MAX];
+		bench_net_sae(sae, sizeof(sae), i, 0);
+		if ((rv = qkdn_ak_open(&n->probe[i], n->conf->nodes[i].ak_url,
+		                       sae, PROBE_TIMEOUT_MS)) != 0)
+			return rv;
+	}
+	while (!(up[0] && up[1] && up[2])) {
+		struct qkdn_msg st;
+		if (!all_alive(n))
+			return QKDN_E_UNREACHABLE;
+		if (qkdn_now_ms() > deadline) {
+			bench_note("%s did not answer a status request within "
+			           "%d ms",
+			           !up[0]   ? "KM A"
+			           : !up[1] ? "KM B"
+			                    : "qkdsim",
+			           START_DEADLINE_MS);
+			return QKDN_E_TIMEOUT;
+		}
+		for (int i = 0; i < 2; i++)
+			if (!up[i] && qkdn_ak_status(n->probe[i], &st) == 0) {
+				up[i] = true;
+				qkdn_msg_clear(&st);
+			}
+		if (!up[2] && sim_status(n, &st) == 0) {
+			up[2] = true;
+			qkdn_msg_clear(&st);
+		}
+		if (!(up[0] && up[1] && up[2]))
+			bench_sleep_ms(20);
+	}
+	return 0;
+}
+
+int
+bench_net_start(struct bench_net *n, const char *who)
+{
+	char err[QKDN_REASON_MAX + QKDN_NET_PATH_MAX];
+	int rv;
+	if ((rv = write_network(n, who)) != 0)
+		return rv;
+	if ((n->conf = calloc(1, sizeof(*n->conf))) == NULL)
+		return QKDN_E_NOMEM;
+	if ((rv = qkdn_net_load(n->cnf, NULL, n->conf, err, sizeof(err))) !=
+	    0) {
+		bench_note("%s", err);
+		return rv;
+	}
+	if ((rv = start_procs(n)) != 0)
+		return rv;
+	return wait_ready(n);
+}
+
+const char *
+bench_net_ak_url(const struct bench_net *n, int node)
+{
+	return n->conf->nodes[node].ak_url;
+}
+
+int
+bench_net_link_state(struct bench_net *n, uint64_t *out_a, uint64_t *in_b,
+                     bool *up, uint64_t *pending_b)
+{
+	struct qkdn_msg st;
+	int rv;
+	if ((rv = qkdn_ak_status(n->probe[0], &st)) != 0)
+		return rv;
+	*out_a = st.u.status_rsp.n_links > 0
+	             ? st.u.status_rsp.links[0].out_bytes
+	             : 0;
+	*up = st.u.status_rsp.n_links > 0 && st.u.status_rsp.links[0].up;
+	qkdn_msg_clear(&st);
+	if ((rv = qkdn_ak_status(n->probe[1], &st)) != 0)
+		return rv;
+	*in_b =
+	    st.u.status_rsp.n_links > 0 ? st.u.status_rsp.links[0].in_bytes : 0;
+	if (pending_b != NULL)
+		*pending_b = st.u.status_rsp.keys_pending;
+	qkdn_msg_clear(&st);
+	return 0;
+}
+
+int
+bench_net_supplied(struct bench_net *n, int node, uint64_t *supplied)
+{
+	struct qkdn_msg st;
+	int rv = qkdn_ak_status(n->probe[node], &st);
+	if (rv != 0)
+		return rv;
+	*supplied = st.u.status_rsp.keys_supplied;
+	qkdn_msg_clear(&st);
+	return 0;
+}
+
+int
+bench_net_wait_key(struct bench_net *n, uint64_t need)
+{
+	uint64_t deadline = qkdn_now_ms() + KEY_DEADLINE_MS, out_a = 0,
+	         in_b = 0, start = qkdn_now_ms();
+	bool up = false, told = false;
+	for (;;) {
+		int rv = bench_net_link_state(n, &out_a, &in_b, &up, NULL);
+		if (rv != 0) {
+			bench_note("status: %s", qkdn_ak_last_error());
+			return rv;
+		}
+		if (up && out_a >= need && in_b >= need)
+			return 0;
+		if (!all_alive(n))
+			return QKDN_E_UNREACHABLE;
+		if (qkdn_now_ms() > deadline) {
+			bench_note("no key after %d ms: A holds %.1f MiB to "
+			           "start keys, B %.1f MiB to match, Kx %s",
+			           KEY_DEADLINE_MS, (double)out_a / MIB,
+			           (double)in_b / MIB, up ? "up" : "down");
+			return QKDN_E_INSUFFICIENT_KEY;
+		}
+		if (!told && qkdn_now_ms() - start > 1000) {
+			bench_note("waiting for %.0f MiB of link key (A holds "
+			           "%.1f MiB)",
+			           (double)need / MIB, (double)out_a / MIB);
+			told = true;
+		}
+		bench_sleep_ms(50);
+	}
+}
+
+int
+bench_net_link_run(struct bench_net *n, bool run)
+{
+	struct qkdn_msg req = {.type = QKDN_LINK_CTL}, rsp;
+	struct qkdn_decode_error err;
+	memcpy(req.u.link_ctl.link, n->conf->links[0].id, sizeof(qkdn_name));
+	req.u.link_ctl.action = run ? QKDN_LINK_RESUME : QKDN_LINK_PAUSE;
+	int rv = sim_call(n, &req, &rsp, &err);
+	qkdn_msg_clear(&rsp);
+	if (rv != 0)
+		bench_note("cannot %s the link: %s", run ? "resume" : "pause",
+		           err.reason);
+	else
+		n->paused = !run;
+	return rv;
+}
+
+int
+bench_net_ensure_key(struct bench_net *n, uint64_t need)
+{
+	uint64_t out_a, in_b;
+	bool up;
+	int rv;
+	if (!n->paused)
+		return bench_net_wait_key(n, need);
+	if ((rv = bench_net_link_state(n, &out_a, &in_b, &up, NULL)) != 0)
+		return rv;
+	if (up && out_a >= need && in_b >= need)
+		return 0;
+	if ((rv = bench_net_link_run(n, true)) != 0 ||
+	    (rv = bench_net_wait_key(n, need > BENCH_NET_TOPUP_BYTES
+	                                    ? need
+	                                    : BENCH_NET_TOPUP_BYTES)) != 0)
+		return rv;
+	return bench_net_link_run(n, false);
+}
+
+void
+bench_net_stop(struct bench_net *n)
+{
+	for (int i = 0; i < 2; i++) {
+		qkdn_ak_close(n->probe[i]);
+		n->probe[i] = NULL;
+	}
+	/* KMs first: the emulator only feeds them */
+	for (int i = BENCH_P_KM_A; i <= BENCH_P_KM_B; i++)
+		bench_stop(&n->procs[i]);
+	bench_stop(&n->procs[BENCH_P_SIM]);
+}
+
+void
+bench_net_free(struct bench_net *n)
+{
+	free(n->conf);
+	n->conf = NULL;
+}
+
+void
+bench_net_log_tails(const struct bench_net *n, int lines)
+{
+	for (int i = BENCH_P_KM_A; i < BENCH_N_PROCS; i++)
+		if (n->procs[i].name != NULL)
+			bench_log_tail(&n->procs[i], lines);
+}
+
+/* ---- CPU accounting ---- */
+
+static void
+cpu_read(const struct bench_net *n, double t[BENCH_N_PROCS])
+{
+	t[BENCH_P_SELF] = bench_cpu_s(0);
+	for (int i = BENCH_P_KM_A; i < BENCH_N_PROCS; i++)
+		t[i] = bench_cpu_s(n->procs[i].pid);
+}
+
+void
+bench_cpu_mark(struct bench_cpu *c, int phase)
+{
+	cpu_read(c->net, phase == 0 ? c->t0 : c->t1);
+}
+
+double
+bench_cpu_pct(const struct bench_cpu *c, int p, double seconds)
+{
+	return seconds > 0 ? (c->t1[p] - c->t0[p]) / seconds * 100.0 : 0;
+}
+
+cJSON *
+bench_cpu_json(const struct bench_cpu *c, double seconds)
+{
+	static const char *const keys[BENCH_N_PROCS] = {"bench", "km_a", "km_b",
+	                                                "qkdsim"};
+	cJSON *j = cJSON_CreateObject();
+	for (int p = 0; p < BENCH_N_PROCS; p++)
+		cJSON_AddNumberToObject(j, keys[p],
+		                        bench_cpu_pct(c, p, seconds));
+	return j;
+}
