@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 static OSSL_FUNC_kem_newctx_fn newctx_qkd, newctx_hyb;
@@ -149,8 +150,10 @@ server_key(struct qprov_ctx *ctx, const char *dst, qkdn_uuid *id,
 	}
 	if ((ak = qprov_ak(ctx)) == NULL)
 		goto done;
-	/* guarded memory, wiped by sodium_free */
-	if ((keys = sodium_allocarray(n, sizeof(*keys))) == NULL) {
+	/* a transient buffer, wiped below: the keys kept for later go to
+	 * the cache's guarded memory (a guarded allocation per refill costs
+	 * mmap/mprotect/munmap, which showed in the TLS benchmark) */
+	if ((keys = calloc(n, sizeof(*keys))) == NULL) {
 		QPROV_RAISE(ctx, QPROV_R_NO_MEMORY, "room for %u keys", n);
 		goto done;
 	}
@@ -165,8 +168,10 @@ done:
 	if (n > 1)
 		qprov_cache_done(ctx->cache, dst, claim == QPROV_CACHE_CLAIMED,
 		                 ok ? keys + 1 : NULL, ok ? n - 1 : 0);
-	if (keys != NULL)
-		sodium_free(keys);
+	if (keys != NULL) {
+		qkdn_ak_keys_wipe(keys, n);
+		free(keys);
+	}
 	return ok;
 }
 
