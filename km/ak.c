@@ -115,6 +115,13 @@ handle_key_req(struct ak_work *w, struct qkdn_msg *req)
 		         kr->bits);
 		goto fail;
 	}
+	if ((uint64_t)kr->count * (kr->bits / 8) > KM_KX_BATCH_BYTES) {
+		rv = QKDN_E_TOO_LARGE;
+		snprintf(why, sizeof(why),
+		         "%u keys of %u bits exceed %u KiB of key per request",
+		         kr->count, kr->bits, KM_KX_BATCH_BYTES / 1024);
+		goto fail;
+	}
 	if ((dst = qkdn_net_sae_index(net, kr->dst_sae)) < 0) {
 		rv = QKDN_E_NO_ROUTE;
 		snprintf(why, sizeof(why), "unknown destination SAE %s",

@@ -18,7 +18,7 @@
 #define SERVER_CONTEXTS 4
 #define BLOCK_WAIT_MS   10
 #define MAX_BATCH_KEYS  QKDN_KEYS_MAX
-#define MAX_BATCH_BYTES (512u * 1024u)
+#define MAX_BATCH_BYTES KM_KX_BATCH_BYTES
 
 /* ---------------------------------------------------------------- MAC */
 

@@ -10,6 +10,9 @@
 
 struct km_kx_server;
 
+/* Most key material one KEY_SYNC carries (and so one key request). */
+#define KM_KX_BATCH_BYTES (512u * 1024u)
+
 int km_kx_link_open(struct km *km, struct km_link *l)
     __attribute__((warn_unused_result));
 void km_kx_link_close(struct km *km, struct km_link *l);
