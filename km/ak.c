@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SRC         "ak"
 #define AK_CONTEXTS 128
@@ -65,8 +66,11 @@ send_error(struct ak_work *w, int code, const char *why)
 	send_reply(w, &m);
 }
 
-/* Ak authentication: the SAE must be attached to this node and, when the
- * network file names its uid, the ipc peer must run as that uid. */
+/* Ak authentication: the SAE must be attached to this node, and an ipc
+ * peer must run as the SAE's configured uid, or as the KM's own uid when
+ * the SAE has none (the socket may be open to all users when some SAE of
+ * the node runs as another uid). tcp:// Ak carries no peer identity: only
+ * SAEs without a configured uid may use it. */
 static int
 check_sae(struct ak_work *w, const char *sae, char *why, size_t whylen)
 {
@@ -77,10 +81,17 @@ check_sae(struct ak_work *w, const char *sae, char *why, size_t whylen)
 		         w->km->node->id);
 		return QKDN_E_NOT_AUTHORISED;
 	}
-	if (net->saes[i].uid >= 0 &&
-	    (!w->has_uid || w->uid != (uint64_t)net->saes[i].uid)) {
-		snprintf(why, whylen, "SAE %s must connect as uid %lld", sae,
-		         (long long)net->saes[i].uid);
+	int64_t uid = net->saes[i].uid;
+	if (w->has_uid) {
+		uint64_t want = uid >= 0 ? (uint64_t)uid : (uint64_t)geteuid();
+		if (w->uid != want) {
+			snprintf(why, whylen, "SAE %s must connect as uid %llu",
+			         sae, (unsigned long long)want);
+			return QKDN_E_NOT_AUTHORISED;
+		}
+	} else if (uid >= 0) {
+		snprintf(why, whylen,
+		         "SAE %s has a uid and must connect over ipc", sae);
 		return QKDN_E_NOT_AUTHORISED;
 	}
 	return 0;

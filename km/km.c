@@ -90,6 +90,7 @@ km_start(struct km **out, const struct qkdn_net *net, int self)
 	    (rv = km_kq_start(km, &km->kq)) != 0 ||
 	    (rv = km_ak_start(km, &km->ak)) != 0)
 		goto fail;
+	km->serving = true;
 	QLOG_INFO(SRC, "node %s serving Ak on %s, Kx on %s, Kq-1 on %s",
 	          km->node->id, km->node->ak_url, km->node->kx_url,
 	          km->node->kq_url);
@@ -112,13 +113,14 @@ km_stop(struct km *km)
 	km_ak_stop(km->ak);
 	km_kq_stop(km->kq);
 	for (size_t i = 0; i < km->n_links; i++) {
-		if (km->st != NULL && km_pool_save(&km->links[i].pool) != 0)
+		/* only a KM that ran owns the positions it would save */
+		if (km->serving && km_pool_save(&km->links[i].pool) != 0)
 			QLOG_WARN(SRC, "link %s: pool position not saved",
 			          km->links[i].conf->id);
 		km_pool_fini(&km->links[i].pool);
 	}
 	free(km->links);
-	km_store_close(km->st);
+	km_store_close(km->st, km->serving);
 	nng_mtx_free(km->mtx);
 	free(km);
 }

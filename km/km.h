@@ -28,8 +28,9 @@ struct km_keyreq {
 	int retries;
 	/* the reply to send: KEY_RSP, keys in its arena, filled by kx.c */
 	struct qkdn_msg rsp;
-	/* called without the KM lock once the peer acknowledged (rv 0) or
-	 * the request failed (rv < 0, rsp cleared) */
+	/* called once the peer acknowledged (rv 0) or the request failed
+	 * (rv < 0, rsp cleared); it may run with the KM lock held, so it must
+	 * not take it */
 	void (*done)(struct km_keyreq *r, int rv, const char *why);
 };
 
@@ -51,6 +52,7 @@ struct km {
 	struct km_ak *ak;
 	struct km_kx_server *kx_srv;
 	struct km_kq *kq;
+	bool serving; /* start-up completed: stop may save and mark clean */
 	atomic_uint_fast64_t keys_supplied;
 	atomic_uint_fast64_t errors;
 };

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <stdatomic.h>
@@ -30,6 +31,7 @@ struct km_store {
 	uint8_t nonce_prefix[NONCE_BYTES - 8];
 	_Atomic uint64_t nonce_ctr;
 	uint8_t *seal_key; /* sodium_malloc, read-only */
+	int lock_fd;       /* flock on km.lock: one KM per store */
 	bool recovered;
 };
 
@@ -153,9 +155,16 @@ out:
 	return rv;
 }
 
+/* The kernel's boot ID; QKDN_TEST_BOOT_ID stands in for it so tests can
+ * simulate a reboot. */
 static void
 read_boot_id(char out[40])
 {
+	const char *test = getenv("QKDN_TEST_BOOT_ID");
+	if (test != NULL) {
+		snprintf(out, 40, "%s", test);
+		return;
+	}
 	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
 	memset(out, 0, 40);
 	if (f == NULL || fgets(out, 40, f) == NULL)
@@ -182,6 +191,51 @@ write_state(struct km_store *st, bool clean)
 	return qkdn_err_from_mdb(rv);
 }
 
+static int put_mark(struct km_store *st, MDB_txn *txn, const char *link,
+                    enum km_mark_kind kind, const struct km_pos *pos);
+
+/* With the waiting keys dropped, a KEY_SYNC recorded before the power cut
+ * and replayed after it must not pass: every link's in-mark moves past the
+ * newest block held (the peer's lease is already past what it used). */
+static int
+in_marks_past_blocks(struct km_store *st, MDB_txn *txn)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint8_t seek[LINK_KEY_MAX];
+	int rv = mdb_cursor_open(txn, st->blocks, &cur);
+	if (rv != 0)
+		return rv;
+	rv = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (rv == 0) {
+		char link[QKDN_NAME_MAX];
+		size_t n = strnlen(k.mv_data, k.mv_size);
+		if (n == 0 || n >= sizeof(link) || k.mv_size != n + 9)
+			break;
+		memcpy(link, k.mv_data, n);
+		link[n] = 0;
+		/* the last block of this link: just before link\0 + max ID */
+		MDB_val sk = {block_key(seek, link, UINT64_MAX), seek};
+		rv = mdb_cursor_get(cur, &sk, &v, MDB_SET_RANGE);
+		if (rv == 0 && sk.mv_size == k.mv_size &&
+		    memcmp(sk.mv_data, seek, sk.mv_size) == 0) {
+			k = sk; /* the largest possible ID itself is held */
+		} else {
+			rv = mdb_cursor_get(cur, &k, &v,
+			                    rv == 0 ? MDB_PREV : MDB_LAST);
+			if (rv != 0)
+				break;
+		}
+		uint64_t last = get_be64((const uint8_t *)k.mv_data + n + 1);
+		struct km_pos in = {last == UINT64_MAX ? last : last + 1, 0};
+		if ((rv = put_mark(st, txn, link, KM_MARK_IN, &in)) != 0)
+			break;
+		rv = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	return rv == MDB_NOTFOUND ? 0 : rv;
+}
+
 /* After a power cut, NOSYNC commits since the last sync may be lost, among
  * them tombstones: drop every waiting key rather than risk a second
  * supply. A killed process loses nothing (same boot: page cache intact). */
@@ -205,6 +259,11 @@ recover(struct km_store *st)
 			               "dropping keys waiting for supply");
 			mdb_drop(txn, st->keys, 0);
 			mdb_drop(txn, st->expiry, 0);
+			rv = in_marks_past_blocks(st, txn);
+			if (rv != 0) {
+				mdb_txn_abort(txn);
+				return qkdn_err_from_mdb(rv);
+			}
 		}
 	}
 	rv = mdb_txn_commit(txn);
@@ -250,6 +309,19 @@ km_store_open(struct km_store **out, const char *dir, uint64_t map_bytes)
 		free(st);
 		return QKDN_E_STORE;
 	}
+	/* A second KM on the same store would read the lease and later write
+	 * it back behind the first one's: refuse it before it reads. */
+	char lock_path[1024];
+	snprintf(lock_path, sizeof(lock_path), "%s/km.lock", dir);
+	st->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (st->lock_fd < 0 || flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		QLOG_ERR(SRC, "store %s is in use by another KM (%s)", dir,
+		         strerror(errno));
+		if (st->lock_fd >= 0)
+			close(st->lock_fd);
+		free(st);
+		return QKDN_E_STORE;
+	}
 	if ((rv = load_seal_key(st, dir)) != 0)
 		goto fail;
 	if ((rv = mdb_env_create(&st->env)) != 0 ||
@@ -291,19 +363,21 @@ fail:
 	if (st->env != NULL)
 		mdb_env_close(st->env);
 	sodium_free(st->seal_key);
+	close(st->lock_fd);
 	free(st);
 	return rv;
 }
 
 void
-km_store_close(struct km_store *st)
+km_store_close(struct km_store *st, bool clean)
 {
 	if (st == NULL)
 		return;
-	if (write_state(st, true) != 0)
+	if (clean && write_state(st, true) != 0)
 		QLOG_WARN(SRC, "could not mark the store clean");
 	mdb_env_close(st->env);
 	sodium_free(st->seal_key);
+	close(st->lock_fd);
 	free(st);
 }
 
@@ -433,7 +507,10 @@ put_mark(struct km_store *st, MDB_txn *txn, const char *link,
          enum km_mark_kind kind, const struct km_pos *pos)
 {
 	uint8_t kb[LINK_KEY_MAX];
-	struct km_pos p = *pos; /* no padding bytes of the caller's */
+	struct km_pos p;
+	memset(&p, 0, sizeof(p)); /* no stray padding bytes on disk */
+	p.blk = pos->blk;
+	p.off = pos->off;
 	MDB_val k = {mark_key(kb, link, kind), kb}, v = {sizeof(p), &p};
 	return mdb_put(txn, st->marks, &k, &v, 0);
 }

@@ -40,8 +40,9 @@ struct km_key_record {
 
 int km_store_open(struct km_store **out, const char *dir, uint64_t map_bytes)
     __attribute__((warn_unused_result));
-/* Marks the store cleanly closed (synced) and closes it. */
-void km_store_close(struct km_store *st);
+/* Close the store; with clean, first mark it cleanly closed (synced).
+ * A KM that failed to start closes without marking. */
+void km_store_close(struct km_store *st, bool clean);
 /* True if the last run ended without km_store_close on this boot or an
  * earlier one (for logging). */
 bool km_store_recovered(const struct km_store *st);

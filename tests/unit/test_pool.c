@@ -78,7 +78,7 @@ teardown(void **state)
 	km_pool_fini(&f->a); /* safe on a zeroed or finished pool */
 	km_pool_fini(&f->b);
 	for (int i = 0; i < 2; i++) {
-		km_store_close(f->st[i]);
+		km_store_close(f->st[i], true);
 		rm_tree(f->dir[i]);
 	}
 	free(f);
@@ -482,7 +482,7 @@ test_lease_killed_process(void **state)
 	uint8_t out[BB], seen[2][BB];
 	int fds[2];
 
-	km_store_close(f->st[0]);
+	km_store_close(f->st[0], true);
 	f->st[0] = NULL;
 	assert_int_equal(pipe(fds), 0);
 	pid_t pid = fork();

@@ -70,7 +70,7 @@ static int
 teardown(void **state)
 {
 	struct fx *f = *state;
-	km_store_close(f->st);
+	km_store_close(f->st, true);
 	rm_tree(f->dir);
 	free(f);
 	return 0;
@@ -79,7 +79,7 @@ teardown(void **state)
 static void
 reopen(struct fx *f)
 {
-	km_store_close(f->st);
+	km_store_close(f->st, true);
 	f->st = NULL;
 	assert_int_equal(km_store_open(&f->st, f->dir, MAP_BYTES), 0);
 }
@@ -193,7 +193,7 @@ test_killed_process_keeps_tombstones(void **state)
 	struct km_pos mark = {1, 1};
 
 	make_recs(recs, bytes, 2, later_ms());
-	km_store_close(f->st);
+	km_store_close(f->st, true);
 	f->st = NULL;
 	pid_t pid = fork();
 	assert_true(pid >= 0);
@@ -220,6 +220,52 @@ test_killed_process_keeps_tombstones(void **state)
 	assert_int_equal(take1(f->st, "bob", &recs[0].id, NULL, NULL),
 	                 QKDN_E_ALREADY_SUPPLIED);
 	assert_int_equal(take1(f->st, "bob", &recs[1].id, bytes[1], NULL), 0);
+}
+
+/* A crash followed by a reboot: NOSYNC commits since the last sync may be
+ * lost, so every waiting key is dropped (a lost tombstone must not allow a
+ * second supply) and the in-mark moves past every held block, so a
+ * KEY_SYNC recorded before the crash cannot be replayed. */
+static void
+test_power_cut_drops_waiting_keys(void **state)
+{
+	struct fx *f = *state;
+	struct km_key_record recs[2];
+	uint8_t bytes[2][KEY_LEN], block[64] = {1};
+	struct km_pos mark = {100, 32}, in;
+
+	make_recs(recs, bytes, 2, later_ms());
+	assert_int_equal(km_store_block_put(f->st, LINK, 100, block, 64), 0);
+	assert_int_equal(km_store_block_put(f->st, LINK, 105, block, 64), 0);
+	assert_int_equal(km_store_block_put(f->st, "other", 7, block, 64), 0);
+	km_store_close(f->st, true);
+	f->st = NULL;
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct km_store *st;
+		if (km_store_open(&st, f->dir, MAP_BYTES) != 0 ||
+		    km_store_keys_put(st, recs, 2, LINK, &mark) != 0)
+			_exit(1);
+		_exit(0); /* no close: crashed */
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	setenv("QKDN_TEST_BOOT_ID", "a-later-boot", 1);
+	int rv = km_store_open(&f->st, f->dir, MAP_BYTES);
+	unsetenv("QKDN_TEST_BOOT_ID");
+	assert_int_equal(rv, 0);
+	assert_true(km_store_recovered(f->st));
+	assert_int_equal(km_store_pending(f->st), 0);
+	assert_int_equal(take1(f->st, "bob", &recs[0].id, NULL, NULL),
+	                 QKDN_E_UNKNOWN_KEY_ID);
+	assert_int_equal(km_store_mark_get(f->st, LINK, KM_MARK_IN, &in), 0);
+	assert_int_equal(in.blk, 106);
+	assert_int_equal(in.off, 0);
+	assert_int_equal(km_store_mark_get(f->st, "other", KM_MARK_IN, &in), 0);
+	assert_int_equal(in.blk, 8);
 }
 
 static void
@@ -433,7 +479,7 @@ test_wrong_storage_key(void **state)
 	make_recs(&rec, bytes, 1, later_ms());
 	assert_int_equal(km_store_block_put(f->st, LINK, 5, blk, BLOCK_LEN), 0);
 	assert_int_equal(km_store_keys_put(f->st, &rec, 1, NULL, NULL), 0);
-	km_store_close(f->st);
+	km_store_close(f->st, true);
 	f->st = NULL;
 
 	snprintf(path, sizeof(path), "%s/storage.key", f->dir);
@@ -455,7 +501,7 @@ test_wrong_storage_key(void **state)
 	assert_int_equal(km_store_pending(f->st), 1);
 
 	/* a short key file stops the store from opening */
-	km_store_close(f->st);
+	km_store_close(f->st, true);
 	f->st = NULL;
 	write_key_file(f->dir, orig, 16);
 	assert_int_not_equal(km_store_open(&f->st, f->dir, MAP_BYTES), 0);
@@ -556,6 +602,25 @@ collect_id(void *arg, uint64_t id)
 	v[++v[0]] = id;
 }
 
+/* A second KM on the same store is refused before it reads anything, so
+ * it can never write back a lease behind the running one's. */
+static void
+test_one_km_per_store(void **state)
+{
+	struct fx *f = *state;
+	struct km_store *second = NULL;
+	struct km_pos lease = {42, 0}, got;
+	assert_int_equal(
+	    km_store_mark_put(f->st, "L", KM_MARK_OUT_LEASE, &lease, true), 0);
+	assert_int_equal(km_store_open(&second, f->dir, MAP_BYTES),
+	                 QKDN_E_STORE);
+	assert_null(second);
+	assert_int_equal(km_store_mark_get(f->st, "L", KM_MARK_OUT_LEASE, &got),
+	                 0);
+	assert_int_equal(got.blk, 42);
+	reopen(f); /* once the first has closed, a new KM may open it */
+}
+
 static void
 test_blocks(void **state)
 {
@@ -602,6 +667,8 @@ main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_killed_process_keeps_tombstones, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_power_cut_drops_waiting_keys,
+	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_take_wrong_sae, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_take_unknown_all_or_nothing,
@@ -613,6 +680,8 @@ main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_marks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_one_km_per_store, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_blocks, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
