@@ -161,15 +161,29 @@ take_batch(struct km_kx_link *kl, struct qkdn_buf *sync)
 	uint8_t *bytes = NULL;
 	int rv;
 
+	/* one message names at most QKDN_SEGS_MAX segments of half blocks */
+	uint64_t cap = (uint64_t)(QKDN_SEGS_MAX - 2) * pool->half;
+	if (cap > MAX_BATCH_BYTES)
+		cap = MAX_BATCH_BYTES;
 	while ((r = kl->head) != NULL) {
 		uint64_t need = (uint64_t)r->count * (r->bits / 8);
-		if (batch != NULL && (nkeys + r->count > MAX_BATCH_KEYS ||
-		                      total + need > MAX_BATCH_BYTES))
+		if (batch != NULL &&
+		    (nkeys + r->count > MAX_BATCH_KEYS || total + need > cap))
 			break;
 		kl->head = r->next;
 		if (kl->head == NULL)
 			kl->tail = NULL;
 		r->next = NULL;
+		if (MAC_KEY_BYTES + need > cap) {
+			char why[128];
+			snprintf(why, sizeof(why),
+			         "link %s carries at most %llu bytes of key "
+			         "per request",
+			         kl->l->conf->id,
+			         (unsigned long long)(cap - MAC_KEY_BYTES));
+			fail_list(r, QKDN_E_TOO_LARGE, why);
+			continue;
+		}
 		if (total + need > avail) {
 			char why[128];
 			snprintf(why, sizeof(why),
@@ -531,8 +545,6 @@ store_sync(struct km *km, struct km_link *l, const struct qkdn_key_sync *ks,
 	}
 	struct km_pos end = km_pool_segs_end(&ks->segs);
 	int rv = km_store_keys_put(km->st, recs, n, l->conf->id, &end);
-	if (rv == 0)
-		l->pool.in = end;
 	free(recs);
 	return rv;
 }
@@ -564,6 +576,9 @@ handle_sync(struct kx_work *w)
 		reply_error(w, QKDN_E_NOMEM, "out of memory");
 		return;
 	}
+	/* the lock covers the pool only: the MAC and the store commit run
+	 * without it (syncs of one link come one at a time from its peer,
+	 * and a replay of the same IDs fails on the store) */
 	nng_mtx_lock(km->mtx);
 	rv = km_pool_read_in(&l->pool, &ks->segs, bytes, (uint32_t)total, &len,
 	                     &missing, &later);
@@ -576,6 +591,12 @@ handle_sync(struct kx_work *w)
 		nng_sleep_aio(BLOCK_WAIT_MS, w->aio);
 		return;
 	}
+	if (rv == QKDN_E_BLOCK_MISSING && l->pool.n > 0 &&
+	    missing < km_pool_oldest(&l->pool))
+		/* older than anything held here: the peer may skip all of
+		 * that at once, not one block per round trip */
+		missing = km_pool_oldest(&l->pool) - 1;
+	nng_mtx_unlock(km->mtx);
 	if (rv == 0 && len != total)
 		rv = QKDN_E_RANGE;
 	if (rv == 0) {
@@ -589,9 +610,11 @@ handle_sync(struct kx_work *w)
 			rv = sync_mac(&w->req, bytes, tag, true);
 		}
 	}
-	if (rv == 0)
-		rv = store_sync(km, l, ks, bytes);
-	nng_mtx_unlock(km->mtx);
+	if (rv == 0 && (rv = store_sync(km, l, ks, bytes)) == 0) {
+		nng_mtx_lock(km->mtx);
+		km_pool_advance_in(&l->pool, km_pool_segs_end(&ks->segs));
+		nng_mtx_unlock(km->mtx);
+	}
 	sodium_memzero(bytes, total);
 	free(bytes);
 

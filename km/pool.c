@@ -270,6 +270,19 @@ km_pool_segs_end(const struct qkdn_segments *segs)
 	return (struct km_pos){last->block_id, last->offset + last->len};
 }
 
+void
+km_pool_advance_in(struct km_pool *p, struct km_pos end)
+{
+	if (pos_cmp(end, p->in) > 0)
+		p->in = end;
+}
+
+uint64_t
+km_pool_oldest(const struct km_pool *p)
+{
+	return p->n > 0 ? id_at(p, 0) : 0;
+}
+
 int
 km_pool_read_in(struct km_pool *p, const struct qkdn_segments *segs,
                 uint8_t *out, uint32_t cap, uint32_t *len, uint64_t *missing,

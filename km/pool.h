@@ -82,12 +82,19 @@ int km_pool_read_in(struct km_pool *p, const struct qkdn_segments *segs,
                     uint64_t *missing, bool *later)
     __attribute__((warn_unused_result));
 
-/* Position just after the last segment (the new in-mark). */
+/* Position just after the last segment (the new in-mark), and moving the
+ * in-mark there once the keys are stored (never backwards). */
 struct km_pos km_pool_segs_end(const struct qkdn_segments *segs);
+void km_pool_advance_in(struct km_pool *p, struct km_pos end);
 
-/* Delete blocks both directions are done with; the lease is synced on
- * shutdown so a clean restart wastes nothing. */
+/* ID of the oldest block held (0 if none). */
+uint64_t km_pool_oldest(const struct km_pool *p);
+
+/* Delete blocks both directions are done with. */
 void km_pool_gc(struct km_pool *p);
+
+/* Sync the lease to the exact cursor (clean stop: a restart wastes
+ * nothing). */
 int km_pool_save(struct km_pool *p);
 
 #endif
