@@ -123,6 +123,8 @@ measure_pairs(struct bench_net *n, double seconds, struct latency *lat)
 			break;
 	}
 out:
+	qkdn_ak_keys_wipe(&ka, 1);
+	qkdn_ak_keys_wipe(&kb, 1);
 	qkdn_ak_close(stub);
 	qkdn_ak_close(a);
 	qkdn_ak_close(b);

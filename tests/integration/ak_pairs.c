@@ -125,6 +125,7 @@ main(int argc, char **argv)
 		if (rv != 0) {
 			fprintf(stderr, "ak_pairs: destination: %s\n",
 			        qkdn_ak_last_error());
+			qkdn_ak_keys_wipe(a, want);
 			errors++;
 			nanosleep(&backoff, NULL);
 			continue;
@@ -139,7 +140,8 @@ main(int argc, char **argv)
 			fingerprint(&a[i], fp);
 			fprintf(out, "%s %s\n", idtext, fp);
 		}
-		/* every tenth round: the destination may not fetch twice */
+		/* now and then (when ok is a multiple of 10): the destination
+		 * may not fetch the round's first key twice */
 		if (ok % 10 == 0) {
 			rv = qkdn_ak_get_keys_by_id(dst, ids, 1, &again);
 			if (rv == 0) {

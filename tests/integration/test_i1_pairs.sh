@@ -44,8 +44,10 @@ fi
 [ "$(jq -r .error.name "$TMP/again.json")" = already_supplied ] ||
 	fail "wrong refusal for a second fetch: $(cat "$TMP/again.json")"
 # an SAE of node A may not ask node B's KM at all
-"$QKDN" key get --km "$(AK_B)" --sae alice --to bob >/dev/null 2>&1 &&
-	fail "KM B served an SAE attached to A"
+"$QKDN" key get --km "$(AK_B)" --sae alice --to bob --json \
+	>"$TMP/alien.json" 2>/dev/null && fail "KM B served an SAE attached to A"
+[ "$(jq -r .error.name "$TMP/alien.json")" = not_authorised ] ||
+	fail "wrong refusal for a foreign SAE: $(cat "$TMP/alien.json")"
 
 supplied_a=$("$QKDN" status --km "$(AK_A)" --json | jq .supplied)
 supplied_b=$("$QKDN" status --km "$(AK_B)" --json | jq .supplied)
