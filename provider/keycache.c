@@ -172,7 +172,10 @@ refresh(struct qprov_cache *c, uint64_t now)
 	for (size_t i = 0; i < SLOTS; i++) {
 		struct slot *s = &c->slots[i];
 		size_t old = 0;
-		while (old < s->n && now - s->e[old].born_ms > TTL_MS)
+		/* born_ms may be a moment after now: another thread stored
+		 * the batch after this caller read the clock */
+		while (old < s->n && now > s->e[old].born_ms &&
+		       now - s->e[old].born_ms > TTL_MS)
 			old++;
 		if (old == 0)
 			continue;
