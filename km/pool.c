@@ -99,12 +99,17 @@ push_id(struct km_pool *p, uint64_t id)
 	return 0;
 }
 
+struct loader {
+	struct km_pool *p;
+	int rv;
+};
+
 static void
 load_id(void *arg, uint64_t id)
 {
-	struct km_pool *p = arg;
-	if (push_id(p, id) != 0)
-		QLOG_ERR(SRC, "out of memory loading block IDs");
+	struct loader *ld = arg;
+	if (ld->rv == 0)
+		ld->rv = push_id(ld->p, id);
 }
 
 int
@@ -128,7 +133,9 @@ km_pool_init(struct km_pool *p, struct km_store *st, const char *link,
 		km_pool_fini(p);
 		return QKDN_E_NOMEM;
 	}
-	if ((rv = km_store_block_ids(st, link, load_id, p)) != 0 ||
+	struct loader ld = {p, 0};
+	if ((rv = km_store_block_ids(st, link, load_id, &ld)) != 0 ||
+	    (rv = ld.rv) != 0 ||
 	    (rv = km_store_mark_get(st, link, KM_MARK_OUT_LEASE, &p->lease)) !=
 	        0 ||
 	    (rv = km_store_mark_get(st, link, KM_MARK_IN, &p->in)) != 0) {
