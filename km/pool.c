@@ -156,17 +156,25 @@ km_pool_fini(struct km_pool *p)
 	memset(p, 0, sizeof(*p));
 }
 
+/* Forget the k oldest blocks, deleting them from the store in one
+ * transaction. */
 static void
-drop_oldest(struct km_pool *p)
+drop_oldest(struct km_pool *p, size_t k)
 {
-	uint64_t id = id_at(p, 0);
-	(void)km_store_block_delete(p->st, p->link, id);
-	p->head++;
-	p->n--;
-	if (p->out_cache.id == id)
-		p->out_cache.valid = false;
-	if (p->in_cache.id == id)
-		p->in_cache.valid = false;
+	if (k > p->n)
+		k = p->n;
+	if (k == 0)
+		return;
+	(void)km_store_blocks_delete(p->st, p->link, p->ids + p->head, k);
+	for (size_t i = 0; i < k; i++) {
+		uint64_t id = id_at(p, i);
+		if (p->out_cache.id == id)
+			p->out_cache.valid = false;
+		if (p->in_cache.id == id)
+			p->in_cache.valid = false;
+	}
+	p->head += k;
+	p->n -= k;
 }
 
 int
@@ -176,9 +184,9 @@ km_pool_note_block(struct km_pool *p, uint64_t id)
 	if (rv != 0)
 		return rv;
 	p->blocks_received++;
-	while (p->n > p->max_blocks) {
-		drop_oldest(p);
-		p->blocks_dropped++;
+	if (p->n > p->max_blocks) {
+		p->blocks_dropped += p->n - p->max_blocks;
+		drop_oldest(p, p->n - p->max_blocks);
 	}
 	return 0;
 }
@@ -335,8 +343,10 @@ void
 km_pool_gc(struct km_pool *p)
 {
 	uint64_t lim = p->out.blk < p->in.blk ? p->out.blk : p->in.blk;
-	for (int done = 0; done < 256 && p->n > 0 && id_at(p, 0) < lim; done++)
-		drop_oldest(p);
+	size_t k = 0;
+	while (k < 4096 && k < p->n && id_at(p, k) < lim)
+		k++;
+	drop_oldest(p, k);
 }
 
 int

@@ -432,20 +432,29 @@ km_store_block_get(struct km_store *st, const char *link, uint64_t id,
 }
 
 int
-km_store_block_delete(struct km_store *st, const char *link, uint64_t id)
+km_store_blocks_delete(struct km_store *st, const char *link,
+                       const uint64_t *ids, size_t n)
 {
 	uint8_t kb[LINK_KEY_MAX];
 	MDB_txn *txn;
-	MDB_val k = {block_key(kb, link, id), kb};
 	int rv = mdb_txn_begin(st->env, NULL, 0, &txn);
 	if (rv != 0)
 		return qkdn_err_from_mdb(rv);
-	rv = mdb_del(txn, st->blocks, &k, NULL);
-	if (rv != 0 && rv != MDB_NOTFOUND) {
-		mdb_txn_abort(txn);
-		return qkdn_err_from_mdb(rv);
+	for (size_t i = 0; i < n; i++) {
+		MDB_val k = {block_key(kb, link, ids[i]), kb};
+		rv = mdb_del(txn, st->blocks, &k, NULL);
+		if (rv != 0 && rv != MDB_NOTFOUND) {
+			mdb_txn_abort(txn);
+			return qkdn_err_from_mdb(rv);
+		}
 	}
 	return qkdn_err_from_mdb(mdb_txn_commit(txn));
+}
+
+int
+km_store_block_delete(struct km_store *st, const char *link, uint64_t id)
+{
+	return km_store_blocks_delete(st, link, &id, 1);
 }
 
 int

@@ -56,6 +56,9 @@ int km_store_block_get(struct km_store *st, const char *link, uint64_t id,
                        uint8_t *out, uint32_t len)
     __attribute__((warn_unused_result));
 int km_store_block_delete(struct km_store *st, const char *link, uint64_t id);
+/* Delete n blocks in one transaction (absent ones are skipped). */
+int km_store_blocks_delete(struct km_store *st, const char *link,
+                           const uint64_t *ids, size_t n);
 /* Call fn for every stored block ID of link in ascending order. */
 int km_store_block_ids(struct km_store *st, const char *link,
                        void (*fn)(void *arg, uint64_t id), void *arg);
