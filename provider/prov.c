@@ -113,21 +113,9 @@ qprov_check_config(const struct qprov_ctx *ctx)
 struct qkdn_ak *
 qprov_ak(struct qprov_ctx *ctx)
 {
-	struct qkdn_ak *ak;
-	int rv = 0;
 	if (!qprov_check_config(ctx))
 		return NULL;
-	pthread_mutex_lock(&ctx->mtx);
-	if (ctx->ak == NULL)
-		rv = qkdn_ak_open(&ctx->ak, ctx->km, ctx->sae,
-		                  (int)ctx->timeout_ms);
-	ak = ctx->ak;
-	pthread_mutex_unlock(&ctx->mtx);
-	if (rv != 0) {
-		QPROV_RAISE_AK(ctx, rv);
-		return NULL;
-	}
-	return ak;
+	return ctx->ak; /* opened at load: no lock for fork() to catch */
 }
 
 /* Configuration: the provider's section of openssl.cnf through the core,
@@ -342,7 +330,6 @@ ctx_free(struct qprov_ctx *ctx)
 	qkdn_ak_close(ctx->ak);
 	qprov_cache_free(ctx->cache);
 	OSSL_LIB_CTX_free(ctx->libctx);
-	pthread_mutex_destroy(&ctx->mtx);
 	free(ctx);
 }
 
@@ -375,7 +362,6 @@ OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
 	if ((ctx = calloc(1, sizeof(*ctx))) == NULL)
 		return 0;
 	ctx->handle = handle;
-	pthread_mutex_init(&ctx->mtx, NULL);
 	for (const OSSL_DISPATCH *f = in; f->function_id != 0; f++) {
 		switch (f->function_id) {
 		case OSSL_FUNC_CORE_GET_PARAMS:
@@ -396,6 +382,15 @@ OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
 		}
 	}
 	read_config(ctx, get_params);
+	/* opening the Ak handle contacts nobody (connections are made per
+	 * call); doing it here leaves no lazily taken lock for a fork() */
+	if (ctx->config_error[0] == '\0' && ctx->km[0] != '\0' &&
+	    ctx->sae[0] != '\0' &&
+	    qkdn_ak_open(&ctx->ak, ctx->km, ctx->sae, (int)ctx->timeout_ms) !=
+	        0)
+		snprintf(ctx->config_error, sizeof(ctx->config_error),
+		         "km = \"%.40s\": %.100s", ctx->km,
+		         qkdn_ak_last_error());
 	/* X25519 comes from the application's providers (default) through
 	 * a child context, fetched when first used */
 	if ((ctx->libctx = OSSL_LIB_CTX_new_child(handle, in)) == NULL ||

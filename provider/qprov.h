@@ -77,8 +77,7 @@ struct qprov_ctx {
 	unsigned group_qkd, group_hyb;
 	char config_error[160]; /* first bad setting, "" if none */
 
-	pthread_mutex_t mtx; /* guards ak */
-	struct qkdn_ak *ak;  /* opened on first use, shared by threads */
+	struct qkdn_ak *ak; /* opened on first use, shared by threads */
 	struct qprov_cache *cache;
 };
 
