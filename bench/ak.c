@@ -669,19 +669,10 @@ usage(FILE *f)
 static int
 parse_clients(struct opts *o, const char *text)
 {
-	char buf[256], *save = NULL;
-	snprintf(buf, sizeof(buf), "%s", text);
-	o->n_clients = 0;
-	for (char *t = strtok_r(buf, ",", &save); t != NULL;
-	     t = strtok_r(NULL, ",", &save)) {
-		char *end;
-		long v = strtol(t, &end, 10);
-		if (*end != '\0' || v < 1 || v > CLIENTS_MAX ||
-		    o->n_clients == CLIENT_LISTS_MAX)
-			return -1;
-		o->clients[o->n_clients++] = (int)v;
-	}
-	return o->n_clients > 0 ? 0 : -1;
+	int n = bench_parse_int_list(text, o->clients, CLIENT_LISTS_MAX,
+	                             CLIENTS_MAX);
+	o->n_clients = n > 0 ? n : 0;
+	return n > 0 ? 0 : -1;
 }
 
 static int

@@ -257,4 +257,8 @@ double bench_cpu_pct(const struct bench_cpu *c, int p, double seconds);
 /* {"bench", "km_a", "km_b", "qkdsim"}: percent of one core */
 cJSON *bench_cpu_json(const struct bench_cpu *c, double seconds);
 
+/* Parse "1,4,16": at most max items, each in 1..hi, into out; returns the
+ * count, or -1 if the text is not such a list. */
+int bench_parse_int_list(const char *text, int *out, int max, long hi);
+
 #endif

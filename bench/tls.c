@@ -1041,19 +1041,10 @@ usage(FILE *f)
 static int
 parse_threads(struct opts *o, const char *text)
 {
-	char buf[256], *save = NULL;
-	snprintf(buf, sizeof(buf), "%s", text);
-	o->n_threads = 0;
-	for (char *t = strtok_r(buf, ",", &save); t != NULL;
-	     t = strtok_r(NULL, ",", &save)) {
-		char *end;
-		long v = strtol(t, &end, 10);
-		if (*end != '\0' || v < 1 || v > THREADS_MAX ||
-		    o->n_threads == THREAD_LISTS)
-			return -1;
-		o->threads[o->n_threads++] = (int)v;
-	}
-	return o->n_threads > 0 ? 0 : -1;
+	int n =
+	    bench_parse_int_list(text, o->threads, THREAD_LISTS, THREADS_MAX);
+	o->n_threads = n > 0 ? n : 0;
+	return n > 0 ? 0 : -1;
 }
 
 /* ../lib/qkdn.so next to this executable, as build/ lays it out. */
