@@ -282,28 +282,23 @@ err:
 	return ok;
 }
 
-const OSSL_DISPATCH qprov_kem_qkd_functions[] = {
-    {OSSL_FUNC_KEM_NEWCTX, (void (*)(void))newctx_qkd},
-    {OSSL_FUNC_KEM_FREECTX, (void (*)(void))kem_freectx},
-    {OSSL_FUNC_KEM_DUPCTX, (void (*)(void))kem_dupctx},
-    {OSSL_FUNC_KEM_ENCAPSULATE_INIT, (void (*)(void))kem_encapsulate_init},
-    {OSSL_FUNC_KEM_ENCAPSULATE, (void (*)(void))kem_encapsulate},
-    {OSSL_FUNC_KEM_DECAPSULATE_INIT, (void (*)(void))kem_decapsulate_init},
-    {OSSL_FUNC_KEM_DECAPSULATE, (void (*)(void))kem_decapsulate},
-    {OSSL_FUNC_KEM_SET_CTX_PARAMS, (void (*)(void))kem_set_ctx_params},
-    {OSSL_FUNC_KEM_SETTABLE_CTX_PARAMS,
-     (void (*)(void))kem_settable_ctx_params},
-    {0, NULL}};
+/* The two tables differ only in the constructor, which fixes the type. */
+#define KEM_TABLE(name, newctx_fn)                                             \
+	const OSSL_DISPATCH name[] = {                                         \
+	    {OSSL_FUNC_KEM_NEWCTX, (void (*)(void))newctx_fn},                 \
+	    {OSSL_FUNC_KEM_FREECTX, (void (*)(void))kem_freectx},              \
+	    {OSSL_FUNC_KEM_DUPCTX, (void (*)(void))kem_dupctx},                \
+	    {OSSL_FUNC_KEM_ENCAPSULATE_INIT,                                   \
+	     (void (*)(void))kem_encapsulate_init},                            \
+	    {OSSL_FUNC_KEM_ENCAPSULATE, (void (*)(void))kem_encapsulate},      \
+	    {OSSL_FUNC_KEM_DECAPSULATE_INIT,                                   \
+	     (void (*)(void))kem_decapsulate_init},                            \
+	    {OSSL_FUNC_KEM_DECAPSULATE, (void (*)(void))kem_decapsulate},      \
+	    {OSSL_FUNC_KEM_SET_CTX_PARAMS,                                     \
+	     (void (*)(void))kem_set_ctx_params},                              \
+	    {OSSL_FUNC_KEM_SETTABLE_CTX_PARAMS,                                \
+	     (void (*)(void))kem_settable_ctx_params},                         \
+	    {0, NULL}}
 
-const OSSL_DISPATCH qprov_kem_hyb_functions[] = {
-    {OSSL_FUNC_KEM_NEWCTX, (void (*)(void))newctx_hyb},
-    {OSSL_FUNC_KEM_FREECTX, (void (*)(void))kem_freectx},
-    {OSSL_FUNC_KEM_DUPCTX, (void (*)(void))kem_dupctx},
-    {OSSL_FUNC_KEM_ENCAPSULATE_INIT, (void (*)(void))kem_encapsulate_init},
-    {OSSL_FUNC_KEM_ENCAPSULATE, (void (*)(void))kem_encapsulate},
-    {OSSL_FUNC_KEM_DECAPSULATE_INIT, (void (*)(void))kem_decapsulate_init},
-    {OSSL_FUNC_KEM_DECAPSULATE, (void (*)(void))kem_decapsulate},
-    {OSSL_FUNC_KEM_SET_CTX_PARAMS, (void (*)(void))kem_set_ctx_params},
-    {OSSL_FUNC_KEM_SETTABLE_CTX_PARAMS,
-     (void (*)(void))kem_settable_ctx_params},
-    {0, NULL}};
+KEM_TABLE(qprov_kem_qkd_functions, newctx_qkd);
+KEM_TABLE(qprov_kem_hyb_functions, newctx_hyb);

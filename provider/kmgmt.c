@@ -406,46 +406,31 @@ gen_cleanup(void *vg)
 }
 
 /* The two tables differ only in the constructors, which fix the type. */
-const OSSL_DISPATCH qprov_kmgmt_qkd_functions[] = {
-    {OSSL_FUNC_KEYMGMT_NEW, (void (*)(void))new_qkd},
-    {OSSL_FUNC_KEYMGMT_GEN_INIT, (void (*)(void))gen_init_qkd},
-    {OSSL_FUNC_KEYMGMT_FREE, (void (*)(void))key_free},
-    {OSSL_FUNC_KEYMGMT_HAS, (void (*)(void))key_has},
-    {OSSL_FUNC_KEYMGMT_MATCH, (void (*)(void))key_match},
-    {OSSL_FUNC_KEYMGMT_DUP, (void (*)(void))key_dup},
-    {OSSL_FUNC_KEYMGMT_GET_PARAMS, (void (*)(void))key_get_params},
-    {OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, (void (*)(void))key_gettable_params},
-    {OSSL_FUNC_KEYMGMT_SET_PARAMS, (void (*)(void))key_set_params},
-    {OSSL_FUNC_KEYMGMT_SETTABLE_PARAMS, (void (*)(void))key_settable_params},
-    {OSSL_FUNC_KEYMGMT_GEN_SET_PARAMS, (void (*)(void))gen_set_params},
-    {OSSL_FUNC_KEYMGMT_GEN_SETTABLE_PARAMS,
-     (void (*)(void))gen_settable_params},
-    {OSSL_FUNC_KEYMGMT_GEN, (void (*)(void))gen},
-    {OSSL_FUNC_KEYMGMT_GEN_CLEANUP, (void (*)(void))gen_cleanup},
-    {OSSL_FUNC_KEYMGMT_IMPORT, (void (*)(void))key_import},
-    {OSSL_FUNC_KEYMGMT_IMPORT_TYPES, (void (*)(void))key_io_types},
-    {OSSL_FUNC_KEYMGMT_EXPORT, (void (*)(void))key_export},
-    {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, (void (*)(void))key_io_types},
-    {0, NULL}};
+#define KMGMT_TABLE(name, new_fn, gen_init_fn)                                 \
+	const OSSL_DISPATCH name[] = {                                         \
+	    {OSSL_FUNC_KEYMGMT_NEW, (void (*)(void))new_fn},                   \
+	    {OSSL_FUNC_KEYMGMT_GEN_INIT, (void (*)(void))gen_init_fn},         \
+	    {OSSL_FUNC_KEYMGMT_FREE, (void (*)(void))key_free},                \
+	    {OSSL_FUNC_KEYMGMT_HAS, (void (*)(void))key_has},                  \
+	    {OSSL_FUNC_KEYMGMT_MATCH, (void (*)(void))key_match},              \
+	    {OSSL_FUNC_KEYMGMT_DUP, (void (*)(void))key_dup},                  \
+	    {OSSL_FUNC_KEYMGMT_GET_PARAMS, (void (*)(void))key_get_params},    \
+	    {OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS,                                \
+	     (void (*)(void))key_gettable_params},                             \
+	    {OSSL_FUNC_KEYMGMT_SET_PARAMS, (void (*)(void))key_set_params},    \
+	    {OSSL_FUNC_KEYMGMT_SETTABLE_PARAMS,                                \
+	     (void (*)(void))key_settable_params},                             \
+	    {OSSL_FUNC_KEYMGMT_GEN_SET_PARAMS,                                 \
+	     (void (*)(void))gen_set_params},                                  \
+	    {OSSL_FUNC_KEYMGMT_GEN_SETTABLE_PARAMS,                            \
+	     (void (*)(void))gen_settable_params},                             \
+	    {OSSL_FUNC_KEYMGMT_GEN, (void (*)(void))gen},                      \
+	    {OSSL_FUNC_KEYMGMT_GEN_CLEANUP, (void (*)(void))gen_cleanup},      \
+	    {OSSL_FUNC_KEYMGMT_IMPORT, (void (*)(void))key_import},            \
+	    {OSSL_FUNC_KEYMGMT_IMPORT_TYPES, (void (*)(void))key_io_types},    \
+	    {OSSL_FUNC_KEYMGMT_EXPORT, (void (*)(void))key_export},            \
+	    {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, (void (*)(void))key_io_types},    \
+	    {0, NULL}}
 
-const OSSL_DISPATCH qprov_kmgmt_hyb_functions[] = {
-    {OSSL_FUNC_KEYMGMT_NEW, (void (*)(void))new_hyb},
-    {OSSL_FUNC_KEYMGMT_GEN_INIT, (void (*)(void))gen_init_hyb},
-    {OSSL_FUNC_KEYMGMT_FREE, (void (*)(void))key_free},
-    {OSSL_FUNC_KEYMGMT_HAS, (void (*)(void))key_has},
-    {OSSL_FUNC_KEYMGMT_MATCH, (void (*)(void))key_match},
-    {OSSL_FUNC_KEYMGMT_DUP, (void (*)(void))key_dup},
-    {OSSL_FUNC_KEYMGMT_GET_PARAMS, (void (*)(void))key_get_params},
-    {OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, (void (*)(void))key_gettable_params},
-    {OSSL_FUNC_KEYMGMT_SET_PARAMS, (void (*)(void))key_set_params},
-    {OSSL_FUNC_KEYMGMT_SETTABLE_PARAMS, (void (*)(void))key_settable_params},
-    {OSSL_FUNC_KEYMGMT_GEN_SET_PARAMS, (void (*)(void))gen_set_params},
-    {OSSL_FUNC_KEYMGMT_GEN_SETTABLE_PARAMS,
-     (void (*)(void))gen_settable_params},
-    {OSSL_FUNC_KEYMGMT_GEN, (void (*)(void))gen},
-    {OSSL_FUNC_KEYMGMT_GEN_CLEANUP, (void (*)(void))gen_cleanup},
-    {OSSL_FUNC_KEYMGMT_IMPORT, (void (*)(void))key_import},
-    {OSSL_FUNC_KEYMGMT_IMPORT_TYPES, (void (*)(void))key_io_types},
-    {OSSL_FUNC_KEYMGMT_EXPORT, (void (*)(void))key_export},
-    {OSSL_FUNC_KEYMGMT_EXPORT_TYPES, (void (*)(void))key_io_types},
-    {0, NULL}};
+KMGMT_TABLE(qprov_kmgmt_qkd_functions, new_qkd, gen_init_qkd);
+KMGMT_TABLE(qprov_kmgmt_hyb_functions, new_hyb, gen_init_hyb);
