@@ -284,17 +284,28 @@ exchange(struct km_kx_link *kl, const struct qkdn_buf *sync, uint64_t *value,
 	size_t in_len = 0;
 	int rv;
 
-	if (kl->conn.fd < 0 &&
-	    (rv = qkdn_sp_connect(&kl->conn,
-	                          kl->km->net->nodes[kl->l->peer].kx_url,
-	                          deadline)) != 0) {
-		kl->conn.fd = -1;
-		atomic_store(&kl->up, false);
-		snprintf(why, whylen, "peer KM %s unreachable", peer);
-		return rv == QKDN_E_TIMEOUT ? rv : QKDN_E_UNREACHABLE;
+	/* a connection kept from before may have been closed by a peer
+	 * that restarted since: then one fresh connection is tried. Sending
+	 * the sync again is safe: a peer that stored it refuses the known
+	 * IDs as a replay. */
+	bool kept = kl->conn.fd >= 0;
+	for (;;) {
+		if (kl->conn.fd < 0 &&
+		    (rv = qkdn_sp_connect(
+		         &kl->conn, kl->km->net->nodes[kl->l->peer].kx_url,
+		         deadline)) != 0) {
+			kl->conn.fd = -1;
+			atomic_store(&kl->up, false);
+			snprintf(why, whylen, "peer KM %s unreachable", peer);
+			return rv == QKDN_E_TIMEOUT ? rv : QKDN_E_UNREACHABLE;
+		}
+		rv = qkdn_sp_call(&kl->conn, sync->data, sync->len, &in,
+		                  &in_len, QKDN_MSG_BYTES_MAX, deadline);
+		if (rv != QKDN_E_UNREACHABLE || !kept)
+			break;
+		qkdn_sp_close(&kl->conn);
+		kept = false;
 	}
-	rv = qkdn_sp_call(&kl->conn, sync->data, sync->len, &in, &in_len,
-	                  QKDN_MSG_BYTES_MAX, deadline);
 	if (rv != 0) {
 		qkdn_sp_close(&kl->conn);
 		atomic_store(&kl->up, false);
