@@ -4,41 +4,30 @@
 #include <lmdb.h>
 #include <nng/nng.h>
 
-static const char *const messages[] = {
-    [0] = "success",
-    [1] = "bad request",
-    [2] = "insufficient key material",
-    [3] = "unknown key ID",
-    [4] = "not authorised",
-    [5] = "no route to destination",
-    [6] = "timeout",
-    [7] = "peer unreachable",
-    [8] = "internal error",
-    [9] = "key store error",
-    [10] = "out of memory",
-    [11] = "unsupported protocol version",
-    [12] = "unknown message type",
-    [13] = "truncated message",
-    [14] = "field of wrong type",
-    [15] = "value out of range",
-    [16] = "value too large",
-    [17] = "required field missing",
-    [18] = "bad configuration",
-    [19] = "key already supplied",
-    [20] = "authentication failed",
-    [21] = "replayed key material",
-    [22] = "shutting down",
-    [23] = "link key block missing at peer",
-    [24] = "unsupported request",
-    [25] = "I/O error",
+static const struct {
+	const char *name, *text;
+} errors[] = {[0] = {"ok", "success"},
+#define ERR_ENTRY(num, sym, name, text) [num] = {name, text},
+              QKDN_ERRORS(ERR_ENTRY)
+#undef ERR_ENTRY
 };
+_Static_assert(sizeof(errors) / sizeof(errors[0]) == -QKDN_E_LAST_,
+               "QKDN_E_LAST_ must follow the last code of QKDN_ERRORS");
 
 const char *
 qkdn_strerror(int err)
 {
-	if (err > 0 || err <= QKDN_E_LAST_)
+	if (err > 0 || err <= QKDN_E_LAST_ || errors[-err].text == NULL)
 		return "unknown error";
-	return messages[-err];
+	return errors[-err].text;
+}
+
+const char *
+qkdn_errname(int err)
+{
+	if (err > 0 || err <= QKDN_E_LAST_ || errors[-err].name == NULL)
+		return "unknown_error";
+	return errors[-err].name;
 }
 
 int

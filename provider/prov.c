@@ -20,23 +20,17 @@
 #define QPROV_VERSION "0.1"
 
 static const OSSL_ITEM reason_strings[] = {
-    {QPROV_R_KM_UNREACHABLE, "KM unreachable"},
-    {QPROV_R_INSUFFICIENT_KEY, "insufficient key material"},
-    {QPROV_R_UNKNOWN_KEY_ID, "unknown key ID"},
-    {QPROV_R_NOT_AUTHORISED, "not authorised"},
-    {QPROV_R_TIMEOUT, "timeout"},
-    {QPROV_R_NO_KM, "no KM configured"},
+#define KM_REASON(num, sym, name, text) {num, text},
+    QKDN_ERRORS(KM_REASON)
+#undef KM_REASON
+        {QPROV_R_NO_KM, "no KM configured"},
     {QPROV_R_NO_SAE, "no SAE configured"},
     {QPROV_R_BAD_KEY_SHARE, "bad key share"},
     {QPROV_R_BAD_CIPHERTEXT, "bad ciphertext"},
-    {QPROV_R_KM_ERROR, "KM error"},
     {QPROV_R_BAD_CONFIG, "bad configuration"},
-    {QPROV_R_ALREADY_SUPPLIED, "key already supplied"},
-    {QPROV_R_NO_ROUTE, "no route to the peer SAE"},
     {QPROV_R_X25519, "X25519 failure"},
     {QPROV_R_BUFFER_TOO_SMALL, "output buffer too small"},
     {QPROV_R_WRONG_GROUP, "wrong group"},
-    {QPROV_R_NO_MEMORY, "out of memory"},
     {QPROV_R_NO_PRIVATE_KEY, "no private key"},
     {0, NULL}};
 
@@ -45,22 +39,6 @@ qprov_reason_strings(void)
 {
 	return reason_strings;
 }
-
-/* qkdn error codes of an Ak call -> our reasons; the rest is "KM error". */
-static const struct {
-	int err;
-	int reason;
-} ak_reasons[] = {
-    {QKDN_E_UNREACHABLE, QPROV_R_KM_UNREACHABLE},
-    {QKDN_E_TIMEOUT, QPROV_R_TIMEOUT},
-    {QKDN_E_INSUFFICIENT_KEY, QPROV_R_INSUFFICIENT_KEY},
-    {QKDN_E_UNKNOWN_KEY_ID, QPROV_R_UNKNOWN_KEY_ID},
-    {QKDN_E_NOT_AUTHORISED, QPROV_R_NOT_AUTHORISED},
-    {QKDN_E_ALREADY_SUPPLIED, QPROV_R_ALREADY_SUPPLIED},
-    {QKDN_E_NO_ROUTE, QPROV_R_NO_ROUTE},
-    {QKDN_E_CONFIG, QPROV_R_BAD_CONFIG},
-    {QKDN_E_NOMEM, QPROV_R_NO_MEMORY},
-};
 
 void
 qprov_raise(const struct qprov_ctx *ctx, int reason, const char *file, int line,
@@ -81,10 +59,8 @@ void
 qprov_raise_ak(const struct qprov_ctx *ctx, int rv, const char *file, int line,
                const char *func)
 {
-	int reason = QPROV_R_KM_ERROR;
-	for (size_t i = 0; i < sizeof(ak_reasons) / sizeof(ak_reasons[0]); i++)
-		if (ak_reasons[i].err == rv)
-			reason = ak_reasons[i].reason;
+	/* every qkdn code is a reason of its own, with the same text */
+	int reason = rv < 0 && rv > QKDN_E_LAST_ ? -rv : -QKDN_E_INTERNAL;
 	/* the thread's Ak reason names the cause as the KM gave it */
 	qprov_raise(ctx, reason, file, line, func, "KM %s: %s", ctx->km,
 	            qkdn_ak_last_error());

@@ -12,6 +12,7 @@
 #define QPROV_H
 
 #include "qkdn_ak.h"
+#include "qkdn_err.h"
 
 #include <openssl/core.h>
 #include <openssl/core_dispatch.h>
@@ -36,26 +37,21 @@
 #define QPROV_GROUP_QKD_DEFAULT  0xFE60
 #define QPROV_GROUP_HYB_DEFAULT  0xFE61
 
-/* Reason codes on OpenSSL's error queue (library "qkdn"). Stable. */
+/* Reason codes on OpenSSL's error queue (library "qkdn"). Stable. A failed
+ * KM call raises the qkdn error code itself (1 .. -QKDN_E_LAST_ - 1, with
+ * the text of QKDN_ERRORS in qkdn_err.h); the provider's own reasons start
+ * at 100. */
 enum qprov_reason {
-	QPROV_R_KM_UNREACHABLE = 1,
-	QPROV_R_INSUFFICIENT_KEY = 2,
-	QPROV_R_UNKNOWN_KEY_ID = 3,
-	QPROV_R_NOT_AUTHORISED = 4,
-	QPROV_R_TIMEOUT = 5,
-	QPROV_R_NO_KM = 6,
-	QPROV_R_NO_SAE = 7,
-	QPROV_R_BAD_KEY_SHARE = 8,
-	QPROV_R_BAD_CIPHERTEXT = 9,
-	QPROV_R_KM_ERROR = 10,
-	QPROV_R_BAD_CONFIG = 11,
-	QPROV_R_ALREADY_SUPPLIED = 12,
-	QPROV_R_NO_ROUTE = 13,
-	QPROV_R_X25519 = 14,
-	QPROV_R_BUFFER_TOO_SMALL = 15,
-	QPROV_R_WRONG_GROUP = 16,
-	QPROV_R_NO_MEMORY = 17,
-	QPROV_R_NO_PRIVATE_KEY = 18,
+	QPROV_R_NO_MEMORY = -QKDN_E_NOMEM,
+	QPROV_R_NO_KM = 101,
+	QPROV_R_NO_SAE = 102,
+	QPROV_R_BAD_KEY_SHARE = 103,
+	QPROV_R_BAD_CIPHERTEXT = 104,
+	QPROV_R_BAD_CONFIG = 105,
+	QPROV_R_X25519 = 106,
+	QPROV_R_BUFFER_TOO_SMALL = 107,
+	QPROV_R_WRONG_GROUP = 108,
+	QPROV_R_NO_PRIVATE_KEY = 109,
 };
 
 struct qprov_cache;

@@ -82,7 +82,6 @@ int cli_timeout(const struct cli_args *a, int dflt_ms);
  * stdout; they take doc and return CLI_FAILED. The reason of cli_fail is
  * "<qkdn_strerror(code)>: <formatted detail>"; cli_fail_reason takes a
  * reason that already has that form (qkdn_ak_last_error()). */
-const char *cli_err_name(int code);
 int cli_fail(const struct cli_args *a, cJSON *doc, int code, const char *fmt,
              ...) __attribute__((format(printf, 4, 5)));
 int cli_fail_reason(const struct cli_args *a, cJSON *doc, int code,

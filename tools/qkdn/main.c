@@ -408,7 +408,7 @@ main(int argc, char **argv)
 	/* Output lost (closed pipe, full disk) is a failure too. */
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		fprintf(stderr, "qkdn: %s: %s: cannot write the output\n",
-		        cli_err_name(QKDN_E_IO), qkdn_strerror(QKDN_E_IO));
+		        qkdn_errname(QKDN_E_IO), qkdn_strerror(QKDN_E_IO));
 		if (rv == CLI_OK)
 			rv = CLI_FAILED;
 	}
