@@ -5,7 +5,9 @@
 # Opening twice fails because the KM supplies each key once; a tampered
 # body, a tampered key ID and mallory (another SAE of node B) all fail and
 # leave no output behind. Both programs load the provider only through
-# OPENSSL_CONF.
+# OPENSSL_CONF. Every step costs exactly the keys it must: one at KM A per
+# seal, one at KM B per open that reaches the key (none for a refused ID or
+# an input that is not sealed).
 source "$(dirname "$0")/tls_lib.sh"
 write_net 8000000
 net_up
@@ -22,6 +24,12 @@ as() { # as SAE CMD...: run CMD as that application (its OPENSSL_CONF)
 	OPENSSL_CONF="$TMP/$sae.cnf" "$@"
 }
 seal() { as alice "$SEAL" --recipient "$TMP/bob.pub" "$@"; }
+# since A0 B0 WHAT DA DB: KM A supplied DA keys and KM B DB since A0/B0
+since() {
+	local da=$(($(supplied A) - $1)) db=$(($(supplied B) - $2))
+	[ "$da" = "$4" ] && [ "$db" = "$5" ] ||
+		fail "$3: KM A supplied $da keys (expected $4), KM B $db (expected $5)"
+}
 no_leftovers() { # no output and no temporary file (OUT.XXXXXX) beside it
 	local f
 	for f in "$1" "$1".??????; do
@@ -58,6 +66,8 @@ cmp "$TMP/plain" "$TMP/opened" || fail "opened file differs"
 echo "ok: 1 MB sealed at A with key $id, opened at B byte-identical"
 
 # opening twice fails: the KM supplied that key already
+a0=$(supplied A)
+b0=$(supplied B)
 rc=0
 as bob "$OPEN" "$TMP/sealed" "$TMP/again" 2>"$TMP/again.err" || rc=$?
 [ "$rc" = 1 ] || fail "second open: exit $rc: $(cat "$TMP/again.err")"
@@ -66,10 +76,13 @@ grep -q "opens only once" "$TMP/again.err" ||
 grep -qi "already supplied" "$TMP/again.err" ||
 	fail "second open: the KM's reason is missing: $(cat "$TMP/again.err")"
 no_leftovers "$TMP/again"
+since "$a0" "$b0" "second open" 0 0
 echo "ok: second open refused: $(head -n 1 "$TMP/again.err")"
 
 # a flipped bit in the body: the key is fetched, the tag fails, no output
 echo "short message" >"$TMP/plain2"
+a0=$(supplied A)
+b0=$(supplied B)
 seal "$TMP/plain2" "$TMP/body" 2>/dev/null || fail "seal 2"
 flip_byte "$TMP/body" $((54 + 3))
 rc=0
@@ -78,9 +91,12 @@ as bob "$OPEN" "$TMP/body" "$TMP/body.out" 2>"$TMP/body.err" || rc=$?
 grep -q "authentication failed" "$TMP/body.err" ||
 	fail "tampered body: unclear error: $(cat "$TMP/body.err")"
 no_leftovers "$TMP/body.out"
+since "$a0" "$b0" "seal, tampered body" 1 1
 echo "ok: tampered body refused: $(head -n 1 "$TMP/body.err")"
 
 # a flipped bit in the key ID: KM B knows no such key; the real key stays
+a0=$(supplied A)
+b0=$(supplied B)
 seal "$TMP/plain2" "$TMP/kid" 2>/dev/null || fail "seal 3"
 real=$(uuid "$(hex_at "$TMP/kid" 10 16)")
 flip_byte "$TMP/kid" 25
@@ -90,11 +106,14 @@ as bob "$OPEN" "$TMP/kid" "$TMP/kid.out" 2>"$TMP/kid.err" || rc=$?
 grep -qi "unknown key" "$TMP/kid.err" ||
 	fail "tampered key ID: unclear error: $(cat "$TMP/kid.err")"
 no_leftovers "$TMP/kid.out"
+since "$a0" "$b0" "seal, tampered key ID" 1 0
 "$QKDN" key get --km "$(AK_B)" --sae bob --id "$real" >/dev/null ||
 	fail "the real key of a file with a tampered ID was consumed"
 echo "ok: tampered key ID refused: $(head -n 1 "$TMP/kid.err")"
 
 # mallory, also on node B, cannot open bob's file; bob still can, once
+a0=$(supplied A)
+b0=$(supplied B)
 seal "$TMP/plain2" "$TMP/m" 2>/dev/null || fail "seal 4"
 rc=0
 as mallory "$OPEN" "$TMP/m" "$TMP/m.out" 2>"$TMP/m.err" || rc=$?
@@ -102,19 +121,26 @@ as mallory "$OPEN" "$TMP/m" "$TMP/m.out" 2>"$TMP/m.err" || rc=$?
 grep -qi "not authori" "$TMP/m.err" ||
 	fail "mallory: unclear error: $(cat "$TMP/m.err")"
 no_leftovers "$TMP/m.out"
+since "$a0" "$b0" "seal, mallory's open" 1 0
 as bob "$OPEN" "$TMP/m" "$TMP/m.bob" 2>"$TMP/m.bob.err" ||
 	fail "bob after mallory: $(cat "$TMP/m.bob.err")"
 cmp "$TMP/plain2" "$TMP/m.bob" || fail "bob after mallory: differs"
+since "$a0" "$b0" "seal, mallory's open, bob's open" 1 1
 echo "ok: mallory refused, bob opened it afterwards"
 
 # stdin in, empty input, and a file that is not sealed
 : >"$TMP/empty"
+a0=$(supplied A)
+b0=$(supplied B)
 seal - "$TMP/e.sealed" <"$TMP/empty" 2>/dev/null || fail "seal from stdin"
 as bob "$OPEN" "$TMP/e.sealed" "$TMP/e.out" 2>/dev/null || fail "open empty"
 cmp "$TMP/empty" "$TMP/e.out" || fail "empty file differs"
+since "$a0" "$b0" "empty input sealed and opened" 1 1
+b0=$(supplied B)
 rc=0
 as bob "$OPEN" "$TMP/plain2" "$TMP/n.out" 2>"$TMP/n.err" || rc=$?
 [ "$rc" = 3 ] && grep -q "not a file made by qkdn-seal" "$TMP/n.err" ||
 	fail "unsealed input: exit $rc: $(cat "$TMP/n.err")"
 no_leftovers "$TMP/n.out"
+since "$a0" "$b0" "unsealed input" 1 0
 echo "ok: stdin, empty input and unsealed input"
