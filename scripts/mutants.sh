@@ -3,6 +3,7 @@
 # purpose; the tests its "Tests:" line names must then fail.
 #   scripts/mutants.sh [NAME ...]    all mutants, or those named (file
 #                                    name without .patch)
+#   scripts/mutants.sh --list        what each mutant breaks, its tests
 # In a scratch copy of the work tree (never this one), with one build dir
 # reused across mutants, it first runs the named tests on the unmutated
 # code (they must pass, or a "kill" would prove nothing), then for each
@@ -15,8 +16,18 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 start=$(date +%s)
 
+header() { # header FIELD PATCH: the value of "FIELD: ..." in the header
+	sed -n "/^diff --git/q;s/^$1: *//p" "$2" | head -n 1
+}
+
 patches=()
-if [ $# -gt 0 ]; then
+if [ "${1:-}" = --list ]; then
+	for p in tests/mutants/*.patch; do
+		printf '%-34s %s\n%-34s   tests: %s\n' "$(basename "$p" .patch)" \
+			"$(header Mutant "$p")" "" "$(header Tests "$p")"
+	done
+	exit 0
+elif [ $# -gt 0 ]; then
 	for n in "$@"; do patches+=("tests/mutants/${n%.patch}.patch"); done
 else
 	patches=(tests/mutants/*.patch)
@@ -24,10 +35,6 @@ fi
 for p in "${patches[@]}"; do
 	[ -f "$p" ] || { echo "no such mutant: $p" >&2; exit 2; }
 done
-
-header() { # header FIELD PATCH: the value of "FIELD: ..." in the header
-	sed -n "/^diff --git/q;s/^$1: *//p" "$2" | head -n 1
-}
 
 scratch=$(mktemp -d /tmp/qkdn-mutants.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT

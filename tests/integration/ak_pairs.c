@@ -5,7 +5,9 @@
  * key under a fixed test label, so runs can be checked for reuse across
  * processes without writing key bytes anywhere. Exit 0 only if no pair
  * mismatched and no second fetch succeeded; with --tolerate-errors, failed
- * requests (e.g. while a KM restarts) are counted, not fatal. */
+ * requests (e.g. while a KM restarts) are counted, not fatal. Prints one
+ * JSON line of counts; "second_fetches" is how many second fetches were
+ * tried (each one refused means one error reply from the destination KM). */
 #include "qkdn_ak.h"
 #include "qkdn_err.h"
 
@@ -105,6 +107,7 @@ main(int argc, char **argv)
 		return 1;
 	struct qkdn_ak_key a[64], b[64], again;
 	unsigned ok = 0, errors = 0, mismatches = 0, refetched = 0;
+	unsigned second_fetches = 0; /* second fetches tried */
 	unsigned wrong_refusals = 0; /* refused, but not as supplied */
 	/* a failed request (KM restarting) is retried after a pause */
 	const struct timespec backoff = {0, 10 * 1000000L};
@@ -143,6 +146,7 @@ main(int argc, char **argv)
 		/* now and then (when ok is a multiple of 10): the destination
 		 * may not fetch the round's first key twice */
 		if (ok % 10 == 0) {
+			second_fetches++;
 			rv = qkdn_ak_get_keys_by_id(dst, ids, 1, &again);
 			if (rv == 0) {
 				fprintf(stderr, "ak_pairs: second fetch "
@@ -165,8 +169,10 @@ main(int argc, char **argv)
 	qkdn_ak_close(src);
 	qkdn_ak_close(dst);
 	printf("{\"ok\": %u, \"errors\": %u, \"mismatches\": %u, "
-	       "\"second_fetch_accepted\": %u, \"wrong_refusals\": %u}\n",
-	       ok, errors, mismatches, refetched, wrong_refusals);
+	       "\"second_fetches\": %u, \"second_fetch_accepted\": %u, "
+	       "\"wrong_refusals\": %u}\n",
+	       ok, errors, mismatches, second_fetches, refetched,
+	       wrong_refusals);
 	return ok == o.n && mismatches == 0 && refetched == 0 &&
 	               (o.tolerate || wrong_refusals == 0)
 	           ? 0

@@ -1,6 +1,8 @@
 /* Throws random and malformed bytes at a KM's Ak socket and checks that
- * every one gets a well-formed ERROR reply naming a cause, and that the KM
- * still answers a status request afterwards. */
+ * every one gets a well-formed ERROR reply naming a cause (the crafted ones
+ * with their exact code), and that the KM still answers a status request
+ * afterwards. Every input sent gets exactly one error reply, so the KM's
+ * error counter grows by N_RANDOM + the crafted count printed at the end. */
 #include "qkdn_err.h"
 #include "qkdn_msg.h"
 #include "qkdn_rpc.h"
@@ -12,6 +14,7 @@
 #include <string.h>
 
 static int failures;
+static unsigned crafted;
 
 /* Send raw bytes, expect an ERROR reply with the expected code (0 = any). */
 static void
@@ -90,6 +93,7 @@ main(int argc, char **argv)
 		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);          \
 		__VA_ARGS__;                                                   \
 		expect_error(s, sb.data, sb.size, want, what);                 \
+		crafted++;                                                     \
 		msgpack_sbuffer_destroy(&sb);                                  \
 	} while (0)
 
@@ -109,6 +113,16 @@ main(int argc, char **argv)
 	     pack_str(&pk, "alice"); pack_str(&pk, "dst"); pack_str(&pk, "bob");
 	     pack_str(&pk, "bits"); msgpack_pack_uint32(&pk, 256);
 	     pack_str(&pk, "n"); msgpack_pack_uint32(&pk, 0));
+	CASE(QKDN_E_RANGE, "key bits above the limit", pack_envelope(&pk, 1, 1);
+	     msgpack_pack_map(&pk, 4); pack_str(&pk, "sae");
+	     pack_str(&pk, "alice"); pack_str(&pk, "dst"); pack_str(&pk, "bob");
+	     pack_str(&pk, "bits"); msgpack_pack_uint32(&pk, 8200);
+	     pack_str(&pk, "n"); msgpack_pack_uint32(&pk, 1));
+	CASE(QKDN_E_RANGE, "key bits not whole bytes", pack_envelope(&pk, 1, 1);
+	     msgpack_pack_map(&pk, 4); pack_str(&pk, "sae");
+	     pack_str(&pk, "alice"); pack_str(&pk, "dst"); pack_str(&pk, "bob");
+	     pack_str(&pk, "bits"); msgpack_pack_uint32(&pk, 260);
+	     pack_str(&pk, "n"); msgpack_pack_uint32(&pk, 1));
 	CASE(QKDN_E_TRUNCATED, "huge array header",
 	     msgpack_pack_array(&pk, 0xffffffffu));
 	CASE(QKDN_E_NOT_AUTHORISED, "unknown SAE", pack_envelope(&pk, 1, 3);
@@ -131,7 +145,7 @@ main(int argc, char **argv)
 	}
 	qkdn_msg_clear(&rsp);
 	nng_close(s);
-	printf("%s: %u random and 8 crafted inputs\n",
-	       failures ? "FAILED" : "ok", n_random);
+	printf("%s: %u random and %u crafted inputs\n",
+	       failures ? "FAILED" : "ok", n_random, crafted);
 	return failures ? 1 : 0;
 }

@@ -7,6 +7,8 @@ set -euo pipefail
 BIN="$QKDN_BIN/bin"
 QKDN="$BIN/qkdn"
 TMP=$(mktemp -d /tmp/qkdn-test.XXXXXX)
+# tests read the daemons' warnings (refusals) from their logs
+[ "${QKDN_LOG_LEVEL:-2}" -ge 1 ] 2>/dev/null || export QKDN_LOG_LEVEL=2
 RUN="$TMP/run"
 CFG="$TMP/net.cnf"
 
@@ -48,14 +50,24 @@ free_port() {
 	fail "no free port"
 }
 
-# write_net RATE [EXTRA_NODE_LINES] [KEY_TTL]: the two-node test network
+# write_net RATE [EXTRA_NODE_LINES] [KEY_TTL] [EXTRA_LINK_LINES] [EXTRA_SAES]:
+# the two-node test network (SAEs alice on A, bob and mallory on B).
+# EXTRA_NODE_LINES go into both node sections, EXTRA_LINK_LINES into the
+# link A_B; EXTRA_SAES adds SAEs, one per line as "NAME NODE [UID]".
 write_net() {
-	local rate=${1:-8000000} ttl=${3:-600}
+	local rate=${1:-8000000} ttl=${3:-600} saes=alice,bob,mallory
+	local name node uid extra_saes=""
+	while read -r name node uid; do
+		[ -n "$name" ] || continue
+		saes="$saes,$name"
+		extra_saes+=$'\n'"[$name]"$'\n'"node = $node"$'\n'
+		[ -z "$uid" ] || extra_saes+="uid = $uid"$'\n'
+	done <<<"${5:-}"
 	cat >"$CFG" <<CNF
 [qkdn]
 nodes = A, B
 links = A_B
-saes = alice, bob, mallory
+saes = $saes
 run_dir = $RUN
 
 [A]
@@ -71,6 +83,7 @@ ${2:-}
 [A_B]
 nodes = A, B
 rate = $rate
+${4:-}
 
 [alice]
 node = A
@@ -80,6 +93,7 @@ node = B
 
 [mallory]
 node = B
+$extra_saes
 CNF
 }
 
@@ -107,3 +121,34 @@ out_bytes() {
 }
 
 has_out_bytes() { [ "$(out_bytes "$1")" -ge "$2" ]; }
+
+# status_field NODE JQ: one field of NODE's status (JSON), e.g. .pending
+status_field() {
+	"$QKDN" status --km "ipc://$RUN/$1.ak" --json | jq -e "$2"
+}
+
+# kx_refusals NODE: Kx requests NODE's KM refused so far (its log says so);
+# they count in its status .errors next to the Ak refusals
+kx_refusals() {
+	local n
+	n=$(grep -c '\[kx\] refused a Kx request' "$RUN/km-$1.log") ||
+		[ "$?" = 1 ] || fail "no log of km $1"
+	echo "$n"
+}
+
+# expect_status NODE SUPPLIED PENDING [AK_ERRORS]: NODE's status counts
+# exactly these keys supplied and pending and, if given, these Ak refusals
+# (status .errors less the Kx refusals of kx_refusals)
+expect_status() {
+	local s
+	s=$("$QKDN" status --km "ipc://$RUN/$1.ak" --json) ||
+		fail "no status from KM $1"
+	[ "$(jq .supplied <<<"$s")" = "$2" ] ||
+		fail "KM $1 supplied: want $2, status $s"
+	[ "$(jq .pending <<<"$s")" = "$3" ] ||
+		fail "KM $1 pending: want $3, status $s"
+	[ -z "${4:-}" ] ||
+		[ "$(($(jq .errors <<<"$s") - $(kx_refusals "$1")))" = "$4" ] ||
+		fail "KM $1 Ak errors: want $4, status $s," \
+			"$(kx_refusals "$1") Kx refusals logged"
+}

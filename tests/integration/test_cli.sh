@@ -15,11 +15,53 @@ expect() {
 		fail "'$*' exited $rc, not $want: $(cat "$TMP/err")"
 }
 
-# usage errors: 2; help: 0
-expect 2 "$QKDN"
+# has TEXT...: every TEXT is a line (or part of one) of the last stdout
+has() {
+	local t
+	for t in "$@"; do
+		grep -qF -- "$t" "$TMP/out" ||
+			fail "output lacks '$t': $(cat "$TMP/out")"
+	done
+}
+
+# help: 0, the usage on stdout naming every command and common option
 expect 0 "$QKDN" help
+[ ! -s "$TMP/err" ] || fail "help wrote to stderr: $(cat "$TMP/err")"
+has "usage: qkdn COMMAND [ARGS] [OPTIONS]" "qkdn net up FILE [--run-dir DIR]" \
+	"qkdn net down [FILE] [--run-dir DIR]" \
+	"qkdn key get (--km ADDR | --config FILE [--run-dir DIR] [--node ID])" \
+	"--sae SAE (--to SAE [--bits N] [--count N]" \
+	"| --id UUID [--id UUID ...] | --ids-from FILE)" \
+	"qkdn status (--km ADDR | --config FILE [--run-dir DIR] --node ID)" \
+	"qkdn link pause LINK (--sim ADDR | --config FILE [--run-dir DIR])" \
+	"qkdn link resume LINK (--sim ADDR | --config FILE [--run-dir DIR])" \
+	"qkdn help [COMMAND]" "--json" "--timeout MS" "-h, --help"
+cp "$TMP/out" "$TMP/help"
 expect 0 "$QKDN" --help
+cmp -s "$TMP/out" "$TMP/help" || fail "--help differs from help"
 expect 0 "$QKDN" net up --help
+has "usage: qkdn net up FILE [--run-dir DIR]" \
+	"options of every command: --json, --timeout MS, --help"
+! grep -q "key get" "$TMP/out" || fail "net up --help shows other commands"
+expect 0 "$QKDN" help net up
+has "usage: qkdn net up FILE [--run-dir DIR]"
+expect 0 "$QKDN" help key
+has "qkdn key get (--km ADDR" "--ids-from FILE"
+expect 0 "$QKDN" key get --help
+has "usage: qkdn key get (--km ADDR" "--ids-from FILE" "--json"
+expect 0 "$QKDN" status --help
+has "usage: qkdn status (--km ADDR | --config FILE [--run-dir DIR] --node ID)"
+expect 0 "$QKDN" help link
+has "qkdn link pause LINK" "qkdn link resume LINK"
+expect 0 "$QKDN" help net
+has "qkdn net up FILE" "qkdn net down [FILE]"
+
+# usage errors: 2, with the usage on stderr and nothing on stdout
+expect 2 "$QKDN"
+[ ! -s "$TMP/out" ] || fail "usage error wrote to stdout"
+grep -qF "usage: qkdn COMMAND" "$TMP/err" || fail "no usage: $(cat "$TMP/err")"
+expect 2 "$QKDN" help bogus
+grep -q "^qkdn: no command 'bogus'" "$TMP/err" || fail "$(cat "$TMP/err")"
 expect 2 "$QKDN" bogus
 expect 2 "$QKDN" net
 expect 2 "$QKDN" net up

@@ -1,7 +1,8 @@
 # Q.4160 I.1 across two KMs with real processes: two client processes take
 # 1000 keys in all; every pair identical, every ID and every key unique, a
 # second fetch refused (checked inside ak_pairs), a fetch by a
-# non-destination SAE refused, and status counting what was supplied.
+# non-destination SAE refused, and status counting exactly what was supplied,
+# what still waits (nothing) and what was refused.
 source "$(dirname "$0")/lib.sh"
 write_net 8000000
 net_up
@@ -18,7 +19,13 @@ wait $p2 || fail "client 2: $(cat "$TMP/r2")"
 for r in "$TMP/r1" "$TMP/r2"; do
 	[ "$(jq .mismatches "$r")" = 0 ] || fail "pairs differ: $(cat "$r")"
 	[ "$(jq .ok "$r")" = 500 ] || fail "short run: $(cat "$r")"
+	[ "$(jq .errors "$r")" = 0 ] || fail "requests failed: $(cat "$r")"
 done
+# every second fetch ak_pairs tried was refused (it checks that) at B
+second=$(($(jq .second_fetches "$TMP/r1") + $(jq .second_fetches "$TMP/r2")))
+[ "$second" -gt 0 ] || fail "no second fetch was tried"
+expect_status A 1000 0 0
+expect_status B 1000 0 "$second"
 
 cat "$TMP/p1" "$TMP/p2" >"$TMP/all"
 [ "$(wc -l <"$TMP/all")" = 1000 ] || fail "expected 1000 keys"
@@ -36,7 +43,8 @@ if "$QKDN" key get --km "$(AK_B)" --sae mallory --id "$id" --json \
 fi
 [ "$(jq -r .error.name "$TMP/m.json")" = not_authorised ] ||
 	fail "wrong refusal for mallory: $(cat "$TMP/m.json")"
-# ... and the refusal changed nothing: bob still gets it, once
+# ... and the refusal changed nothing: the key still waits, bob gets it once
+expect_status B 1000 1 $((second + 1))
 "$QKDN" key get --km "$(AK_B)" --sae bob --id "$id" >/dev/null ||
 	fail "bob could not fetch after mallory's attempt"
 "$QKDN" key get --km "$(AK_B)" --sae bob --id "$id" --json \
@@ -49,8 +57,8 @@ fi
 [ "$(jq -r .error.name "$TMP/alien.json")" = not_authorised ] ||
 	fail "wrong refusal for a foreign SAE: $(cat "$TMP/alien.json")"
 
-supplied_a=$("$QKDN" status --km "$(AK_A)" --json | jq .supplied)
-supplied_b=$("$QKDN" status --km "$(AK_B)" --json | jq .supplied)
-[ "$supplied_a" -ge 1001 ] || fail "A counted $supplied_a keys supplied"
-[ "$supplied_b" -ge 1001 ] || fail "B counted $supplied_b keys supplied"
+# A: 1000 keys + the one for mallory's test; B: 1000 fetches + bob's one;
+# B refused mallory, the second fetch and alice
+expect_status A 1001 0 0
+expect_status B 1001 0 $((second + 3))
 echo "ok: 1000 pairs matched, IDs and keys unique, refusals correct"

@@ -2,7 +2,8 @@
 # no key is ever supplied twice (IDs and key bits unique across the run),
 # no pair ever differs, and supply works again afterwards. Then the same for
 # KM A, the side that allocates the pool: its lease must keep it from
-# reusing bits it handed out before the crash.
+# reusing bits it handed out before the crash (KM B would refuse them as
+# replayed, so that must never happen).
 source "$(dirname "$0")/lib.sh"
 write_net 16000000
 net_up
@@ -48,6 +49,14 @@ for victim in B A; do
 	echo "killed $victim: errors seen by clients:" \
 		"$(jq .errors "$TMP/r.$round.1") + $(jq .errors "$TMP/r.$round.2")"
 done
+
+# A restarted past its synced lease, B kept its in-mark: B never saw key
+# positions it had seen before (it would refuse them as replayed, which
+# saves the keys but costs the clients a failed request each)
+replays=$(grep -c 'refused a Kx request: replayed key material' \
+	"$RUN/km-B.log") || [ "$?" = 1 ] || fail "no log of km B"
+[ "$replays" = 0 ] || fail "KM A reused key positions after its crash:" \
+	"KM B refused $replays KEY_SYNCs as replayed"
 
 cat "$TMP"/p.* >"$TMP/all"
 total=$(wc -l <"$TMP/all")
