@@ -231,7 +231,12 @@ static void
 finish_batch(struct km_kx_link *kl, struct km_keyreq *batch, int rv,
              uint64_t missing, const char *why)
 {
-	if (rv != QKDN_E_BLOCK_MISSING) {
+	/* the peer lacks a block we hold, or has used positions we are
+	 * behind (it moved past its blocks after a power cut): missing names
+	 * the block to give up, through its end */
+	bool skip =
+	    rv == QKDN_E_BLOCK_MISSING || (rv == QKDN_E_REPLAY && missing != 0);
+	if (!skip) {
 		while (batch != NULL) {
 			struct km_keyreq *r = batch;
 			batch = r->next;
@@ -242,9 +247,14 @@ finish_batch(struct km_kx_link *kl, struct km_keyreq *batch, int rv,
 		}
 		return;
 	}
-	/* the peer lost a block we hold: give it up, try again */
-	QLOG_WARN(SRC, "peer lacks block %llu of link %s; skipping it",
-	          (unsigned long long)missing, kl->l->conf->id);
+	if (rv == QKDN_E_BLOCK_MISSING)
+		QLOG_WARN(SRC, "peer lacks block %llu of link %s; skipping it",
+		          (unsigned long long)missing, kl->l->conf->id);
+	else
+		QLOG_WARN(SRC,
+		          "peer has used link %s through block %llu; skipping "
+		          "past it",
+		          kl->l->conf->id, (unsigned long long)missing);
 	km_pool_skip_out_block(&kl->l->pool, missing);
 	struct km_keyreq *retry = NULL, *last = NULL;
 	while (batch != NULL) {
@@ -254,7 +264,9 @@ finish_batch(struct km_kx_link *kl, struct km_keyreq *batch, int rv,
 		qkdn_msg_clear(&r->rsp);
 		if (++r->retries > MAX_RETRIES) {
 			r->done(r, QKDN_E_INSUFFICIENT_KEY,
-			        "peer KM keeps missing key blocks");
+			        rv == QKDN_E_BLOCK_MISSING
+			            ? "peer KM keeps missing key blocks"
+			            : "peer KM keeps refusing key positions");
 			continue;
 		}
 		if (last != NULL)
@@ -570,7 +582,7 @@ handle_sync(struct kx_work *w)
 	uint64_t total = 0, missing = 0;
 	uint32_t len = 0;
 	uint8_t *bytes = NULL;
-	bool later = false;
+	bool later = false, behind = false;
 	int rv;
 
 	if (l == NULL) {
@@ -607,6 +619,13 @@ handle_sync(struct kx_work *w)
 		/* older than anything held here: the peer may skip all of
 		 * that at once, not one block per round trip */
 		missing = km_pool_oldest(&l->pool) - 1;
+	if (rv == QKDN_E_REPLAY) {
+		/* positions used here already: the peer restarted behind us,
+		 * or we moved past our blocks after a power cut. Naming the
+		 * last block used lets it catch up in one step. */
+		behind = true;
+		missing = km_pool_in_used_through(&l->pool);
+	}
 	nng_mtx_unlock(km->mtx);
 	if (rv == 0 && len != total)
 		rv = QKDN_E_RANGE;
@@ -639,6 +658,14 @@ handle_sync(struct kx_work *w)
 		reply_ack(w, rv, missing);
 		break;
 	default:
+		if (behind && missing != 0) {
+			QLOG_WARN(SRC,
+			          "link %s: the peer names positions used here "
+			          "(through block %llu)",
+			          l->conf->id, (unsigned long long)missing);
+			reply_ack(w, rv, missing);
+			break;
+		}
 		snprintf(why, sizeof(why), "key sync on link %s: %s",
 		         l->conf->id, qkdn_strerror(rv));
 		reply_error(w, rv, why);

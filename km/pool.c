@@ -293,6 +293,12 @@ km_pool_advance_in(struct km_pool *p, struct km_pos end)
 }
 
 uint64_t
+km_pool_in_used_through(const struct km_pool *p)
+{
+	return p->in.off > 0 ? p->in.blk : p->in.blk - (p->in.blk > 0);
+}
+
+uint64_t
 km_pool_oldest(const struct km_pool *p)
 {
 	return p->n > 0 ? id_at(p, 0) : 0;

@@ -87,6 +87,10 @@ int km_pool_read_in(struct km_pool *p, const struct qkdn_segments *segs,
 struct km_pos km_pool_segs_end(const struct qkdn_segments *segs);
 void km_pool_advance_in(struct km_pool *p, struct km_pos end);
 
+/* ID of the last block of which the in direction has used any part (0 if
+ * none). */
+uint64_t km_pool_in_used_through(const struct km_pool *p);
+
 /* ID of the oldest block held (0 if none). */
 uint64_t km_pool_oldest(const struct km_pool *p);
 

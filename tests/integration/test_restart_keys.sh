@@ -5,7 +5,8 @@
 #  2. SIGKILL and a restart on the same boot keeps them too, and the
 #     tombstone of a key fetched just before the kill: no second supply;
 #  3. SIGKILL and a restart with a new boot ID (a power cut) drops every
-#     waiting key and tombstone: fetches get unknown_key_id.
+#     waiting key and tombstone: fetches get unknown_key_id; and the next
+#  4. key request succeeds: KM A catches up with B's in-mark in one step.
 # Pending and supplied counts are exact after each restart (counters of
 # supplied keys start at 0 with each run of a KM).
 source "$(dirname "$0")/lib.sh"
@@ -100,5 +101,17 @@ for i in $(seq 1 "$N"); do
 	refused "$i" unknown_key_id
 done
 expect_status B 0 0 "$N"
+
+# 4. B moved its in-mark past every block it held, so A's next positions
+# lie behind it: B names the last block it used, A moves past it in one
+# step, and the very next key request succeeds with matching keys
+"$QKDN" key get --km "$(AK_A)" --sae alice --to bob >"$TMP/after" \
+	2>"$TMP/after.err" || fail "no key after B's power cut: $(cat "$TMP/after.err")"
+grep -q "peer has used link A_B through block" "$RUN/km-A.log" ||
+	fail "A did not move past the positions B had used"
+"$QKDN" key get --km "$(AK_B)" --sae bob --id "$(cut -d' ' -f1 "$TMP/after")" \
+	>"$TMP/after.b" || fail "bob could not fetch the key made after the power cut"
+[ "$(cat "$TMP/after.b")" = "$(cat "$TMP/after")" ] || fail "the key differs"
 echo "ok: $N keys kept across a clean stop and a reboot, and across" \
-	"SIGKILL on the same boot; dropped after SIGKILL and a reboot"
+	"SIGKILL on the same boot; dropped after SIGKILL and a reboot;" \
+	"supply resumed at once after the peer's power cut"
