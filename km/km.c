@@ -5,6 +5,7 @@
 #include "kx.h"
 #include "qkdn_err.h"
 #include "qkdn_log.h"
+#include "qkdn_rpc.h"
 
 #include <stdlib.h>
 #include <string.h>

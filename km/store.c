@@ -61,6 +61,22 @@ km_wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* LMDB errors in qkdn terms: the one place they are mapped. */
+static int
+err_from_mdb(int rv)
+{
+	switch (rv) {
+	case MDB_SUCCESS:
+		return QKDN_OK;
+	case MDB_NOTFOUND:
+		return QKDN_E_UNKNOWN_KEY_ID;
+	case ENOMEM:
+		return QKDN_E_NOMEM;
+	default:
+		return QKDN_E_STORE;
+	}
+}
+
 static void
 put_be64(uint8_t *p, uint64_t v)
 {
@@ -188,7 +204,7 @@ write_state(struct km_store *st, bool clean)
 		mdb_txn_abort(txn);
 	if (rv == 0)
 		rv = mdb_env_sync(st->env, 1);
-	return qkdn_err_from_mdb(rv);
+	return err_from_mdb(rv);
 }
 
 static int put_mark(struct km_store *st, MDB_txn *txn, const char *link,
@@ -247,7 +263,7 @@ recover(struct km_store *st)
 	char boot[40];
 	int rv = mdb_txn_begin(st->env, NULL, 0, &txn);
 	if (rv != 0)
-		return qkdn_err_from_mdb(rv);
+		return err_from_mdb(rv);
 	read_boot_id(boot);
 	rv = mdb_get(txn, st->meta, &k, &v);
 	if (rv == 0 && v.mv_size == sizeof(struct meta_state)) {
@@ -262,13 +278,13 @@ recover(struct km_store *st)
 			rv = in_marks_past_blocks(st, txn);
 			if (rv != 0) {
 				mdb_txn_abort(txn);
-				return qkdn_err_from_mdb(rv);
+				return err_from_mdb(rv);
 			}
 		}
 	}
 	rv = mdb_txn_commit(txn);
 	if (rv != 0)
-		return qkdn_err_from_mdb(rv);
+		return err_from_mdb(rv);
 	return write_state(st, false);
 }
 
@@ -293,7 +309,7 @@ count_pending(struct km_store *st)
 	if (txn != NULL)
 		mdb_txn_abort(txn);
 	atomic_store(&st->pending, n);
-	return rv == 0 || rv == MDB_NOTFOUND ? 0 : qkdn_err_from_mdb(rv);
+	return rv == 0 || rv == MDB_NOTFOUND ? 0 : err_from_mdb(rv);
 }
 
 int
@@ -397,15 +413,14 @@ km_store_block_put(struct km_store *st, const char *link, uint64_t id,
 	MDB_val v = {NONCE_BYTES + len + TAG_BYTES, NULL};
 	int rv = mdb_txn_begin(st->env, NULL, 0, &txn);
 	if (rv != 0)
-		return qkdn_err_from_mdb(rv);
+		return err_from_mdb(rv);
 	rv = mdb_put(txn, st->blocks, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
 	if (rv != 0) {
 		mdb_txn_abort(txn);
-		return rv == MDB_KEYEXIST ? QKDN_E_REPLAY
-		                          : qkdn_err_from_mdb(rv);
+		return rv == MDB_KEYEXIST ? QKDN_E_REPLAY : err_from_mdb(rv);
 	}
 	seal(st, v.mv_data, bytes, len, kb, k.mv_size);
-	return qkdn_err_from_mdb(mdb_txn_commit(txn));
+	return err_from_mdb(mdb_txn_commit(txn));
 }
 
 int
@@ -417,12 +432,12 @@ km_store_block_get(struct km_store *st, const char *link, uint64_t id,
 	MDB_val k = {block_key(kb, link, id), kb}, v;
 	int rv = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
 	if (rv != 0)
-		return qkdn_err_from_mdb(rv);
+		return err_from_mdb(rv);
 	rv = mdb_get(txn, st->blocks, &k, &v);
 	if (rv == MDB_NOTFOUND)
 		rv = QKDN_E_BLOCK_MISSING;
 	else if (rv != 0)
-		rv = qkdn_err_from_mdb(rv);
+		rv = err_from_mdb(rv);
 	else if (v.mv_size != NONCE_BYTES + len + TAG_BYTES)
 		rv = QKDN_E_STORE;
 	else
@@ -439,16 +454,16 @@ km_store_blocks_delete(struct km_store *st, const char *link,
 	MDB_txn *txn;
 	int rv = mdb_txn_begin(st->env, NULL, 0, &txn);
 	if (rv != 0)
-		return qkdn_err_from_mdb(rv);
+		return err_from_mdb(rv);
 	for (size_t i = 0; i < n; i++) {
 		MDB_val k = {block_key(kb, link, ids[i]), kb};
 		rv = mdb_del(txn, st->blocks, &k, NULL);
 		if (rv != 0 && rv != MDB_NOTFOUND) {
 			mdb_txn_abort(txn);
-			return qkdn_err_from_mdb(rv);
+			return err_from_mdb(rv);
 		}
 	}
-	return qkdn_err_from_mdb(mdb_txn_commit(txn));
+	return err_from_mdb(mdb_txn_commit(txn));
 }
 
 int
@@ -468,10 +483,10 @@ km_store_block_ids(struct km_store *st, const char *link,
 	MDB_val k = {block_key(kb, link, 0), kb}, v;
 	int rv = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
 	if (rv != 0)
-		return qkdn_err_from_mdb(rv);
+		return err_from_mdb(rv);
 	if ((rv = mdb_cursor_open(txn, st->blocks, &cur)) != 0) {
 		mdb_txn_abort(txn);
-		return qkdn_err_from_mdb(rv);
+		return err_from_mdb(rv);
 	}
 	for (rv = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rv == 0;
 	     rv = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
@@ -481,7 +496,7 @@ km_store_block_ids(struct km_store *st, const char *link,
 	}
 	mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
-	return rv == 0 || rv == MDB_NOTFOUND ? 0 : qkdn_err_from_mdb(rv);
+	return rv == 0 || rv == MDB_NOTFOUND ? 0 : err_from_mdb(rv);
 }
 
 static size_t
@@ -503,12 +518,12 @@ km_store_mark_get(struct km_store *st, const char *link, enum km_mark_kind kind,
 	int rv = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
 	memset(out, 0, sizeof(*out));
 	if (rv != 0)
-		return qkdn_err_from_mdb(rv);
+		return err_from_mdb(rv);
 	rv = mdb_get(txn, st->marks, &k, &v);
 	if (rv == 0 && v.mv_size == sizeof(*out))
 		memcpy(out, v.mv_data, sizeof(*out));
 	mdb_txn_abort(txn);
-	return rv == 0 || rv == MDB_NOTFOUND ? 0 : qkdn_err_from_mdb(rv);
+	return rv == 0 || rv == MDB_NOTFOUND ? 0 : err_from_mdb(rv);
 }
 
 static int
@@ -531,14 +546,14 @@ km_store_mark_put(struct km_store *st, const char *link, enum km_mark_kind kind,
 	MDB_txn *txn;
 	int rv = mdb_txn_begin(st->env, NULL, 0, &txn);
 	if (rv != 0)
-		return qkdn_err_from_mdb(rv);
+		return err_from_mdb(rv);
 	if ((rv = put_mark(st, txn, link, kind, pos)) != 0) {
 		mdb_txn_abort(txn);
-		return qkdn_err_from_mdb(rv);
+		return err_from_mdb(rv);
 	}
 	if ((rv = mdb_txn_commit(txn)) == 0 && sync)
 		rv = mdb_env_sync(st->env, 1);
-	return qkdn_err_from_mdb(rv);
+	return err_from_mdb(rv);
 }
 
 /* expiry index: big-endian time then ID, so the sweep reads in order */
@@ -556,7 +571,7 @@ km_store_keys_put(struct km_store *st, const struct km_key_record *recs,
 	MDB_txn *txn;
 	int rv = mdb_txn_begin(st->env, NULL, 0, &txn);
 	if (rv != 0)
-		return qkdn_err_from_mdb(rv);
+		return err_from_mdb(rv);
 	for (size_t i = 0; i < n && rv == 0; i++) {
 		const struct km_key_record *r = &recs[i];
 		struct rec_hdr h = {.expires_ms = r->expires_ms,
@@ -591,8 +606,7 @@ km_store_keys_put(struct km_store *st, const struct km_key_record *recs,
 	else
 		mdb_txn_abort(txn);
 	if (rv != 0)
-		return rv == MDB_KEYEXIST ? QKDN_E_REPLAY
-		                          : qkdn_err_from_mdb(rv);
+		return rv == MDB_KEYEXIST ? QKDN_E_REPLAY : err_from_mdb(rv);
 	atomic_fetch_add(&st->pending, n);
 	return 0;
 }
@@ -609,7 +623,7 @@ take_one(struct km_store *st, MDB_txn *txn, const char *dst_sae,
 	if (rv == MDB_NOTFOUND)
 		return QKDN_E_UNKNOWN_KEY_ID;
 	if (rv != 0)
-		return qkdn_err_from_mdb(rv);
+		return err_from_mdb(rv);
 	const uint8_t *p = v.mv_data;
 	if (v.mv_size >= 1 && p[0] == KEY_SUPPLIED)
 		return QKDN_E_ALREADY_SUPPLIED;
@@ -641,7 +655,7 @@ km_store_keys_take(struct km_store *st, const char *dst_sae,
 	MDB_txn *txn;
 	int rv = mdb_txn_begin(st->env, NULL, 0, &txn);
 	if (rv != 0)
-		return qkdn_err_from_mdb(rv);
+		return err_from_mdb(rv);
 	for (size_t i = 0; i < n; i++) {
 		uint64_t expires = 0;
 		uint8_t tomb[9];
@@ -657,12 +671,12 @@ km_store_keys_take(struct km_store *st, const char *dst_sae,
 		put_be64(tomb + 1, expires);
 		MDB_val k = {16, (void *)ids[i].b}, tv = {sizeof(tomb), tomb};
 		if ((rv = mdb_put(txn, st->keys, &k, &tv, 0)) != 0) {
-			rv = qkdn_err_from_mdb(rv);
+			rv = err_from_mdb(rv);
 			goto fail;
 		}
 	}
 	if ((rv = mdb_txn_commit(txn)) != 0)
-		return qkdn_err_from_mdb(rv);
+		return err_from_mdb(rv);
 	atomic_fetch_sub(&st->pending, n);
 	return 0;
 fail:

@@ -7,13 +7,14 @@
 #include "mp_scan.h"
 #include "qkdn_err.h"
 
+#include <errno.h>
 #include <msgpack.h>
-#include <sodium.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 /* ---- arena: decoded arrays and bytes, wiped on clear ---- */
@@ -44,11 +45,11 @@ qkdn_msg_clear(struct qkdn_msg *m)
 	struct qkdn_arena *a = m->arena;
 	while (a != NULL) {
 		struct qkdn_arena *next = a->next;
-		sodium_memzero(a->data, a->len);
+		explicit_bzero(a->data, a->len);
 		free(a);
 		a = next;
 	}
-	sodium_memzero(m, sizeof(*m));
+	explicit_bzero(m, sizeof(*m));
 }
 
 /* ---- field tables ---- */
@@ -632,7 +633,7 @@ qkdn_buf_write(void *vb, const char *data, size_t len)
 		if (b->len > 0)
 			memcpy(d, b->data, b->len);
 		if (b->data != NULL) {
-			sodium_memzero(b->data, b->cap);
+			explicit_bzero(b->data, b->cap);
 			free(b->data);
 		}
 		b->data = d;
@@ -647,7 +648,7 @@ void
 qkdn_buf_free(struct qkdn_buf *b)
 {
 	if (b->data != NULL) {
-		sodium_memzero(b->data, b->cap);
+		explicit_bzero(b->data, b->cap);
 		free(b->data);
 	}
 	memset(b, 0, sizeof(*b));
@@ -917,10 +918,27 @@ out:
 
 /* ---- UUIDs and names ---- */
 
+/* The kernel's CSPRNG (the codec links nothing but msgpack-c). getrandom
+ * without flags blocks only before the pool is first seeded at boot. */
+static void
+random_fill(void *out, size_t len)
+{
+	uint8_t *p = out;
+	while (len > 0) {
+		ssize_t n = getrandom(p, len, 0);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+		} else if (n < 0 && errno != EINTR) {
+			abort(); /* no randomness: a guessable ID is worse */
+		}
+	}
+}
+
 void
 qkdn_uuid_random(qkdn_uuid *out)
 {
-	randombytes_buf(out->b, sizeof(out->b));
+	random_fill(out->b, sizeof(out->b));
 	out->b[6] = (out->b[6] & 0x0f) | 0x40;
 	out->b[8] = (out->b[8] & 0x3f) | 0x80;
 }
@@ -932,7 +950,7 @@ qkdn_uuid_v7(qkdn_uuid *out, size_t n)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	uint64_t ms =
 	    (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-	randombytes_buf(out, n * sizeof(*out));
+	random_fill(out, n * sizeof(*out));
 	for (size_t i = 0; i < n; i++) {
 		uint8_t *b = out[i].b;
 		for (int k = 0; k < 6; k++)

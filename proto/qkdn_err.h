@@ -52,8 +52,4 @@ const char *qkdn_strerror(int err);
 /* Stable name of a qkdn error code, e.g. "unknown_key_id" (never NULL). */
 const char *qkdn_errname(int err);
 
-/* Mapping of dependency errors, each in exactly one place. */
-int qkdn_err_from_nng(int nng_rv);
-int qkdn_err_from_mdb(int mdb_rv);
-
 #endif

@@ -14,7 +14,7 @@ cc=${CC:-clang}
 cflags=(-std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1
         -fno-omit-frame-pointer -I"$root/proto" ${CFLAGS:-})
 codec=("$root/proto/msg.c" "$root/proto/mp_scan.c" "$root/proto/err.c")
-libs=(-lmsgpackc -lsodium -lnng -llmdb)
+libs=(-lmsgpackc)
 
 "$cc" "${cflags[@]}" -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined \

@@ -33,6 +33,9 @@ int qkdn_rpc_call(nng_socket s, const struct qkdn_msg *req,
                   struct qkdn_decode_error *err)
     __attribute__((warn_unused_result));
 
+/* nng errors in qkdn terms: the one place they are mapped. */
+int qkdn_err_from_nng(int nng_rv);
+
 /* Open a REQ socket dialled to url (non-blocking dial: calls made before
  * the peer is up wait for it within their own deadline). */
 int qkdn_rpc_dial(nng_socket *s, const char *url)

@@ -154,3 +154,27 @@ qkdn_rpc_dial(nng_socket *s, const char *url)
 	}
 	return 0;
 }
+
+int
+qkdn_err_from_nng(int rv)
+{
+	switch (rv) {
+	case 0:
+		return QKDN_OK;
+	case NNG_ETIMEDOUT:
+		return QKDN_E_TIMEOUT;
+	case NNG_ENOMEM:
+		return QKDN_E_NOMEM;
+	case NNG_ECONNREFUSED:
+	case NNG_ECONNRESET:
+	case NNG_ECONNSHUT:
+	case NNG_ECLOSED:
+	case NNG_EADDRINVAL:
+	case NNG_ENOENT:
+		return QKDN_E_UNREACHABLE;
+	case NNG_ECANCELED:
+		return QKDN_E_SHUTDOWN;
+	default:
+		return QKDN_E_IO;
+	}
+}
