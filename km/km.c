@@ -3,6 +3,7 @@
 #include "ak.h"
 #include "kq.h"
 #include "kx.h"
+#include "node.h"
 #include "qkdn_err.h"
 #include "qkdn_log.h"
 #include "qkdn_rpc.h"
@@ -12,24 +13,6 @@
 
 #define SRC       "km"
 #define SWEEP_MAX 10000
-
-struct km_link *
-km_link_to(struct km *km, int peer)
-{
-	for (size_t i = 0; i < km->n_links; i++)
-		if (km->links[i].peer == peer)
-			return &km->links[i];
-	return NULL;
-}
-
-struct km_link *
-km_link_named(struct km *km, const char *id)
-{
-	for (size_t i = 0; i < km->n_links; i++)
-		if (strcmp(km->links[i].conf->id, id) == 0)
-			return &km->links[i];
-	return NULL;
-}
 
 static int
 open_links(struct km *km)
@@ -136,34 +119,4 @@ km_tick(struct km *km)
 	for (size_t i = 0; i < km->n_links; i++)
 		km_pool_gc(&km->links[i].pool);
 	nng_mtx_unlock(km->mtx);
-}
-
-int
-km_status(struct km *km, struct qkdn_msg *rsp)
-{
-	struct qkdn_status_rsp *s = &rsp->u.status_rsp;
-	memset(rsp, 0, sizeof(*rsp));
-	rsp->type = QKDN_STATUS_RSP;
-	memcpy(s->node, km->node->id, sizeof(s->node));
-	s->keys_supplied = atomic_load(&km->keys_supplied);
-	s->errors = atomic_load(&km->errors);
-	s->keys_pending = km_store_pending(km->st);
-	s->n_links = (uint32_t)km->n_links;
-	if (km->n_links > 0 &&
-	    (s->links = qkdn_msg_alloc(rsp, km->n_links * sizeof(*s->links))) ==
-	        NULL)
-		return QKDN_E_NOMEM;
-	nng_mtx_lock(km->mtx);
-	for (size_t i = 0; i < km->n_links; i++) {
-		struct km_link *l = &km->links[i];
-		struct qkdn_link_status *ls = &s->links[i];
-		memcpy(ls->link, l->conf->id, sizeof(ls->link));
-		memcpy(ls->peer, km->net->nodes[l->peer].id, sizeof(ls->peer));
-		ls->out_bytes = km_pool_out_avail(&l->pool);
-		ls->in_bytes = km_pool_in_avail(&l->pool);
-		ls->blocks = l->pool.n;
-		ls->up = km_kx_link_up(l->kx);
-	}
-	nng_mtx_unlock(km->mtx);
-	return 0;
 }

@@ -1,8 +1,9 @@
 /* The key manager of one trusted node: its configuration, key store, link
  * pools and the three servers it runs (Ak for applications, Kx for peer
- * KMs, Kq-1 for QKD modules). One lock guards the pools and the Kx queues;
- * LMDB serialises its own writers. Lock order: km->mtx, then an LMDB write
- * transaction, never the reverse. */
+ * KMs, Kq-1 for QKD modules). km.c starts and stops them; what the servers
+ * ask of the node (links, routes, status) is in node.h and route.h. One lock
+ * guards the pools and the Kx queues; LMDB serialises its own writers. Lock
+ * order: km->mtx, then an LMDB write transaction, never the reverse. */
 #ifndef KM_KM_H
 #define KM_KM_H
 
@@ -39,6 +40,9 @@ struct km_link {
 	int peer; /* node index of the other end */
 	struct km_pool pool;
 	struct km_kx_link *kx; /* this node's Kx client to the peer */
+	/* the two ends' pools disagreed in the last key sync (node.h) */
+	atomic_bool out_of_sync;
+	atomic_uint_fast64_t sync_failures;
 };
 
 struct km {
@@ -54,7 +58,8 @@ struct km {
 	struct km_kq *kq;
 	bool serving; /* start-up completed: stop may save and mark clean */
 	atomic_uint_fast64_t keys_supplied;
-	atomic_uint_fast64_t errors;
+	atomic_uint_fast64_t ak_errors; /* error replies, counted by */
+	atomic_uint_fast64_t kx_errors; /* the servers */
 };
 
 /* Start the KM of node `self` of net: open the store, load the pools,
@@ -65,12 +70,5 @@ int km_start(struct km **out, const struct qkdn_net *net, int self)
 void km_stop(struct km *km);
 /* Periodic housekeeping: expire keys, delete used blocks. */
 void km_tick(struct km *km);
-
-/* The link of this KM with node index peer, or NULL. */
-struct km_link *km_link_to(struct km *km, int peer);
-struct km_link *km_link_named(struct km *km, const char *id);
-
-/* Fill a STATUS_RSP. */
-int km_status(struct km *km, struct qkdn_msg *rsp);
 
 #endif

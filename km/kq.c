@@ -1,5 +1,6 @@
 #include "kq.h"
 
+#include "node.h"
 #include "qkdn_err.h"
 #include "qkdn_log.h"
 #include "qkdn_rpc.h"

@@ -217,12 +217,68 @@ block(struct km_pool *p, struct km_block_cache *c, uint64_t id, int *rv)
 	return c->buf;
 }
 
+/* Where len bytes of the out direction from the cursor would lie: the
+ * segments (if segs is not NULL; at most max) and the end position. */
+static int
+plan_out(const struct km_pool *p, uint32_t len, struct qkdn_segment *segs,
+         uint32_t max, uint32_t *nsegs, struct km_pos *end)
+{
+	size_t i;
+	uint32_t off, left = len, k = 0;
+	resolve(p, p->out, &i, &off);
+	while (left > 0) {
+		if (segs != NULL && k == max)
+			return QKDN_E_TOO_LARGE;
+		uint32_t take = p->half - off < left ? p->half - off : left;
+		if (segs != NULL)
+			segs[k] = (struct qkdn_segment){id_at(p, i), off, take};
+		*end = (struct km_pos){id_at(p, i), off + take};
+		k++;
+		left -= take;
+		off += take;
+		if (off == p->half && left > 0) {
+			i++;
+			off = 0;
+		}
+	}
+	*nsegs = k;
+	return 0;
+}
+
+bool
+km_pool_lease_wanted(const struct km_pool *p, uint32_t len,
+                     struct km_pos *lease)
+{
+	struct km_pos end;
+	uint32_t n;
+	if (len == 0 || km_pool_out_avail(p) < len ||
+	    plan_out(p, len, NULL, 0, &n, &end) != 0 ||
+	    pos_cmp(end, p->lease) <= 0)
+		return false;
+	*lease = (struct km_pos){end.blk + p->lease_blocks, 0};
+	return true;
+}
+
+int
+km_pool_lease_write(const struct km_pool *p, struct km_pos lease)
+{
+	return km_store_mark_put(p->st, p->link, KM_MARK_OUT_LEASE, &lease,
+	                         true);
+}
+
+void
+km_pool_lease_set(struct km_pool *p, struct km_pos lease)
+{
+	if (pos_cmp(lease, p->lease) > 0)
+		p->lease = lease;
+}
+
 int
 km_pool_take_out(struct km_pool *p, uint32_t len, struct qkdn_segment *segs,
                  uint32_t max, uint32_t *nsegs, uint8_t *out)
 {
-	size_t i;
-	uint32_t off, left = len, k = 0;
+	struct km_pos end;
+	uint32_t k;
 	int rv = 0;
 	if (km_pool_out_avail(p) < len)
 		return QKDN_E_INSUFFICIENT_KEY;
@@ -231,26 +287,13 @@ km_pool_take_out(struct km_pool *p, uint32_t len, struct qkdn_segment *segs,
 		*nsegs = 0;
 		return 0;
 	}
-	resolve(p, p->out, &i, &off);
 	/* plan the segments first: nothing is taken if any step fails */
-	while (left > 0) {
-		if (k == max)
-			return QKDN_E_TOO_LARGE;
-		uint32_t take = p->half - off < left ? p->half - off : left;
-		segs[k++] = (struct qkdn_segment){id_at(p, i), off, take};
-		left -= take;
-		off += take;
-		if (off == p->half && left > 0) {
-			i++;
-			off = 0;
-		}
-	}
-	struct km_pos end = {segs[k - 1].block_id,
-	                     segs[k - 1].offset + segs[k - 1].len};
+	if ((rv = plan_out(p, len, segs, max, &k, &end)) != 0)
+		return rv;
 	if (pos_cmp(end, p->lease) > 0) {
+		/* not leased ahead by the caller: sync here */
 		struct km_pos lease = {end.blk + p->lease_blocks, 0};
-		if ((rv = km_store_mark_put(p->st, p->link, KM_MARK_OUT_LEASE,
-		                            &lease, true)) != 0)
+		if ((rv = km_pool_lease_write(p, lease)) != 0)
 			return rv;
 		p->lease = lease;
 	}

@@ -70,6 +70,19 @@ int km_pool_take_out(struct km_pool *p, uint32_t len, struct qkdn_segment *segs,
                      uint32_t max, uint32_t *nsegs, uint8_t *out)
     __attribute__((warn_unused_result));
 
+/* The lease is synced to disk before any bit at or after it is used. So
+ * that the sync (an fsync) does not run under the KM lock, the one thread
+ * that takes from the out direction leases ahead: with the lock,
+ * km_pool_lease_wanted (true: a take of len bytes needs *lease); without
+ * it, km_pool_lease_write; with it again, km_pool_lease_set. Should the
+ * pool have moved meanwhile, km_pool_take_out syncs what is still
+ * missing itself. */
+bool km_pool_lease_wanted(const struct km_pool *p, uint32_t len,
+                          struct km_pos *lease);
+int km_pool_lease_write(const struct km_pool *p, struct km_pos lease)
+    __attribute__((warn_unused_result));
+void km_pool_lease_set(struct km_pool *p, struct km_pos lease);
+
 /* Give up the out direction up to the end of block id (the peer lacks it). */
 void km_pool_skip_out_block(struct km_pool *p, uint64_t id);
 

@@ -146,6 +146,8 @@ static const struct field link_status_fields[] = {
     U64("in", REQ, struct qkdn_link_status, in_bytes),
     U64("blocks", REQ, struct qkdn_link_status, blocks),
     U32("up", REQ, struct qkdn_link_status, up, 0, 1),
+    U32("unsync", OPT, struct qkdn_link_status, out_of_sync, 0, 1),
+    U64("syncfail", OPT, struct qkdn_link_status, sync_failures),
 };
 static const struct table link_status_table = TABLE(link_status_fields);
 static const struct field el_link_status = {
@@ -294,8 +296,12 @@ static const struct field status_req[] = {
     U32("flags", OPT, struct qkdn_status_req, flags, 0, 0)};
 #define S struct qkdn_status_rsp
 static const struct field status_rsp[] = {
-    NAME("node", REQ, S, node), U64("supplied", REQ, S, keys_supplied),
-    U64("pending", REQ, S, keys_pending), U64("errors", REQ, S, errors),
+    NAME("node", REQ, S, node),
+    U64("supplied", REQ, S, keys_supplied),
+    U64("pending", REQ, S, keys_pending),
+    U64("errors", REQ, S, errors),
+    U64("akerr", OPT, S, ak_errors),
+    U64("kxerr", OPT, S, kx_errors),
     ARRAY("links", REQ, S, n_links, 0, QKDN_LINKS_MAX, el_link_status,
           struct qkdn_link_status)};
 #undef S
@@ -316,7 +322,11 @@ static const struct field el_sync_req = {
 static const struct field key_sync[] = {
     NAME("link", REQ, S, link), SEGS("segs", S, segs),
     ARRAY("reqs", REQ, S, reqs.n, 1, QKDN_KEYS_MAX, el_sync_req,
-          struct qkdn_sync_req),
+          struct qkdn_sync_req)};
+#undef S
+#define S struct qkdn_key_sync_auth
+static const struct field key_sync_auth[] = {
+    BYTES("sync", REQ, S, sync.len, QKDN_BYTES_MAX),
     BYTES("tag", REQ, S, tag.len, 16)};
 #undef S
 static const struct field ack[] = {RESULT(struct qkdn_ack),
@@ -380,6 +390,7 @@ static const struct msgdef msgdefs[] = {
     MSG(QKDN_KEY_SYNC, "key sync", key_sync),
     MSG(QKDN_ACK, "acknowledgement", ack),
     MSG(QKDN_LINK_CTL, "link control", link_ctl),
+    MSG(QKDN_KEY_SYNC_AUTH, "authenticated key sync", key_sync_auth),
 };
 
 static const struct msgdef *

@@ -92,6 +92,7 @@ enum qkdn_msg_type {
 	QKDN_KEY_SYNC = 104,
 	QKDN_ACK = 105,
 	QKDN_LINK_CTL = 106,
+	QKDN_KEY_SYNC_AUTH = 107,
 };
 
 /* 1 key request: an application asks its KM for keys shared with dst_sae. */
@@ -294,17 +295,21 @@ struct qkdn_status_req {
 struct qkdn_link_status {
 	qkdn_name link;
 	qkdn_name peer;
-	uint64_t out_bytes; /* key material left for keys this node starts */
-	uint64_t in_bytes;  /* key material left for the peer's keys */
-	uint64_t blocks;    /* link key blocks held */
-	uint32_t up;        /* 1 if the peer KM answered lately */
+	uint64_t out_bytes;   /* key material left for keys this node starts */
+	uint64_t in_bytes;    /* key material left for the peer's keys */
+	uint64_t blocks;      /* link key blocks held */
+	uint32_t up;          /* 1 if the peer KM answered lately */
+	uint32_t out_of_sync; /* 1 if the last key sync failed its MAC */
+	uint64_t sync_failures; /* key syncs on this link that failed it */
 };
 
 struct qkdn_status_rsp {
 	qkdn_name node;
 	uint64_t keys_supplied; /* key ends handed to applications */
 	uint64_t keys_pending;  /* keys waiting for their destination */
-	uint64_t errors;        /* error replies sent */
+	uint64_t errors;        /* error replies sent (Ak and Kx) */
+	uint64_t ak_errors;     /* error replies to applications */
+	uint64_t kx_errors;     /* error replies to peer KMs */
 	uint32_t n_links;
 	struct qkdn_link_status *links;
 };
@@ -332,13 +337,22 @@ struct qkdn_sync_reqs {
 /* Kx: the source KM tells its peer which bits of its direction of the link
  * pool form which key IDs (two-node key supply, Q.4160 I.1). The segments,
  * concatenated, give a 32-byte one-time Poly1305 key, then the keys of each
- * request in order. tag authenticates the message encoded with a zero tag.
- * No key material crosses the link: the peer reads the same bits from its
- * own copy of the pool. */
+ * request in order. No key material crosses the link: the peer reads the
+ * same bits from its own copy of the pool. It travels only inside a
+ * KEY_SYNC_AUTH. */
 struct qkdn_key_sync {
 	qkdn_name link;
 	struct qkdn_segments segs;
 	struct qkdn_sync_reqs reqs;
+};
+
+/* Kx: a KEY_SYNC as the exact bytes it was encoded to, and a one-time
+ * Poly1305 tag, keyed by the first 32 bytes of the pool bits the sync
+ * names, over those bytes followed by the rest of the bits (the keys). The
+ * receiver authenticates the bytes that travelled (a newer peer's extra
+ * fields included) and that both ends hold the same key bits. */
+struct qkdn_key_sync_auth {
+	struct qkdn_bytes sync;
 	struct qkdn_bytes tag;
 };
 
@@ -391,6 +405,7 @@ struct qkdn_msg {
 		struct qkdn_status_rsp status_rsp;
 		struct qkdn_link_block link_block;
 		struct qkdn_key_sync key_sync;
+		struct qkdn_key_sync_auth key_sync_auth;
 		struct qkdn_ack ack;
 		struct qkdn_link_ctl link_ctl;
 	} u;

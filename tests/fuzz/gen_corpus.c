@@ -258,11 +258,14 @@ fill(struct qkdn_msg *m, uint32_t type, int full)
 			r->bits = 256;
 			r->ids = ids(m, n);
 		}
-		m->u.key_sync.tag = bytes(m, 16);
 		break;
 	case QKDN_ACK:
 		m->u.ack.result = full ? QKDN_E_BLOCK_MISSING : 0;
 		m->u.ack.value = full ? 77 : 0;
+		break;
+	case QKDN_KEY_SYNC_AUTH:
+		m->u.key_sync_auth.sync = bytes(m, full ? 300 : 1);
+		m->u.key_sync_auth.tag = bytes(m, 16);
 		break;
 	case QKDN_LINK_CTL:
 		name(m->u.link_ctl.link, "link-1-2");

@@ -1,6 +1,6 @@
 /* Plays a peer KM that does not hold the link's key: sends a running KM
- * KEY_SYNCs over Kx that name real pool positions but carry a tag made
- * without the pool's bits, and checks that each is refused as failing
+ * KEY_SYNC_AUTHs over Kx whose KEY_SYNC names real pool positions but
+ * whose tag is made without the pool's bits, and checks that each is refused as failing
  * authentication (QKDN_E_AUTH_FAILED) and that a replay of the same
  * message is refused too.
  *
@@ -36,8 +36,9 @@ send_sync(const char *link, const char *src, const char *dst,
 	struct qkdn_sp_conn c = {.fd = -1};
 	struct qkdn_sync_req sr = {.bits = 256, .ids = {1, (qkdn_uuid *)id}};
 	struct qkdn_msg m = {.type = QKDN_KEY_SYNC, .req_id = 1};
+	struct qkdn_msg auth = {.type = QKDN_KEY_SYNC_AUTH, .req_id = 1};
 	struct qkdn_key_sync *ks = &m.u.key_sync;
-	struct qkdn_buf buf = {0};
+	struct qkdn_buf body = {0}, buf = {0};
 	uint8_t *in = NULL;
 	size_t in_len = 0;
 	int rv;
@@ -49,9 +50,17 @@ send_sync(const char *link, const char *src, const char *dst,
 	ks->segs.v = &seg;
 	ks->reqs.n = 1;
 	ks->reqs.v = &sr;
-	ks->tag.len = (uint32_t)tag_len;
-	ks->tag.ptr = (uint8_t *)tag;
-	if ((rv = qkdn_msg_encode(&m, qkdn_buf_write, &buf)) != 0) {
+	/* the sync as its sender would encode it, with a tag made without
+	 * the pool's bits */
+	if ((rv = qkdn_msg_encode(&m, qkdn_buf_write, &body)) == 0) {
+		auth.u.key_sync_auth.sync.len = (uint32_t)body.len;
+		auth.u.key_sync_auth.sync.ptr = body.data;
+		auth.u.key_sync_auth.tag.len = (uint32_t)tag_len;
+		auth.u.key_sync_auth.tag.ptr = (uint8_t *)tag;
+		rv = qkdn_msg_encode(&auth, qkdn_buf_write, &buf);
+	}
+	qkdn_buf_free(&body);
+	if (rv != 0) {
 		fprintf(stderr, "encode: %s\n", qkdn_strerror(rv));
 		return rv;
 	}

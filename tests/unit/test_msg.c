@@ -327,6 +327,8 @@ fill_status_rsp(struct qkdn_msg *m)
 	p->keys_supplied = 1000000000000ULL;
 	p->keys_pending = 77;
 	p->errors = 5;
+	p->ak_errors = 3;
+	p->kx_errors = 2;
 	p->n_links = 3;
 	p->links = qkdn_msg_alloc(m, 3 * sizeof(*p->links));
 	assert_non_null(p->links);
@@ -338,6 +340,8 @@ fill_status_rsp(struct qkdn_msg *m)
 		l->in_bytes = (1ULL << 40) + i;
 		l->blocks = 30 + i;
 		l->up = i % 2;
+		l->out_of_sync = i == 1;
+		l->sync_failures = 40 + i;
 	}
 }
 
@@ -365,7 +369,13 @@ fill_key_sync(struct qkdn_msg *m)
 		r->bits = 128 * (i + 1);
 		fill_ids(m, &r->ids, i + 1, 104 + 10 * i);
 	}
-	fill_bytes(m, &p->tag, 16, 104);
+}
+
+static void
+fill_key_sync_auth(struct qkdn_msg *m)
+{
+	fill_bytes(m, &m->u.key_sync_auth.sync, 300, 107);
+	fill_bytes(m, &m->u.key_sync_auth.tag, 16, 108);
 }
 
 static void
@@ -689,6 +699,8 @@ check_status_rsp(const struct qkdn_msg *x, const struct qkdn_msg *y)
 	SAME_INT(keys_supplied);
 	SAME_INT(keys_pending);
 	SAME_INT(errors);
+	SAME_INT(ak_errors);
+	SAME_INT(kx_errors);
 	SAME_INT(n_links);
 	for (uint32_t i = 0; i < a->n_links; i++) {
 		SAME_NAME(links[i].link);
@@ -697,6 +709,8 @@ check_status_rsp(const struct qkdn_msg *x, const struct qkdn_msg *y)
 		SAME_INT(links[i].in_bytes);
 		SAME_INT(links[i].blocks);
 		SAME_INT(links[i].up);
+		SAME_INT(links[i].out_of_sync);
+		SAME_INT(links[i].sync_failures);
 	}
 }
 
@@ -723,6 +737,13 @@ check_key_sync(const struct qkdn_msg *x, const struct qkdn_msg *y)
 		SAME_INT(reqs.v[i].bits);
 		SAME_IDS(reqs.v[i].ids);
 	}
+}
+
+static void
+check_key_sync_auth(const struct qkdn_msg *x, const struct qkdn_msg *y)
+{
+	PAIR(qkdn_key_sync_auth, key_sync_auth);
+	SAME_BYTES(sync);
 	SAME_BYTES(tag);
 }
 
@@ -786,6 +807,7 @@ static const struct sample samples[] = {
     SAMPLE(QKDN_KEY_SYNC, key_sync),
     SAMPLE(QKDN_ACK, ack),
     SAMPLE(QKDN_LINK_CTL, link_ctl),
+    SAMPLE(QKDN_KEY_SYNC_AUTH, key_sync_auth),
 };
 #define N_SAMPLES (sizeof(samples) / sizeof(samples[0]))
 
@@ -797,6 +819,7 @@ static const struct {
     {QKDN_SESSION_CREATE_REQ, "snode"}, {QKDN_SESSION_CREATE_REQ, "dnode"},
     {QKDN_NEXT_HOP_RSP, "next"},        {QKDN_ERROR, "why"},
     {QKDN_STATUS_REQ, "flags"},         {QKDN_ACK, "val"},
+    {QKDN_STATUS_RSP, "akerr"},         {QKDN_STATUS_RSP, "kxerr"},
 };
 
 static bool
@@ -1081,7 +1104,7 @@ test_every_type_covered(void **state)
 		assert_non_null(qkdn_msg_type_name(t));
 		assert_non_null(find_sample(t));
 	}
-	for (uint32_t t = QKDN_ERROR; t <= QKDN_LINK_CTL; t++) {
+	for (uint32_t t = QKDN_ERROR; t <= QKDN_KEY_SYNC_AUTH; t++) {
 		assert_non_null(qkdn_msg_type_name(t));
 		assert_non_null(find_sample(t));
 	}
@@ -1095,11 +1118,11 @@ test_every_type_covered(void **state)
 			         qkdn_msg_type_name(t));
 	}
 	assert_int_equal(named, N_SAMPLES);
-	assert_int_equal(N_SAMPLES, 24 + 7);
+	assert_int_equal(N_SAMPLES, 24 + 8);
 	assert_null(qkdn_msg_type_name(0));
 	assert_null(qkdn_msg_type_name(25));
 	assert_null(qkdn_msg_type_name(99));
-	assert_null(qkdn_msg_type_name(107));
+	assert_null(qkdn_msg_type_name(108));
 	assert_null(qkdn_msg_type_name(UINT32_MAX));
 	/* names are distinct */
 	for (size_t i = 0; i < N_SAMPLES; i++)
@@ -1535,7 +1558,7 @@ test_bad_envelope(void **state)
 	uint64_t types[] = {0,
 	                    25,
 	                    99,
-	                    107,
+	                    108,
 	                    1000,
 	                    UINT32_MAX,
 	                    (uint64_t)UINT32_MAX + 1 + QKDN_KEY_REQ,
@@ -2004,8 +2027,8 @@ test_too_large(void **state)
 	/* byte strings */
 	WITH_VALUE(QKDN_KEY_RELAY, "tag", 0, pk_bin(pk, 64, 1));
 	WITH_VALUE(QKDN_KEY_RELAY, "tag", tl, pk_bin(pk, 65, 1));
-	WITH_VALUE(QKDN_KEY_SYNC, "tag", 0, pk_bin(pk, 16, 1));
-	WITH_VALUE(QKDN_KEY_SYNC, "tag", tl, pk_bin(pk, 17, 1));
+	WITH_VALUE(QKDN_KEY_SYNC_AUTH, "tag", 0, pk_bin(pk, 16, 1));
+	WITH_VALUE(QKDN_KEY_SYNC_AUTH, "tag", tl, pk_bin(pk, 17, 1));
 	WITH_VALUE(QKDN_LINK_BLOCK, "bytes", tl,
 	           pk_bin(pk, QKDN_BLOCK_BYTES_MAX + 1, 1));
 	WITH_VALUE(QKDN_KEY_RELAY, "ct", tl,
@@ -2522,7 +2545,7 @@ test_encoder_validation(void **state)
 
 	/* unknown types */
 	memset(&m, 0, sizeof(m));
-	uint32_t types[] = {0, 25, 99, 107, UINT32_MAX};
+	uint32_t types[] = {0, 25, 99, 108, UINT32_MAX};
 	for (size_t i = 0; i < 5; i++) {
 		m.type = types[i];
 		assert_int_equal(encode_code(&m), QKDN_E_UNKNOWN_TYPE);

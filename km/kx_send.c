@@ -1,0 +1,461 @@
+/* Kx sender: one thread per link takes every key request waiting for that
+ * link as one batch, takes its key from the pool, makes one blocking
+ * KEY_SYNC_AUTH round trip to the peer KM (qkdn_sp.h: no nng hand-offs on
+ * this side) and completes the batch. One thread per link, never per
+ * request; the Ak side stays asynchronous. The peer sees the link's pool
+ * positions in order, so it can refuse any reuse. */
+#include "kx.h"
+
+#include "node.h"
+#include "qkdn_clock.h"
+#include "qkdn_err.h"
+#include "qkdn_log.h"
+#include "qkdn_rpc.h"
+#include "qkdn_sp.h"
+#include "sync.h"
+
+#include <nng/supplemental/util/platform.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SRC             "kx"
+#define MAC_KEY_BYTES   KM_SYNC_MAC_KEY_BYTES
+#define MAX_RETRIES     3
+#define MAX_BATCH_KEYS  QKDN_KEYS_MAX
+#define MAX_BATCH_BYTES KM_KX_BATCH_BYTES
+
+struct km_kx_link {
+	struct km *km;
+	struct km_link *l;
+	nng_thread *thread;
+	nng_cv *cv; /* with km->mtx: work queued or stopping */
+	bool stopping;
+	struct km_keyreq *head, *tail; /* waiting */
+	struct qkdn_sp_conn conn;
+	atomic_bool up;
+};
+
+bool
+km_kx_link_up(const struct km_kx_link *kl)
+{
+	return kl != NULL && atomic_load(&kl->up);
+}
+
+static void
+fail_list(struct km_keyreq *r, int rv, const char *why)
+{
+	while (r != NULL) {
+		struct km_keyreq *next = r->next;
+		r->next = NULL;
+		qkdn_msg_clear(&r->rsp);
+		r->done(r, rv, why);
+		r = next;
+	}
+}
+
+/* Build the keys of r from bytes (count * bits/8) into its KEY_RSP. */
+static int
+fill_reply(struct km_keyreq *r, const uint8_t *bytes)
+{
+	uint32_t klen = r->bits / 8;
+	struct qkdn_keys *keys = &r->rsp.u.key_rsp.keys;
+	r->rsp.type = QKDN_KEY_RSP;
+	keys->v = qkdn_msg_alloc(&r->rsp, r->count * sizeof(*keys->v));
+	uint8_t *kb = qkdn_msg_alloc(&r->rsp, (size_t)r->count * klen);
+	if (keys->v == NULL || kb == NULL)
+		return QKDN_E_NOMEM;
+	memcpy(kb, bytes, (size_t)r->count * klen);
+	keys->n = r->count;
+	qkdn_uuid *ids = qkdn_msg_alloc(&r->rsp, r->count * sizeof(*ids));
+	if (ids == NULL)
+		return QKDN_E_NOMEM;
+	qkdn_uuid_v7(ids, r->count);
+	for (uint32_t i = 0; i < r->count; i++) {
+		keys->v[i].id = ids[i];
+		keys->v[i].len = klen;
+		keys->v[i].bytes = kb + (size_t)i * klen;
+	}
+	return 0;
+}
+
+/* Encode the KEY_SYNC for batch and seal it with its tag over bytes (MAC
+ * key first, then each request's keys). */
+static int
+build_sync(struct km_kx_link *kl, struct km_keyreq *batch,
+           const struct qkdn_segment *segs, uint32_t nsegs,
+           const uint8_t *bytes, size_t total, struct qkdn_buf *out)
+{
+	struct qkdn_msg m = {.type = QKDN_KEY_SYNC};
+	struct qkdn_key_sync *ks = &m.u.key_sync;
+	uint32_t n = 0;
+	int rv = QKDN_E_NOMEM;
+	for (struct km_keyreq *r = batch; r != NULL; r = r->next)
+		n++;
+	memcpy(ks->link, kl->l->conf->id, sizeof(ks->link));
+	ks->segs.n = nsegs;
+	ks->segs.v = (struct qkdn_segment *)segs;
+	ks->reqs.n = n;
+	ks->reqs.v = qkdn_msg_alloc(&m, n * sizeof(*ks->reqs.v));
+	if (ks->reqs.v == NULL)
+		goto out;
+	n = 0;
+	for (struct km_keyreq *r = batch; r != NULL; r = r->next, n++) {
+		struct qkdn_sync_req *sr = &ks->reqs.v[n];
+		memcpy(sr->src_sae, r->src_sae, sizeof(sr->src_sae));
+		memcpy(sr->dst_sae, r->dst_sae, sizeof(sr->dst_sae));
+		sr->bits = r->bits;
+		sr->ids.n = r->count;
+		sr->ids.v = qkdn_msg_alloc(&m, r->count * sizeof(qkdn_uuid));
+		if (sr->ids.v == NULL)
+			goto out;
+		for (uint32_t i = 0; i < r->count; i++)
+			sr->ids.v[i] = r->rsp.u.key_rsp.keys.v[i].id;
+	}
+	rv = km_sync_seal(&m, bytes, total, out);
+out:
+	ks->segs.v = NULL;
+	qkdn_msg_clear(&m);
+	return rv;
+}
+
+/* Take the waiting requests that fit as one batch; requests the pool
+ * cannot serve fail at once. With the KM lock held. Returns the batch
+ * (NULL if none) and the pool bytes it needs (MAC key and keys). */
+static struct km_keyreq *
+collect_batch(struct km_kx_link *kl, uint64_t *bytes)
+{
+	struct km_pool *pool = &kl->l->pool;
+	uint64_t avail = km_pool_out_avail(pool);
+	uint64_t total = MAC_KEY_BYTES;
+	uint32_t nkeys = 0;
+	struct km_keyreq *batch = NULL, **tailp = &batch, *r;
+
+	/* one message names at most QKDN_SEGS_MAX segments of half blocks */
+	uint64_t cap = (uint64_t)(QKDN_SEGS_MAX - 2) * pool->half;
+	if (cap > MAX_BATCH_BYTES)
+		cap = MAX_BATCH_BYTES;
+	while ((r = kl->head) != NULL) {
+		uint64_t need = (uint64_t)r->count * (r->bits / 8);
+		if (batch != NULL &&
+		    (nkeys + r->count > MAX_BATCH_KEYS || total + need > cap))
+			break;
+		kl->head = r->next;
+		if (kl->head == NULL)
+			kl->tail = NULL;
+		r->next = NULL;
+		if (MAC_KEY_BYTES + need > cap) {
+			char why[128];
+			snprintf(why, sizeof(why),
+			         "link %s carries at most %llu bytes of key "
+			         "per request",
+			         kl->l->conf->id,
+			         (unsigned long long)(cap - MAC_KEY_BYTES));
+			fail_list(r, QKDN_E_TOO_LARGE, why);
+			continue;
+		}
+		if (total + need > avail) {
+			char why[128];
+			snprintf(why, sizeof(why),
+			         "link %s holds %llu bytes for this direction",
+			         kl->l->conf->id, (unsigned long long)avail);
+			fail_list(r, QKDN_E_INSUFFICIENT_KEY, why);
+			continue;
+		}
+		total += need;
+		nkeys += r->count;
+		*tailp = r;
+		tailp = &r->next;
+	}
+	*bytes = total;
+	return batch;
+}
+
+/* Take the batch's key from the pool, fill its replies and encode its
+ * KEY_SYNC_AUTH into sync; *last_blk is the last block it uses. With the
+ * KM lock held. On failure the batch is failed. */
+static int
+take_batch(struct km_kx_link *kl, struct km_keyreq *batch, uint64_t total,
+           struct qkdn_buf *sync, uint64_t *last_blk)
+{
+	struct qkdn_segment segs[QKDN_SEGS_MAX];
+	uint32_t nsegs = 0;
+	uint8_t *bytes = malloc(total);
+	int rv = QKDN_E_NOMEM;
+	if (bytes == NULL)
+		goto fail;
+	if ((rv = km_pool_take_out(&kl->l->pool, (uint32_t)total, segs,
+	                           QKDN_SEGS_MAX, &nsegs, bytes)) != 0)
+		goto fail;
+	*last_blk = segs[nsegs - 1].block_id;
+	uint64_t at = MAC_KEY_BYTES;
+	for (struct km_keyreq *r = batch; r != NULL; r = r->next) {
+		if ((rv = fill_reply(r, bytes + at)) != 0)
+			goto fail;
+		at += (uint64_t)r->count * (r->bits / 8);
+	}
+	if ((rv = build_sync(kl, batch, segs, nsegs, bytes, total, sync)) != 0)
+		goto fail;
+	sodium_memzero(bytes, total);
+	free(bytes);
+	return 0;
+fail:
+	if (bytes != NULL) {
+		sodium_memzero(bytes, total);
+		free(bytes);
+	}
+	fail_list(batch, rv, "could not take key from the link pool");
+	return rv;
+}
+
+/* The batch is over: hand out, retry or fail. With the KM lock held. */
+static void
+finish_batch(struct km_kx_link *kl, struct km_keyreq *batch, int rv,
+             uint64_t missing, uint64_t last_blk, const char *why)
+{
+	/* the peer lacks a block we hold, or has used positions we are
+	 * behind (it moved past its blocks after a power cut): missing names
+	 * the block to give up, through its end */
+	bool skip =
+	    rv == QKDN_E_BLOCK_MISSING || (rv == QKDN_E_REPLAY && missing != 0);
+	if (rv == 0 || rv == QKDN_E_AUTH_FAILED)
+		km_link_note_sync(kl->l, rv == 0);
+	if (rv == QKDN_E_AUTH_FAILED) {
+		/* the peer holds other bits than we do there (or the sync was
+		 * altered on the way): those blocks are no use to either end */
+		QLOG_WARN(SRC,
+		          "link %s: the peer could not authenticate a key "
+		          "sync; giving up the pool through block %llu",
+		          kl->l->conf->id, (unsigned long long)last_blk);
+		km_pool_skip_out_block(&kl->l->pool, last_blk);
+	}
+	if (!skip) {
+		while (batch != NULL) {
+			struct km_keyreq *r = batch;
+			batch = r->next;
+			r->next = NULL;
+			if (rv != 0)
+				qkdn_msg_clear(&r->rsp);
+			r->done(r, rv, why);
+		}
+		return;
+	}
+	if (rv == QKDN_E_BLOCK_MISSING)
+		QLOG_WARN(SRC, "peer lacks block %llu of link %s; skipping it",
+		          (unsigned long long)missing, kl->l->conf->id);
+	else
+		QLOG_WARN(SRC,
+		          "peer has used link %s through block %llu; skipping "
+		          "past it",
+		          kl->l->conf->id, (unsigned long long)missing);
+	km_pool_skip_out_block(&kl->l->pool, missing);
+	struct km_keyreq *retry = NULL, *last = NULL;
+	while (batch != NULL) {
+		struct km_keyreq *r = batch;
+		batch = r->next;
+		r->next = NULL;
+		qkdn_msg_clear(&r->rsp);
+		if (++r->retries > MAX_RETRIES) {
+			r->done(r, QKDN_E_INSUFFICIENT_KEY,
+			        rv == QKDN_E_BLOCK_MISSING
+			            ? "peer KM keeps missing key blocks"
+			            : "peer KM keeps refusing key positions");
+			continue;
+		}
+		if (last != NULL)
+			last->next = r;
+		else
+			retry = r;
+		last = r;
+	}
+	if (retry != NULL) {
+		last->next = kl->head;
+		kl->head = retry;
+		if (kl->tail == NULL)
+			kl->tail = last;
+	}
+}
+
+/* One KEY_SYNC round trip; the reply decides the batch's fate. */
+static int
+exchange(struct km_kx_link *kl, const struct qkdn_buf *sync, uint64_t *value,
+         char *why, size_t whylen)
+{
+	const char *peer = kl->km->net->nodes[kl->l->peer].id;
+	uint64_t deadline = qkdn_now_ms() + kl->km->node->kx_timeout_ms;
+	struct qkdn_decode_error err = {0};
+	struct qkdn_msg ack;
+	uint8_t *in = NULL;
+	size_t in_len = 0;
+	int rv;
+
+	/* a connection kept from before may have been closed by a peer
+	 * that restarted since: then one fresh connection is tried. Sending
+	 * the sync again is safe: a peer that stored it refuses the known
+	 * IDs as a replay. */
+	bool kept = kl->conn.fd >= 0;
+	for (;;) {
+		if (kl->conn.fd < 0 &&
+		    (rv = qkdn_sp_connect(
+		         &kl->conn, kl->km->net->nodes[kl->l->peer].kx_url,
+		         deadline)) != 0) {
+			kl->conn.fd = -1;
+			atomic_store(&kl->up, false);
+			snprintf(why, whylen, "peer KM %s unreachable", peer);
+			return rv == QKDN_E_TIMEOUT ? rv : QKDN_E_UNREACHABLE;
+		}
+		rv = qkdn_sp_call(&kl->conn, sync->data, sync->len, &in,
+		                  &in_len, QKDN_MSG_BYTES_MAX, deadline);
+		if (rv != QKDN_E_UNREACHABLE || !kept)
+			break;
+		qkdn_sp_close(&kl->conn);
+		kept = false;
+	}
+	if (rv != 0) {
+		qkdn_sp_close(&kl->conn);
+		atomic_store(&kl->up, false);
+		snprintf(why, whylen, "peer KM %s: %s", peer,
+		         rv == QKDN_E_TIMEOUT ? "no answer within the deadline"
+		                              : "connection lost");
+		return rv == QKDN_E_TIMEOUT ? rv : QKDN_E_UNREACHABLE;
+	}
+	atomic_store(&kl->up, true);
+	rv = qkdn_msg_decode(in, in_len, &ack, &err);
+	free(in); /* an acknowledgement: no key material */
+	if (rv != 0) {
+		snprintf(why, whylen, "bad reply from peer KM: %.200s",
+		         err.reason);
+		return QKDN_E_INTERNAL;
+	}
+	if (ack.type == QKDN_ERROR) {
+		snprintf(why, whylen, "peer KM refused: %.200s",
+		         ack.u.error.reason);
+		rv = -ack.u.error.code;
+	} else if (ack.type == QKDN_ACK) {
+		snprintf(why, whylen, "peer KM refused");
+		rv = ack.u.ack.result;
+		*value = ack.u.ack.value;
+	} else {
+		snprintf(why, whylen, "unexpected reply from peer KM");
+		rv = QKDN_E_INTERNAL;
+	}
+	qkdn_msg_clear(&ack);
+	return rv;
+}
+
+static void
+sender(void *arg)
+{
+	struct km_kx_link *kl = arg;
+	struct km *km = kl->km;
+	nng_mtx_lock(km->mtx);
+	while (!kl->stopping) {
+		if (kl->head == NULL) {
+			/* idle: keep a connection to the peer for status */
+			if (kl->conn.fd < 0) {
+				nng_mtx_unlock(km->mtx);
+				if (qkdn_sp_connect(
+				        &kl->conn,
+				        km->net->nodes[kl->l->peer].kx_url,
+				        qkdn_now_ms() + 200) != 0)
+					kl->conn.fd = -1;
+				atomic_store(&kl->up, kl->conn.fd >= 0);
+				nng_mtx_lock(km->mtx);
+			}
+			if (kl->head == NULL && !kl->stopping)
+				nng_cv_until(kl->cv, nng_clock() + 1000);
+			continue;
+		}
+		uint64_t total, last_blk = 0;
+		struct km_keyreq *batch = collect_batch(kl, &total);
+		if (batch == NULL)
+			continue;
+		struct km_pos lease;
+		if (km_pool_lease_wanted(&kl->l->pool, (uint32_t)total,
+		                         &lease)) {
+			/* sync the lease (an fsync) without the KM lock: only
+			 * this thread takes from this direction */
+			nng_mtx_unlock(km->mtx);
+			int lrv = km_pool_lease_write(&kl->l->pool, lease);
+			nng_mtx_lock(km->mtx);
+			if (lrv == 0)
+				km_pool_lease_set(&kl->l->pool, lease);
+		}
+		struct qkdn_buf sync = {0};
+		if (take_batch(kl, batch, total, &sync, &last_blk) != 0)
+			continue;
+		nng_mtx_unlock(km->mtx);
+		char why[QKDN_REASON_MAX] = "";
+		uint64_t value = 0;
+		int rv = exchange(kl, &sync, &value, why, sizeof(why));
+		qkdn_buf_free(&sync);
+		nng_mtx_lock(km->mtx);
+		finish_batch(kl, batch, rv, value, last_blk, why);
+	}
+	nng_mtx_unlock(km->mtx);
+}
+
+int
+km_kx_link_open(struct km *km, struct km_link *l)
+{
+	struct km_kx_link *kl = calloc(1, sizeof(*kl));
+	int rv;
+	if (kl == NULL)
+		return QKDN_E_NOMEM;
+	kl->km = km;
+	kl->l = l;
+	kl->conn.fd = -1;
+	if ((rv = nng_cv_alloc(&kl->cv, km->mtx)) != 0) {
+		free(kl);
+		return qkdn_err_from_nng(rv);
+	}
+	l->kx = kl;
+	if ((rv = nng_thread_create(&kl->thread, sender, kl)) != 0) {
+		l->kx = NULL;
+		nng_cv_free(kl->cv);
+		free(kl);
+		return qkdn_err_from_nng(rv);
+	}
+	return 0;
+}
+
+void
+km_kx_link_close(struct km *km, struct km_link *l)
+{
+	struct km_kx_link *kl = l->kx;
+	if (kl == NULL)
+		return;
+	nng_mtx_lock(km->mtx);
+	kl->stopping = true;
+	nng_cv_wake(kl->cv);
+	nng_mtx_unlock(km->mtx);
+	nng_thread_destroy(kl->thread); /* joins: a batch in flight ends */
+	nng_mtx_lock(km->mtx);
+	l->kx = NULL;
+	fail_list(kl->head, QKDN_E_SHUTDOWN, "KM is stopping");
+	nng_mtx_unlock(km->mtx);
+	qkdn_sp_close(&kl->conn);
+	nng_cv_free(kl->cv);
+	free(kl);
+}
+
+void
+km_kx_submit(struct km *km, struct km_link *l, struct km_keyreq *r)
+{
+	nng_mtx_lock(km->mtx);
+	struct km_kx_link *kl = l->kx;
+	r->next = NULL;
+	if (kl == NULL || kl->stopping) {
+		nng_mtx_unlock(km->mtx);
+		r->done(r, QKDN_E_SHUTDOWN, "KM is stopping");
+		return;
+	}
+	if (kl->tail != NULL)
+		kl->tail->next = r;
+	else
+		kl->head = r;
+	kl->tail = r;
+	nng_cv_wake1(kl->cv);
+	nng_mtx_unlock(km->mtx);
+}

@@ -1,0 +1,281 @@
+/* Kx server: a peer KM's KEY_SYNC_AUTH (Q.4160 I.1 step 2 at the
+ * destination KM). Decoded and checked (link, SAEs, sizes), the named pool
+ * bits read, the tag checked over the bytes that travelled and those bits,
+ * then the keys stored with the new in-mark in one transaction, and an
+ * acknowledgement sent. It runs on the server's workers: it reads the pool
+ * under the KM lock and commits to LMDB. */
+#include "kx.h"
+
+#include "node.h"
+#include "qkdn_clock.h"
+#include "qkdn_err.h"
+#include "qkdn_log.h"
+#include "qkdn_server.h"
+#include "sync.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SRC             "kx"
+#define SERVER_CONTEXTS 4
+#define SERVER_WORKERS  2
+#define BLOCK_WAIT_MS   10
+
+struct km_kx_server {
+	struct qkdn_server *srv;
+};
+
+/* Per context: when a sync waiting for its block gives up. */
+struct sync_slot {
+	uint64_t deadline_ms;
+};
+
+static void
+reply_ack(struct qkdn_server_req *w, int result, uint64_t value)
+{
+	struct qkdn_msg m = {.type = QKDN_ACK};
+	m.u.ack.result = result;
+	m.u.ack.value = value;
+	qkdn_server_reply(w, &m);
+}
+
+/* Who may appear in a sync from the peer across link l; *bytes gets the
+ * pool bits the sync names (MAC key and keys). */
+static int
+check_sync_saes(struct km *km, struct km_link *l,
+                const struct qkdn_key_sync *ks, uint64_t *bytes, char *why,
+                size_t whylen)
+{
+	const struct qkdn_net *net = km->net;
+	uint64_t total = KM_SYNC_MAC_KEY_BYTES, keys = 0;
+	for (uint32_t i = 0; i < ks->reqs.n; i++) {
+		const struct qkdn_sync_req *sr = &ks->reqs.v[i];
+		int src = qkdn_net_sae_index(net, sr->src_sae);
+		int dst = qkdn_net_sae_index(net, sr->dst_sae);
+		if (src < 0 || dst < 0 || net->saes[src].node != l->peer ||
+		    net->saes[dst].node != km->self) {
+			snprintf(why, whylen,
+			         "SAE %s -> %s is not served across link %s",
+			         sr->src_sae, sr->dst_sae, l->conf->id);
+			return QKDN_E_NOT_AUTHORISED;
+		}
+		if (sr->bits % 8 != 0) {
+			snprintf(why, whylen, "key size %u is not whole bytes",
+			         sr->bits);
+			return QKDN_E_RANGE;
+		}
+		keys += sr->ids.n;
+		total += (uint64_t)sr->ids.n * (sr->bits / 8);
+	}
+	if (keys > QKDN_KEYS_MAX) {
+		snprintf(why, whylen, "%llu keys in one sync, limit %u",
+		         (unsigned long long)keys, QKDN_KEYS_MAX);
+		return QKDN_E_TOO_LARGE;
+	}
+	*bytes = total;
+	return 0;
+}
+
+/* Store the keys of an authenticated sync; bytes = MAC key then keys. */
+static int
+store_sync(struct km *km, struct km_link *l, const struct qkdn_key_sync *ks,
+           const uint8_t *bytes)
+{
+	size_t n = 0, at = KM_SYNC_MAC_KEY_BYTES;
+	uint64_t expires = km_wall_ms() + (uint64_t)km->node->key_ttl_s * 1000;
+	for (uint32_t i = 0; i < ks->reqs.n; i++)
+		n += ks->reqs.v[i].ids.n;
+	struct km_key_record *recs = calloc(n, sizeof(*recs));
+	if (recs == NULL)
+		return QKDN_E_NOMEM;
+	n = 0;
+	for (uint32_t i = 0; i < ks->reqs.n; i++) {
+		const struct qkdn_sync_req *sr = &ks->reqs.v[i];
+		for (uint32_t k = 0; k < sr->ids.n; k++, n++) {
+			recs[n] = (struct km_key_record){.id = sr->ids.v[k],
+			                                 .src_sae = sr->src_sae,
+			                                 .dst_sae = sr->dst_sae,
+			                                 .expires_ms = expires,
+			                                 .len = sr->bits / 8,
+			                                 .bytes = bytes + at};
+			at += sr->bits / 8;
+		}
+	}
+	struct km_pos end = km_pool_segs_end(&ks->segs);
+	int rv = km_store_keys_put(km->st, recs, n, l->conf->id, &end);
+	free(recs);
+	return rv;
+}
+
+/* What the pool says about the sync's positions: 0 with the bits read,
+ * or a reason to retry later, to tell the peer where to skip to, or to
+ * refuse. With the KM lock held. */
+enum read_outcome { READ_OK, READ_WAIT, READ_SKIP, READ_FAIL };
+
+static enum read_outcome
+read_bits(struct km_link *l, const struct qkdn_key_sync *ks, uint8_t *bytes,
+          uint64_t total, uint64_t deadline_ms, int *rv, uint64_t *skip)
+{
+	uint32_t len = 0;
+	uint64_t missing = 0;
+	bool later = false;
+	*rv = km_pool_read_in(&l->pool, &ks->segs, bytes, (uint32_t)total, &len,
+	                      &missing, &later);
+	switch (*rv) {
+	case 0:
+		if (len == total)
+			return READ_OK;
+		*rv = QKDN_E_RANGE;
+		return READ_FAIL;
+	case QKDN_E_BLOCK_MISSING:
+		/* the emulator's copy for this end may still be on its way */
+		if (later && qkdn_now_ms() < deadline_ms)
+			return READ_WAIT;
+		/* older than anything held here: the peer may skip all of
+		 * that at once, not one block per round trip */
+		if (l->pool.n > 0 && missing < km_pool_oldest(&l->pool))
+			missing = km_pool_oldest(&l->pool) - 1;
+		*skip = missing;
+		return READ_SKIP;
+	case QKDN_E_REPLAY:
+		/* positions used here already: the peer restarted behind us,
+		 * or we moved past our blocks after a power cut. Naming the
+		 * last block used lets it catch up in one step. */
+		*skip = km_pool_in_used_through(&l->pool);
+		return *skip != 0 ? READ_SKIP : READ_FAIL;
+	default:
+		return READ_FAIL;
+	}
+}
+
+static void
+handle_sync(struct qkdn_server_req *w, struct qkdn_msg *req)
+{
+	struct km *km = qkdn_server_arg(w);
+	struct sync_slot *slot = qkdn_server_slot(w);
+	struct qkdn_decode_error err = {0};
+	struct qkdn_msg sync;
+	char why[QKDN_REASON_MAX];
+	uint64_t total = 0, skip = 0;
+	uint8_t *bytes = NULL;
+	int rv;
+
+	if (slot->deadline_ms == 0)
+		slot->deadline_ms = qkdn_now_ms() + km->node->kx_timeout_ms / 2;
+	if ((rv = km_sync_unwrap(&req->u.key_sync_auth, &sync, &err)) != 0) {
+		slot->deadline_ms = 0;
+		qkdn_server_error(w, rv, err.reason);
+		return;
+	}
+	const struct qkdn_key_sync *ks = &sync.u.key_sync;
+	struct km_link *l = km_link_named(km, ks->link);
+	if (l == NULL) {
+		snprintf(why, sizeof(why), "node %s has no link %s",
+		         km->node->id, ks->link);
+		rv = QKDN_E_BAD_REQUEST;
+		goto refuse;
+	}
+	if ((rv = check_sync_saes(km, l, ks, &total, why, sizeof(why))) != 0)
+		goto refuse;
+	if ((bytes = malloc(total)) == NULL) {
+		snprintf(why, sizeof(why), "out of memory");
+		rv = QKDN_E_NOMEM;
+		goto refuse;
+	}
+	/* the lock covers the pool only: the MAC and the store commit run
+	 * without it (syncs of one link come one at a time from its peer,
+	 * and a replay of the same IDs fails on the store) */
+	nng_mtx_lock(km->mtx);
+	enum read_outcome o =
+	    read_bits(l, ks, bytes, total, slot->deadline_ms, &rv, &skip);
+	nng_mtx_unlock(km->mtx);
+	if (o == READ_WAIT) {
+		free(bytes);
+		qkdn_msg_clear(&sync);
+		qkdn_server_retry(w, BLOCK_WAIT_MS);
+		return;
+	}
+	slot->deadline_ms = 0;
+	if (o == READ_SKIP) {
+		free(bytes);
+		QLOG_WARN(SRC, "link %s: %s (through block %llu)", l->conf->id,
+		          rv == QKDN_E_BLOCK_MISSING
+		              ? "the peer names a block missing here"
+		              : "the peer names positions used here",
+		          (unsigned long long)skip);
+		qkdn_msg_clear(&sync);
+		reply_ack(w, rv, skip);
+		return;
+	}
+	/* check the MAC before anything is consumed */
+	if (o == READ_OK &&
+	    (rv = km_sync_verify(&req->u.key_sync_auth, bytes, total)) != 0)
+		km_link_note_sync(l, false);
+	if (o == READ_OK && rv == 0 &&
+	    (rv = store_sync(km, l, ks, bytes)) == 0) {
+		nng_mtx_lock(km->mtx);
+		km_pool_advance_in(&l->pool, km_pool_segs_end(&ks->segs));
+		nng_mtx_unlock(km->mtx);
+		km_link_note_sync(l, true);
+	}
+	sodium_memzero(bytes, total);
+	free(bytes);
+	if (rv == 0) {
+		qkdn_msg_clear(&sync);
+		reply_ack(w, 0, 0);
+		return;
+	}
+	snprintf(why, sizeof(why), "key sync on link %s: %s", l->conf->id,
+	         rv == QKDN_E_AUTH_FAILED
+	             ? "authentication failed (forged, altered, or the two "
+	               "ends' pools differ)"
+	             : qkdn_strerror(rv));
+refuse:
+	slot->deadline_ms = 0;
+	qkdn_msg_clear(&sync);
+	qkdn_server_error(w, rv, why);
+}
+
+static const struct qkdn_handler handlers[] = {
+    {QKDN_KEY_SYNC_AUTH, handle_sync, true},
+};
+
+int
+km_kx_server_start(struct km *km, struct km_kx_server **out)
+{
+	struct km_kx_server *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return QKDN_E_NOMEM;
+	struct qkdn_server_config cfg = {
+	    .name = "Kx",
+	    .log_src = SRC,
+	    .refusal_level = QKDN_LOG_WARN,
+	    .url = km->node->kx_url,
+	    .contexts = SERVER_CONTEXTS,
+	    .workers = SERVER_WORKERS,
+	    .recv_max = QKDN_MSG_BYTES_MAX,
+	    .slot_size = sizeof(struct sync_slot),
+	    .handlers = handlers,
+	    .n_handlers = sizeof(handlers) / sizeof(handlers[0]),
+	    .arg = km,
+	    .errors = &km->kx_errors,
+	};
+	int rv = qkdn_server_start(&s->srv, &cfg);
+	if (rv != 0) {
+		free(s);
+		return rv;
+	}
+	*out = s;
+	return 0;
+}
+
+void
+km_kx_server_stop(struct km_kx_server *s)
+{
+	if (s == NULL)
+		return;
+	qkdn_server_stop(s->srv);
+	free(s);
+}
