@@ -20,8 +20,9 @@ libs=(-lmsgpackc)
 	-fno-sanitize-recover=undefined \
 	"$root/tests/fuzz/fuzz_decode.c" "${codec[@]}" "${libs[@]}" \
 	-o "$out/fuzz_decode"
-"$cc" "${cflags[@]}" "$root/tests/fuzz/gen_corpus.c" "${codec[@]}" \
-	"${libs[@]}" -o "$out/gen_corpus"
+"$cc" "${cflags[@]}" -I"$root/tests/common" "$root/tests/fuzz/gen_corpus.c" \
+	"$root/tests/common/samples.c" "${codec[@]}" "${libs[@]}" \
+	-o "$out/gen_corpus"
 
 mkdir -p "$out/corpus" "$out/artifacts"
 "$out/gen_corpus" "$out/corpus"

@@ -11,6 +11,7 @@
 
 #include "qkdn_err.h"
 #include "qkdn_msg.h"
+#include "samples.h"
 
 #include <msgpack.h>
 #include <stdbool.h>
@@ -19,377 +20,12 @@
 #include <string.h>
 #include <time.h>
 
-#define REQ_ID_BASE 0x0123456789abcdefULL
-
-/* ---- building sample messages ---- */
+/* ---- editing samples (tests/common/samples.c builds them) ---- */
 
 static void
 set_name(qkdn_name dst, const char *src)
 {
 	assert_int_equal(qkdn_name_set(dst, src), 0);
-}
-
-/* Distinct, deterministic UUIDs. */
-static qkdn_uuid
-uuid_n(unsigned n)
-{
-	qkdn_uuid u;
-	for (int i = 0; i < 16; i++)
-		u.b[i] = (uint8_t)(n * 31u + (unsigned)i * 7u + 1u);
-	return u;
-}
-
-static void
-fill_ids(struct qkdn_msg *m, struct qkdn_ids *ids, uint32_t n, unsigned seed)
-{
-	ids->v = qkdn_msg_alloc(m, n * sizeof(qkdn_uuid));
-	assert_non_null(ids->v);
-	ids->n = n;
-	for (uint32_t i = 0; i < n; i++)
-		ids->v[i] = uuid_n(seed + i);
-}
-
-static void
-fill_bytes(struct qkdn_msg *m, struct qkdn_bytes *b, uint32_t len,
-           unsigned seed)
-{
-	b->ptr = qkdn_msg_alloc(m, len);
-	assert_non_null(b->ptr);
-	b->len = len;
-	for (uint32_t i = 0; i < len; i++)
-		b->ptr[i] = (uint8_t)(seed + i * 13u);
-}
-
-/* n keys, the i-th of len + 8 * i bytes. */
-static void
-fill_keys(struct qkdn_msg *m, struct qkdn_keys *k, uint32_t n, uint32_t len,
-          unsigned seed)
-{
-	k->v = qkdn_msg_alloc(m, n * sizeof(struct qkdn_key));
-	assert_non_null(k->v);
-	k->n = n;
-	for (uint32_t i = 0; i < n; i++) {
-		struct qkdn_bytes b;
-		fill_bytes(m, &b, len + 8 * i, seed + i);
-		k->v[i].id = uuid_n(seed + 100 + i);
-		k->v[i].len = b.len;
-		k->v[i].bytes = b.ptr;
-	}
-}
-
-static void
-fill_route(struct qkdn_msg *m, struct qkdn_route *r, uint32_t n)
-{
-	r->v = qkdn_msg_alloc(m, n * sizeof(qkdn_name));
-	assert_non_null(r->v);
-	r->n = n;
-	for (uint32_t i = 0; i < n; i++)
-		snprintf(r->v[i], sizeof(r->v[i]), "node-%u-ü", i + 1);
-}
-
-static void
-fill_segs(struct qkdn_msg *m, struct qkdn_segments *sg, uint32_t n,
-          unsigned seed)
-{
-	sg->v = qkdn_msg_alloc(m, n * sizeof(struct qkdn_segment));
-	assert_non_null(sg->v);
-	sg->n = n;
-	for (uint32_t i = 0; i < n; i++) {
-		sg->v[i].block_id = 0xfedcba9876543210ULL + seed + i;
-		sg->v[i].offset = (4099 * i + 17) % QKDN_BLOCK_BYTES_MAX;
-		sg->v[i].len = 32 + (100 * i) % 1000;
-	}
-}
-
-static void
-fill_key_req(struct qkdn_msg *m)
-{
-	struct qkdn_key_req *p = &m->u.key_req;
-	set_name(p->sae, "sae-ålice");
-	set_name(p->dst_sae, "sae-bob.example");
-	p->bits = 256;
-	p->count = 7;
-}
-
-static void
-fill_key_rsp(struct qkdn_msg *m)
-{
-	fill_keys(m, &m->u.key_rsp.keys, 3, 32, 1);
-}
-
-static void
-fill_key_req_id(struct qkdn_msg *m)
-{
-	set_name(m->u.key_req_id.sae, "sae-bob");
-	fill_ids(m, &m->u.key_req_id.ids, 5, 3);
-}
-
-static void
-fill_session_create_req(struct qkdn_msg *m)
-{
-	struct qkdn_session_create_req *p = &m->u.session_create_req;
-	set_name(p->sae, "sae-a");
-	set_name(p->dst_sae, "sae-z");
-	set_name(p->src_node, "node-東京");
-	set_name(p->dst_node, "node-b");
-	p->bits = 512;
-}
-
-static void
-fill_session_create_notif(struct qkdn_msg *m)
-{
-	struct qkdn_session_create_notif *p = &m->u.session_create_notif;
-	p->session_id = uuid_n(5);
-	set_name(p->src_sae, "sae-src");
-	set_name(p->dst_sae, "sae-dst");
-	set_name(p->src_node, "node-1");
-	p->bits = 128;
-}
-
-static void
-fill_session_notif_rsp(struct qkdn_msg *m)
-{
-	m->u.session_notif_rsp.session_id = uuid_n(6);
-	m->u.session_notif_rsp.result = QKDN_E_NOT_AUTHORISED;
-}
-
-static void
-fill_session_create_rsp(struct qkdn_msg *m)
-{
-	m->u.session_create_rsp.session_id = uuid_n(7);
-	m->u.session_create_rsp.result = QKDN_E_NO_ROUTE;
-}
-
-static void
-fill_key_req_session(struct qkdn_msg *m)
-{
-	m->u.key_req_session.session_id = uuid_n(8);
-	set_name(m->u.key_req_session.sae, "sae-8");
-	m->u.key_req_session.count = 12;
-}
-
-static void
-fill_key_supply_notif(struct qkdn_msg *m)
-{
-	struct qkdn_key_supply_notif *p = &m->u.key_supply_notif;
-	p->session_id = uuid_n(9);
-	p->count = 4;
-	p->bits = 1024;
-	fill_ids(m, &p->ids, 4, 90);
-}
-
-static void
-fill_proactive_supply(struct qkdn_msg *m)
-{
-	m->u.proactive_supply.session_id = uuid_n(10);
-	fill_keys(m, &m->u.proactive_supply.keys, 4, 128, 10);
-}
-
-static void
-fill_proactive_supply_rsp(struct qkdn_msg *m)
-{
-	m->u.proactive_supply_rsp.session_id = uuid_n(11);
-	fill_ids(m, &m->u.proactive_supply_rsp.ids, 4, 110);
-}
-
-static void
-fill_key_supply_notif_rsp(struct qkdn_msg *m)
-{
-	struct qkdn_key_supply_notif_rsp *p = &m->u.key_supply_notif_rsp;
-	p->session_id = uuid_n(12);
-	p->result = QKDN_E_INSUFFICIENT_KEY;
-	fill_ids(m, &p->ids, 2, 120);
-}
-
-static void
-fill_key_req_session_rsp(struct qkdn_msg *m)
-{
-	m->u.key_req_session_rsp.session_id = uuid_n(13);
-	fill_keys(m, &m->u.key_req_session_rsp.keys, 2, 16, 13);
-}
-
-static void
-fill_next_hop_req(struct qkdn_msg *m)
-{
-	m->u.next_hop_req.relay_id = uuid_n(14);
-	set_name(m->u.next_hop_req.here, "node-here");
-	set_name(m->u.next_hop_req.dst_node, "node-there");
-}
-
-static void
-fill_next_hop_rsp(struct qkdn_msg *m)
-{
-	m->u.next_hop_rsp.relay_id = uuid_n(15);
-	m->u.next_hop_rsp.result = QKDN_E_UNREACHABLE;
-	set_name(m->u.next_hop_rsp.next_hop, "node-next");
-}
-
-static void
-fill_relay_done_notif(struct qkdn_msg *m)
-{
-	m->u.relay_done_notif.relay_id = uuid_n(16);
-	m->u.relay_done_notif.result = QKDN_E_BLOCK_MISSING;
-	fill_ids(m, &m->u.relay_done_notif.ids, 6, 160);
-}
-
-static void
-fill_relay_req_notif(struct qkdn_msg *m)
-{
-	struct qkdn_relay_req_notif *p = &m->u.relay_req_notif;
-	p->relay_id = uuid_n(17);
-	set_name(p->src_node, "node-src");
-	set_name(p->dst_node, "node-dst");
-	p->count = 9;
-	p->bits = 2048;
-}
-
-static void
-fill_relay_req(struct qkdn_msg *m)
-{
-	m->u.relay_req.relay_id = uuid_n(18);
-	fill_route(m, &m->u.relay_req.route, 5);
-}
-
-static void
-fill_key_relay(struct qkdn_msg *m)
-{
-	struct qkdn_key_relay *p = &m->u.key_relay;
-	p->relay_id = uuid_n(19);
-	fill_route(m, &p->route, 4);
-	p->hop = 2;
-	set_name(p->src_sae, "sae-from");
-	set_name(p->dst_sae, "sae-to");
-	set_name(p->link, "link-2-3");
-	fill_segs(m, &p->segs, 3, 19);
-	fill_ids(m, &p->ids, 3, 190);
-	fill_bytes(m, &p->ciphertext, 96, 19);
-	fill_bytes(m, &p->tag, 16, 191);
-}
-
-static void
-fill_relay_req_rsp(struct qkdn_msg *m)
-{
-	m->u.relay_req_rsp.relay_id = uuid_n(20);
-	m->u.relay_req_rsp.result = QKDN_E_TIMEOUT;
-}
-
-static void
-fill_reserve_req(struct qkdn_msg *m)
-{
-	struct qkdn_reserve_req *p = &m->u.reserve_req;
-	p->reservation_id = uuid_n(21);
-	set_name(p->dst_node, "node-21");
-	p->count = 3;
-	p->bits = 8192;
-}
-
-static void
-fill_reserve_rsp(struct qkdn_msg *m)
-{
-	m->u.reserve_rsp.reservation_id = uuid_n(22);
-	m->u.reserve_rsp.result = QKDN_E_INSUFFICIENT_KEY;
-	fill_ids(m, &m->u.reserve_rsp.ids, 3, 220);
-}
-
-static void
-fill_alloc_req(struct qkdn_msg *m)
-{
-	m->u.alloc_req.reservation_id = uuid_n(23);
-	set_name(m->u.alloc_req.dst_node, "node-23");
-}
-
-static void
-fill_alloc_rsp(struct qkdn_msg *m)
-{
-	m->u.alloc_rsp.reservation_id = uuid_n(24);
-	m->u.alloc_rsp.result = QKDN_E_ALREADY_SUPPLIED;
-}
-
-static void
-fill_error(struct qkdn_msg *m)
-{
-	m->u.error.code = -QKDN_E_UNKNOWN_KEY_ID;
-	snprintf(m->u.error.reason, sizeof(m->u.error.reason),
-	         "no key 00112233-… at node-ä");
-}
-
-static void
-fill_status_req(struct qkdn_msg *m)
-{
-	m->u.status_req.flags = 0; /* the only legal value */
-}
-
-static void
-fill_status_rsp(struct qkdn_msg *m)
-{
-	struct qkdn_status_rsp *p = &m->u.status_rsp;
-	set_name(p->node, "node-status");
-	p->keys_supplied = 1000000000000ULL;
-	p->keys_pending = 77;
-	p->errors = 5;
-	p->ak_errors = 3;
-	p->kx_errors = 2;
-	p->n_links = 3;
-	p->links = qkdn_msg_alloc(m, 3 * sizeof(*p->links));
-	assert_non_null(p->links);
-	for (uint32_t i = 0; i < 3; i++) {
-		struct qkdn_link_status *l = &p->links[i];
-		snprintf(l->link, sizeof(l->link), "link-%u", i);
-		snprintf(l->peer, sizeof(l->peer), "peer-%u", i);
-		l->out_bytes = 1000 + i;
-		l->in_bytes = (1ULL << 40) + i;
-		l->blocks = 30 + i;
-		l->up = i % 2;
-		l->out_of_sync = i == 1;
-		l->sync_failures = 40 + i;
-	}
-}
-
-static void
-fill_link_block(struct qkdn_msg *m)
-{
-	set_name(m->u.link_block.link, "link-a-b");
-	m->u.link_block.block_id = (1ULL << 40) | 5;
-	fill_bytes(m, &m->u.link_block.bytes, 4096, 103);
-}
-
-static void
-fill_key_sync(struct qkdn_msg *m)
-{
-	struct qkdn_key_sync *p = &m->u.key_sync;
-	set_name(p->link, "link-x");
-	fill_segs(m, &p->segs, 2, 104);
-	p->reqs.n = 3;
-	p->reqs.v = qkdn_msg_alloc(m, 3 * sizeof(struct qkdn_sync_req));
-	assert_non_null(p->reqs.v);
-	for (uint32_t i = 0; i < 3; i++) {
-		struct qkdn_sync_req *r = &p->reqs.v[i];
-		snprintf(r->src_sae, sizeof(r->src_sae), "sae-s%u", i);
-		snprintf(r->dst_sae, sizeof(r->dst_sae), "sae-d%u", i);
-		r->bits = 128 * (i + 1);
-		fill_ids(m, &r->ids, i + 1, 104 + 10 * i);
-	}
-}
-
-static void
-fill_key_sync_auth(struct qkdn_msg *m)
-{
-	fill_bytes(m, &m->u.key_sync_auth.sync, 300, 107);
-	fill_bytes(m, &m->u.key_sync_auth.tag, 16, 108);
-}
-
-static void
-fill_ack(struct qkdn_msg *m)
-{
-	m->u.ack.result = QKDN_E_BLOCK_MISSING;
-	m->u.ack.value = 0xdeadbeefcafeULL;
-}
-
-static void
-fill_link_ctl(struct qkdn_msg *m)
-{
-	set_name(m->u.link_ctl.link, "link-ctl");
-	m->u.link_ctl.action = QKDN_LINK_RESUME;
 }
 
 /* ---- comparing decoded with built ---- */
@@ -763,17 +399,16 @@ check_link_ctl(const struct qkdn_msg *x, const struct qkdn_msg *y)
 	SAME_INT(action);
 }
 
-/* ---- the sample table: one filler and one checker per type ---- */
+/* ---- the sample table: one checker per type ---- */
 
 struct sample {
 	uint32_t type;
-	void (*fill)(struct qkdn_msg *m);
 	void (*check)(const struct qkdn_msg *x, const struct qkdn_msg *y);
 };
 
 #define SAMPLE(t, f)                                                           \
 	{                                                                      \
-		t, fill_##f, check_##f                                         \
+		t, check_##f                                                   \
 	}
 static const struct sample samples[] = {
     SAMPLE(QKDN_KEY_REQ, key_req),
@@ -842,15 +477,14 @@ find_sample(uint32_t type)
 	return NULL;
 }
 
+/* The full sample of type (every field set). */
 static void
 build_sample(uint32_t type, struct qkdn_msg *m)
 {
-	const struct sample *s = find_sample(type);
-	assert_non_null(s);
-	memset(m, 0, sizeof(*m));
-	m->type = type;
-	m->req_id = REQ_ID_BASE ^ type;
-	s->fill(m);
+	int rv = sample_build(m, type, SAMPLE_FULL);
+	if (rv != 0)
+		fail_msg("no sample of type %u (%s): %s", type,
+		         qkdn_msg_type_name(type), qkdn_strerror(rv));
 }
 
 static void
@@ -1108,7 +742,8 @@ test_every_type_covered(void **state)
 		assert_non_null(qkdn_msg_type_name(t));
 		assert_non_null(find_sample(t));
 	}
-	/* any type the codec knows must have a sample here */
+	/* any type the codec knows must have a checker here and both samples
+	 * in tests/common/samples.c, and they must encode */
 	for (uint32_t t = 0; t < 100000; t++) {
 		if (qkdn_msg_type_name(t) == NULL)
 			continue;
@@ -1116,6 +751,19 @@ test_every_type_covered(void **state)
 		if (find_sample(t) == NULL)
 			fail_msg("type %u (%s) has no sample in this test", t,
 			         qkdn_msg_type_name(t));
+		for (int v = SAMPLE_MIN; v <= SAMPLE_FULL; v++) {
+			struct qkdn_msg m;
+			struct qkdn_buf b = {0};
+			int rv = sample_build(&m, t, (enum sample_variant)v);
+			if (rv != 0)
+				fail_msg("type %u (%s) has no %s sample: %s", t,
+				         qkdn_msg_type_name(t),
+				         v == SAMPLE_FULL ? "full" : "min",
+				         qkdn_strerror(rv));
+			encode_ok(&m, &b);
+			qkdn_buf_free(&b);
+			qkdn_msg_clear(&m);
+		}
 	}
 	assert_int_equal(named, N_SAMPLES);
 	assert_int_equal(N_SAMPLES, 24 + 8);
@@ -1228,10 +876,9 @@ test_round_trip_limits(void **state)
 	qkdn_msg_clear(&m);
 
 	/* 4096 IDs */
-	memset(&m, 0, sizeof(m));
-	m.type = QKDN_KEY_REQ_ID;
-	set_name(m.u.key_req_id.sae, "s");
-	fill_ids(&m, &m.u.key_req_id.ids, QKDN_KEYS_MAX, 7);
+	build_sample(QKDN_KEY_REQ_ID, &m);
+	assert_int_equal(sample_ids(&m, &m.u.key_req_id.ids, QKDN_KEYS_MAX, 7),
+	                 0);
 	encode_ok(&m, &b);
 	decode_ok(b.data, b.len, &d);
 	check_key_req_id(&m, &d);
@@ -1240,11 +887,10 @@ test_round_trip_limits(void **state)
 	qkdn_msg_clear(&m);
 
 	/* keys of 1 and 1024 bytes */
-	memset(&m, 0, sizeof(m));
-	m.type = QKDN_KEY_RSP;
-	fill_keys(&m, &m.u.key_rsp.keys, 2, 1, 1);
+	build_sample(QKDN_KEY_RSP, &m);
+	assert_int_equal(sample_keys(&m, &m.u.key_rsp.keys, 2, 1, 1), 0);
 	struct qkdn_bytes kb;
-	fill_bytes(&m, &kb, QKDN_KEY_BYTES_MAX, 2);
+	assert_int_equal(sample_bytes(&m, &kb, QKDN_KEY_BYTES_MAX, 2), 0);
 	m.u.key_rsp.keys.v[1].len = kb.len;
 	m.u.key_rsp.keys.v[1].bytes = kb.ptr;
 	encode_ok(&m, &b);
@@ -1259,17 +905,20 @@ test_round_trip_limits(void **state)
 	/* route of 32 nodes, hop 31, 1024 segments with the largest block id,
 	 * offset and length, tag of 64 bytes, a ciphertext of 4 MiB */
 	build_sample(QKDN_KEY_RELAY, &m);
-	fill_route(&m, &m.u.key_relay.route, QKDN_ROUTE_MAX);
+	assert_int_equal(sample_route(&m, &m.u.key_relay.route, QKDN_ROUTE_MAX),
+	                 0);
 	m.u.key_relay.hop = QKDN_ROUTE_MAX - 1;
-	fill_segs(&m, &m.u.key_relay.segs, QKDN_SEGS_MAX, 1);
+	assert_int_equal(sample_segs(&m, &m.u.key_relay.segs, QKDN_SEGS_MAX, 1),
+	                 0);
 	m.u.key_relay.segs.v[0].block_id = UINT64_MAX;
 	m.u.key_relay.segs.v[0].offset = QKDN_BLOCK_BYTES_MAX - 1;
 	m.u.key_relay.segs.v[1].offset = 0;
 	m.u.key_relay.segs.v[1].len = QKDN_BLOCK_BYTES_MAX;
 	m.u.key_relay.segs.v[2].len = 1;
-	fill_bytes(&m, &m.u.key_relay.tag, 64, 9);
-	fill_bytes(&m, &m.u.key_relay.ciphertext,
-	           QKDN_KEYS_MAX * QKDN_KEY_BYTES_MAX, 9);
+	assert_int_equal(sample_bytes(&m, &m.u.key_relay.tag, 64, 9), 0);
+	assert_int_equal(sample_bytes(&m, &m.u.key_relay.ciphertext,
+	                              QKDN_KEYS_MAX * QKDN_KEY_BYTES_MAX, 9),
+	                 0);
 	encode_ok(&m, &b);
 	decode_ok(b.data, b.len, &d);
 	check_key_relay(&m, &d);
@@ -1279,7 +928,9 @@ test_round_trip_limits(void **state)
 
 	/* a link block of 1 MiB */
 	build_sample(QKDN_LINK_BLOCK, &m);
-	fill_bytes(&m, &m.u.link_block.bytes, QKDN_BLOCK_BYTES_MAX, 3);
+	assert_int_equal(
+	    sample_bytes(&m, &m.u.link_block.bytes, QKDN_BLOCK_BYTES_MAX, 3),
+	    0);
 	encode_ok(&m, &b);
 	decode_ok(b.data, b.len, &d);
 	check_link_block(&m, &d);
@@ -1357,11 +1008,9 @@ test_optional_fields(void **state)
 	struct qkdn_msg m, d;
 	struct qkdn_buf b = {0};
 
-	memset(&m, 0, sizeof(m));
-	m.type = QKDN_SESSION_CREATE_REQ;
-	set_name(m.u.session_create_req.sae, "a");
-	set_name(m.u.session_create_req.dst_sae, "b");
-	m.u.session_create_req.bits = 256;
+	/* the smallest samples leave them out */
+	assert_int_equal(sample_build(&m, QKDN_SESSION_CREATE_REQ, SAMPLE_MIN),
+	                 0);
 	encode_ok(&m, &b);
 	assert_null(memmem(b.data, b.len, "snode", 5));
 	assert_null(memmem(b.data, b.len, "dnode", 5));
@@ -1370,24 +1019,25 @@ test_optional_fields(void **state)
 	assert_string_equal(d.u.session_create_req.src_node, "");
 	qkdn_msg_clear(&d);
 	qkdn_buf_free(&b);
+	qkdn_msg_clear(&m);
 
-	memset(&m, 0, sizeof(m));
-	m.type = QKDN_NEXT_HOP_RSP;
-	m.u.next_hop_rsp.result = QKDN_E_NO_ROUTE;
+	assert_int_equal(sample_build(&m, QKDN_NEXT_HOP_RSP, SAMPLE_MIN), 0);
 	encode_ok(&m, &b);
+	assert_null(memmem(b.data, b.len, "next", 4));
 	decode_ok(b.data, b.len, &d);
 	check_next_hop_rsp(&m, &d);
 	qkdn_msg_clear(&d);
 	qkdn_buf_free(&b);
+	qkdn_msg_clear(&m);
 
-	memset(&m, 0, sizeof(m));
-	m.type = QKDN_ERROR;
-	m.u.error.code = -QKDN_E_TIMEOUT;
+	assert_int_equal(sample_build(&m, QKDN_ERROR, SAMPLE_MIN), 0);
 	encode_ok(&m, &b);
+	assert_null(memmem(b.data, b.len, "why", 3));
 	decode_ok(b.data, b.len, &d);
 	check_error(&m, &d);
 	qkdn_msg_clear(&d);
 	qkdn_buf_free(&b);
+	qkdn_msg_clear(&m);
 
 	/* status request with an empty body, ack without a value */
 	struct pk p;
