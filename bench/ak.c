@@ -135,7 +135,7 @@ static int
 measure_status(struct bench_net *n, double seconds, struct bench_samples *s)
 {
 	struct qkdn_ak *a;
-	struct qkdn_msg st;
+	struct qkdn_ak_status st;
 	int rv = qkdn_ak_open(&a, n->conf->nodes[0].ak_url, "alice",
 	                      CALL_TIMEOUT_MS);
 	if (rv != 0)
@@ -146,7 +146,7 @@ measure_status(struct bench_net *n, double seconds, struct bench_samples *s)
 		if ((rv = qkdn_ak_status(a, &st)) != 0)
 			break;
 		uint64_t t1 = bench_now_ns();
-		qkdn_msg_clear(&st);
+		qkdn_ak_status_free(&st);
 		if (i >= 50 && bench_samples_add(s, t1 - t0) != 0)
 			rv = QKDN_E_NOMEM;
 		if (t1 >= end)
@@ -248,9 +248,9 @@ struct pairs_run {
 
 struct pair {
 	struct qkdn_ak *a, *b;
-	char dst[QKDN_NAME_MAX];
+	char dst[QKDN_AK_NAME_MAX];
 	struct qkdn_ak_key *ka, *kb;
-	qkdn_uuid *ids;
+	qkdn_key_id *ids;
 };
 
 static void
@@ -273,7 +273,7 @@ pair_setup(struct bench_worker *w)
 {
 	struct pairs_run *r = w->arg;
 	struct pair *p = calloc(1, sizeof(*p));
-	char src[QKDN_NAME_MAX];
+	char src[QKDN_AK_NAME_MAX];
 	if ((w->priv = p) == NULL)
 		return QKDN_E_NOMEM;
 	bench_net_sae(src, sizeof(src), 0, w->idx);

@@ -1,8 +1,11 @@
 /* qkdn-bench: benchmarks that print figures, never pass/fail. One
- * subcommand per file (ak.c, tls.c), listed in main.c's table; the helpers
- * they share are declared here (util.c, load.c, floor.c, net.c). */
+ * subcommand per file (ak.c, tls.c: its parts in tls_*.c, tls.h), listed
+ * in main.c's table; the helpers they share are declared here (util.c,
+ * load.c, floor.c, net.c). */
 #ifndef BENCH_H
 #define BENCH_H
+
+#include "qkdn_launch.h"
 
 #include <cjson/cJSON.h>
 #include <limits.h>
@@ -56,30 +59,11 @@ void bench_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "12 345 678": thousands separated by spaces, for counts and rates. */
 const char *bench_group(char buf[32], double v);
 
-/* ---- child processes ---- */
+/* ---- child processes (started through qkdn_launch.h) ---- */
 
-struct bench_proc {
-	const char *name; /* for messages */
-	pid_t pid;        /* 0 when not running */
-	char log[512];    /* its stdout and stderr */
-};
+/* SIGTERM, wait up to 5 s, then SIGKILL (noted); reaps them. */
+void bench_stop(struct qkdn_proc *v, size_t n);
 
-/* Start argv[0] (a path) with output to log; it gets SIGTERM if this
- * process dies. */
-int bench_spawn(struct bench_proc *p, const char *name, char *const argv[],
-                const char *log) __attribute__((warn_unused_result));
-/* Fork a child that runs fn(arg) and exits with its result. */
-int bench_fork(struct bench_proc *p, const char *name, int (*fn)(void *),
-               void *arg) __attribute__((warn_unused_result));
-bool bench_alive(struct bench_proc *p);
-/* SIGTERM, wait up to 5 s, then SIGKILL; always reaps. */
-void bench_stop(struct bench_proc *p);
-/* Print the last lines of the process's log to stderr. */
-void bench_log_tail(const struct bench_proc *p, int lines);
-
-/* The program name next to this executable, as a path. */
-int bench_find_program(const char *name, char *out, size_t len)
-    __attribute__((warn_unused_result));
 /* A TCP port on 127.0.0.1 that was free a moment ago, or -1. */
 int bench_free_port(void);
 /* rm -r dir. */
@@ -146,7 +130,7 @@ void bench_load_free(struct bench_load *l);
  * as the KM's Ak server does, on ipc://DIR/echo.ipc. Start it before this
  * process has any nng thread (the child must start clean). */
 struct bench_echo {
-	struct bench_proc proc;
+	struct qkdn_proc proc;
 	char url[600];
 };
 
@@ -204,8 +188,8 @@ struct bench_net {
 	int kx_port[2];
 	int pairs; /* SAE pairs in the network file; set before start */
 	struct qkdn_net *conf;
-	struct bench_proc procs[BENCH_N_PROCS]; /* BENCH_P_SELF unused */
-	struct qkdn_ak *probe[2];               /* status at A and at B */
+	struct qkdn_proc procs[BENCH_N_PROCS]; /* BENCH_P_SELF unused */
+	struct qkdn_ak *probe[2];              /* status at A and at B */
 	struct bench_echo echo; /* the floor's echo server, if started */
 	bool paused;
 };
@@ -215,7 +199,8 @@ void bench_net_sae(char *out, size_t len, int side, int pair);
 /* A fresh run directory under $TMPDIR and two free Kx ports. */
 int bench_net_dir(struct bench_net *n) __attribute__((warn_unused_result));
 /* Write the network file (a comment names who), start the emulator and
- * both KMs, and poll their status until they answer. */
+ * both KMs next to this executable (as children: they die with it), and
+ * poll their status until they answer. */
 int bench_net_start(struct bench_net *n, const char *who)
     __attribute__((warn_unused_result));
 /* Ak address of node 0 (A) or 1 (B). */

@@ -154,12 +154,12 @@ static int
 socketpair_p50(double seconds, double *p50)
 {
 	struct bench_samples s = {0};
-	struct bench_proc child;
+	struct qkdn_proc child = {.name = "socketpair echo"};
 	uint8_t buf[PAYLOAD] = {1};
 	int sv[2], rv = 0;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
 		return QKDN_E_IO;
-	if ((rv = bench_fork(&child, "socketpair echo", pong, &sv[1])) != 0)
+	if ((rv = qkdn_launch_fork(&child, pong, &sv[1])) != 0)
 		goto out;
 	close(sv[1]);
 	sv[1] = -1;
@@ -182,7 +182,7 @@ out:
 	close(sv[0]); /* the child reads EOF and exits */
 	if (sv[1] >= 0)
 		close(sv[1]);
-	bench_stop(&child);
+	bench_stop(&child, 1);
 	bench_samples_free(&s);
 	return rv;
 }
@@ -229,10 +229,9 @@ bench_stub_open(struct qkdn_ak **ak, const char *url)
 int
 bench_stub_once(struct qkdn_ak *ak)
 {
-	struct qkdn_msg st;
+	struct qkdn_ak_status st;
 	int rv = qkdn_ak_status(ak, &st);
-	if (rv == 0)
-		qkdn_msg_clear(&st);
+	qkdn_ak_status_free(&st);
 	return rv;
 }
 
@@ -473,11 +472,12 @@ bench_echo_start(struct bench_echo *e, const char *dir)
 	if (pipe(ready) != 0)
 		return QKDN_E_IO;
 	ea.ready_fd = ready[1];
-	rv = bench_fork(&e->proc, "echo server", echo_serve, &ea);
+	snprintf(e->proc.name, sizeof(e->proc.name), "echo server");
+	rv = qkdn_launch_fork(&e->proc, echo_serve, &ea);
 	close(ready[1]);
 	if (rv == 0 && read(ready[0], &c, 1) != 1) {
 		bench_note("the echo server did not start");
-		bench_stop(&e->proc);
+		bench_stop(&e->proc, 1);
 		rv = QKDN_E_IO;
 	}
 	close(ready[0]);
@@ -487,7 +487,7 @@ bench_echo_start(struct bench_echo *e, const char *dir)
 void
 bench_echo_stop(struct bench_echo *e)
 {
-	bench_stop(&e->proc);
+	bench_stop(&e->proc, 1);
 }
 
 int

@@ -114,96 +114,92 @@ sim_call(struct bench_net *n, const struct qkdn_msg *req, struct qkdn_msg *rsp,
 	return rv;
 }
 
-static int
-sim_status(struct bench_net *n, struct qkdn_msg *rsp)
-{
-	struct qkdn_msg req = {.type = QKDN_STATUS_REQ};
-	struct qkdn_decode_error err;
-	return sim_call(n, &req, rsp, &err);
-}
-
+/* Whether the emulator and both KMs still run; the log of one that ended
+ * is shown. */
 static bool
 all_alive(struct bench_net *n)
 {
-	for (int i = BENCH_P_KM_A; i < BENCH_N_PROCS; i++)
-		if (!bench_alive(&n->procs[i])) {
-			bench_log_tail(&n->procs[i], 20);
-			return false;
-		}
+	for (int i = BENCH_P_KM_A; i < BENCH_N_PROCS; i++) {
+		struct qkdn_proc *p = &n->procs[i];
+		char how[96];
+		if (qkdn_launch_alive(p))
+			continue;
+		qkdn_launch_describe(p, how, sizeof(how));
+		bench_note("%s %s", p->name, how);
+		qkdn_launch_log_tail(stderr, "qkdn-bench", n->dir, p, 20);
+		return false;
+	}
 	return true;
 }
 
+/* A status request through the Ak client (the KMs' probe while they
+ * start): its fresh connection sees a KM come up at once. */
+static int
+km_answers(void *ak)
+{
+	struct qkdn_ak_status st;
+	int rv = qkdn_ak_status(ak, &st);
+	qkdn_ak_status_free(&st);
+	return rv;
+}
+
+/* Start the emulator and both KMs and wait until each answers a status
+ * request. */
 static int
 start_procs(struct bench_net *n)
 {
-	static const char *const names[BENCH_N_PROCS] = {"", "KM A", "KM B",
-	                                                 "qkdn-qkdsim"};
-	char km[PATH_MAX], sim[PATH_MAX], log[PATH_MAX + 16];
-	int rv;
-	if (bench_find_program("qkdn-km", km, sizeof(km)) != 0 ||
-	    bench_find_program("qkdn-qkdsim", sim, sizeof(sim)) != 0) {
+	char km[PATH_MAX], sim[PATH_MAX], why[PATH_MAX + 128];
+	struct qkdn_launch_wait w[BENCH_N_PROCS - 1];
+	int rv = 0;
+	if (qkdn_launch_find_program("qkdn-km", false, km, sizeof(km)) != 0 ||
+	    qkdn_launch_find_program("qkdn-qkdsim", false, sim, sizeof(sim)) !=
+	        0) {
 		bench_note("qkdn-km and qkdn-qkdsim must sit next to "
 		           "qkdn-bench (make -C build qkdn-km qkdn-qkdsim)");
 		return QKDN_E_CONFIG;
 	}
 	char *sim_argv[] = {sim, "--config", n->cnf, NULL};
-	snprintf(log, sizeof(log), "%s/qkdsim.log", n->dir);
-	if ((rv = bench_spawn(&n->procs[BENCH_P_SIM], names[BENCH_P_SIM],
-	                      sim_argv, log)) != 0)
-		return rv;
-	for (int i = 0; i < 2; i++) {
+	snprintf(n->procs[BENCH_P_SIM].name, QKDN_PROC_NAME_MAX, "qkdsim");
+	rv = qkdn_launch_spawn(&n->procs[BENCH_P_SIM], n->dir, sim_argv,
+	                       QKDN_LAUNCH_CHILD, why, sizeof(why));
+	for (int i = 0; i < 2 && rv == 0; i++) {
 		char node[2] = {(char)('A' + i), '\0'};
 		char *km_argv[] = {km,       "--config", n->cnf,
 		                   "--node", node,       NULL};
-		snprintf(log, sizeof(log), "%s/%s.log", n->dir, node);
-		if ((rv = bench_spawn(&n->procs[BENCH_P_KM_A + i],
-		                      names[BENCH_P_KM_A + i], km_argv, log)) !=
-		    0)
-			return rv;
+		struct qkdn_proc *p = &n->procs[BENCH_P_KM_A + i];
+		snprintf(p->name, QKDN_PROC_NAME_MAX, "km-%s", node);
+		rv = qkdn_launch_spawn(p, n->dir, km_argv, QKDN_LAUNCH_CHILD,
+		                       why, sizeof(why));
 	}
-	return 0;
-}
-
-/* Poll status until the emulator and both KMs answer. */
-static int
-wait_ready(struct bench_net *n)
-{
-	uint64_t deadline = qkdn_now_ms() + START_DEADLINE_MS;
-	bool up[3] = {false, false, false};
-	int rv;
+	if (rv != 0) {
+		bench_note("%s", why);
+		return rv;
+	}
 	for (int i = 0; i < 2; i++) {
-		char sae[QKDN_NAME_MAX];
+		char sae[QKDN_AK_NAME_MAX];
 		bench_net_sae(sae, sizeof(sae), i, 0);
 		if ((rv = qkdn_ak_open(&n->probe[i], n->conf->nodes[i].ak_url,
-		                       sae, PROBE_TIMEOUT_MS)) != 0)
+		                       sae, PROBE_TIMEOUT_MS)) != 0) {
+			bench_note("%s", qkdn_ak_last_error());
 			return rv;
-	}
-	while (!(up[0] && up[1] && up[2])) {
-		struct qkdn_msg st;
-		if (!all_alive(n))
-			return QKDN_E_UNREACHABLE;
-		if (qkdn_now_ms() > deadline) {
-			bench_note("%s did not answer a status request within "
-			           "%d ms",
-			           !up[0]   ? "KM A"
-			           : !up[1] ? "KM B"
-			                    : "qkdsim",
-			           START_DEADLINE_MS);
-			return QKDN_E_TIMEOUT;
 		}
-		for (int i = 0; i < 2; i++)
-			if (!up[i] && qkdn_ak_status(n->probe[i], &st) == 0) {
-				up[i] = true;
-				qkdn_msg_clear(&st);
-			}
-		if (!up[2] && sim_status(n, &st) == 0) {
-			up[2] = true;
-			qkdn_msg_clear(&st);
-		}
-		if (!(up[0] && up[1] && up[2]))
-			bench_sleep_ms(20);
+		w[i] =
+		    (struct qkdn_launch_wait){.p = &n->procs[BENCH_P_KM_A + i],
+		                              .url = n->conf->nodes[i].ak_url,
+		                              .probe = km_answers,
+		                              .arg = n->probe[i]};
 	}
-	return 0;
+	w[2] = (struct qkdn_launch_wait){.p = &n->procs[BENCH_P_SIM],
+	                                 .url = n->conf->sim_url};
+	if ((rv = qkdn_launch_await(w, BENCH_N_PROCS - 1, START_DEADLINE_MS,
+	                            NULL, why, sizeof(why))) != 0) {
+		bench_note("%s", why);
+		for (int i = 0; i < BENCH_N_PROCS - 1; i++)
+			if (w[i].failed)
+				qkdn_launch_log_tail(stderr, "qkdn-bench",
+				                     n->dir, w[i].p, 20);
+	}
+	return rv;
 }
 
 int
@@ -220,9 +216,7 @@ bench_net_start(struct bench_net *n, const char *who)
 		bench_note("%s", err);
 		return rv;
 	}
-	if ((rv = start_procs(n)) != 0)
-		return rv;
-	return wait_ready(n);
+	return start_procs(n);
 }
 
 const char *
@@ -235,34 +229,31 @@ int
 bench_net_link_state(struct bench_net *n, uint64_t *out_a, uint64_t *in_b,
                      bool *up, uint64_t *pending_b)
 {
-	struct qkdn_msg st;
+	struct qkdn_ak_status st;
 	int rv;
 	if ((rv = qkdn_ak_status(n->probe[0], &st)) != 0)
 		return rv;
-	*out_a = st.u.status_rsp.n_links > 0
-	             ? st.u.status_rsp.links[0].out_bytes
-	             : 0;
-	*up = st.u.status_rsp.n_links > 0 && st.u.status_rsp.links[0].up;
-	qkdn_msg_clear(&st);
+	*out_a = st.n_links > 0 ? st.links[0].out_bytes : 0;
+	*up = st.n_links > 0 && st.links[0].up;
+	qkdn_ak_status_free(&st);
 	if ((rv = qkdn_ak_status(n->probe[1], &st)) != 0)
 		return rv;
-	*in_b =
-	    st.u.status_rsp.n_links > 0 ? st.u.status_rsp.links[0].in_bytes : 0;
+	*in_b = st.n_links > 0 ? st.links[0].in_bytes : 0;
 	if (pending_b != NULL)
-		*pending_b = st.u.status_rsp.keys_pending;
-	qkdn_msg_clear(&st);
+		*pending_b = st.pending;
+	qkdn_ak_status_free(&st);
 	return 0;
 }
 
 int
 bench_net_supplied(struct bench_net *n, int node, uint64_t *supplied)
 {
-	struct qkdn_msg st;
+	struct qkdn_ak_status st;
 	int rv = qkdn_ak_status(n->probe[node], &st);
 	if (rv != 0)
 		return rv;
-	*supplied = st.u.status_rsp.keys_supplied;
-	qkdn_msg_clear(&st);
+	*supplied = st.supplied;
+	qkdn_ak_status_free(&st);
 	return 0;
 }
 
@@ -344,9 +335,8 @@ bench_net_stop(struct bench_net *n)
 		n->probe[i] = NULL;
 	}
 	/* KMs first: the emulator only feeds them */
-	for (int i = BENCH_P_KM_A; i <= BENCH_P_KM_B; i++)
-		bench_stop(&n->procs[i]);
-	bench_stop(&n->procs[BENCH_P_SIM]);
+	bench_stop(&n->procs[BENCH_P_KM_A], 2);
+	bench_stop(&n->procs[BENCH_P_SIM], 1);
 }
 
 void
@@ -360,8 +350,9 @@ void
 bench_net_log_tails(const struct bench_net *n, int lines)
 {
 	for (int i = BENCH_P_KM_A; i < BENCH_N_PROCS; i++)
-		if (n->procs[i].name != NULL)
-			bench_log_tail(&n->procs[i], lines);
+		if (n->procs[i].name[0] != '\0')
+			qkdn_launch_log_tail(stderr, "qkdn-bench", n->dir,
+			                     &n->procs[i], lines);
 }
 
 /* ---- CPU accounting ---- */

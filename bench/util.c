@@ -5,7 +5,6 @@
 #include "qkdn_err.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -14,10 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -147,152 +144,14 @@ bench_group(char buf[32], double v)
 
 /* ---- child processes ---- */
 
-int
-bench_spawn(struct bench_proc *p, const char *name, char *const argv[],
-            const char *log)
-{
-	int fd, null_fd;
-	pid_t parent = getpid(), pid;
-	p->name = name;
-	p->pid = 0;
-	snprintf(p->log, sizeof(p->log), "%s", log);
-	fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || null_fd < 0) {
-		bench_note("cannot open %s: %s", log, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		if (null_fd >= 0)
-			close(null_fd);
-		return QKDN_E_IO;
-	}
-	fflush(NULL);
-	if ((pid = fork()) < 0) {
-		bench_note("fork: %s", strerror(errno));
-		close(fd);
-		close(null_fd);
-		return QKDN_E_IO;
-	}
-	if (pid == 0) {
-		/* only async-signal-safe calls until exec */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
-			_exit(127);
-		if (dup2(null_fd, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-			_exit(127);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(fd);
-	close(null_fd);
-	p->pid = pid;
-	return 0;
-}
-
-int
-bench_fork(struct bench_proc *p, const char *name, int (*fn)(void *), void *arg)
-{
-	pid_t parent = getpid(), pid;
-	p->name = name;
-	p->pid = 0;
-	p->log[0] = '\0';
-	fflush(NULL);
-	if ((pid = fork()) < 0) {
-		bench_note("fork: %s", strerror(errno));
-		return QKDN_E_IO;
-	}
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
-			_exit(127);
-		_exit(fn(arg));
-	}
-	p->pid = pid;
-	return 0;
-}
-
-bool
-bench_alive(struct bench_proc *p)
-{
-	int status;
-	if (p->pid <= 0)
-		return false;
-	if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
-		if (WIFEXITED(status))
-			bench_note("%s exited with status %d", p->name,
-			           WEXITSTATUS(status));
-		else if (WIFSIGNALED(status))
-			bench_note("%s killed by signal %d", p->name,
-			           WTERMSIG(status));
-		p->pid = 0;
-		return false;
-	}
-	return true;
-}
-
 void
-bench_stop(struct bench_proc *p)
+bench_stop(struct qkdn_proc *v, size_t n)
 {
-	int status;
-	if (p->pid <= 0)
-		return;
-	kill(p->pid, SIGTERM);
-	for (int waited = 0; waited < STOP_WAIT_MS; waited += 10) {
-		if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
-			p->pid = 0;
-			return;
-		}
-		bench_sleep_ms(10);
-	}
-	bench_note("%s did not stop within %d ms; killing it", p->name,
-	           STOP_WAIT_MS);
-	kill(p->pid, SIGKILL);
-	waitpid(p->pid, &status, 0);
-	p->pid = 0;
-}
-
-void
-bench_log_tail(const struct bench_proc *p, int lines)
-{
-	char buf[8192];
-	if (p->log[0] == '\0')
-		return;
-	int fd = open(p->log, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	off_t end = lseek(fd, 0, SEEK_END);
-	off_t start =
-	    end > (off_t)sizeof(buf) - 1 ? end - (off_t)sizeof(buf) + 1 : 0;
-	ssize_t n = pread(fd, buf, sizeof(buf) - 1, start);
-	close(fd);
-	if (n <= 0)
-		return;
-	buf[n] = '\0';
-	/* back over the last `lines` line ends, the final one excepted */
-	char *s = buf + n;
-	if (s > buf && s[-1] == '\n')
-		s--;
-	for (int seen = 0; s > buf; s--)
-		if (s[-1] == '\n' && ++seen == lines)
-			break;
-	fprintf(stderr, "---- last lines of %s (%s)\n%s", p->name, p->log, s);
-}
-
-int
-bench_find_program(const char *name, char *out, size_t len)
-{
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return QKDN_E_IO;
-	self[n] = '\0';
-	char *slash = strrchr(self, '/');
-	if (slash == NULL)
-		return QKDN_E_IO;
-	*slash = '\0';
-	if (snprintf(out, len, "%s/%s", self, name) >= (int)len)
-		return QKDN_E_TOO_LARGE;
-	return access(out, X_OK) == 0 ? 0 : QKDN_E_CONFIG;
+	qkdn_launch_stop(NULL, v, n, SIGTERM, STOP_WAIT_MS);
+	for (size_t i = 0; i < n; i++)
+		if (v[i].state == QKDN_PROC_KILLED)
+			bench_note("%s did not stop within %d ms; killed it",
+			           v[i].name, STOP_WAIT_MS);
 }
 
 int

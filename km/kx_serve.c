@@ -133,11 +133,9 @@ read_bits(struct km_link *l, const struct qkdn_key_sync *ks, uint8_t *bytes,
 		/* the emulator's copy for this end may still be on its way */
 		if (later && qkdn_now_ms() < deadline_ms)
 			return READ_WAIT;
-		/* older than anything held here: the peer may skip all of
-		 * that at once, not one block per round trip */
-		if (l->pool.n > 0 && missing < km_pool_oldest(&l->pool))
-			missing = km_pool_oldest(&l->pool) - 1;
-		*skip = missing;
+		/* the whole gap up to the next block held here: the peer
+		 * skips it at once, not one block per round trip */
+		*skip = km_pool_gap_end(&l->pool, missing);
 		return READ_SKIP;
 	case QKDN_E_REPLAY:
 		/* positions used here already: the peer restarted behind us,

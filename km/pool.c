@@ -336,15 +336,16 @@ km_pool_advance_in(struct km_pool *p, struct km_pos end)
 }
 
 uint64_t
-km_pool_in_used_through(const struct km_pool *p)
+km_pool_gap_end(const struct km_pool *p, uint64_t id)
 {
-	return p->in.off > 0 ? p->in.blk : p->in.blk - (p->in.blk > 0);
+	size_t i = id < UINT64_MAX ? lower_bound(p, id + 1) : p->n;
+	return i < p->n ? id_at(p, i) - 1 : id;
 }
 
 uint64_t
-km_pool_oldest(const struct km_pool *p)
+km_pool_in_used_through(const struct km_pool *p)
 {
-	return p->n > 0 ? id_at(p, 0) : 0;
+	return p->in.off > 0 ? p->in.blk : p->in.blk - (p->in.blk > 0);
 }
 
 int

@@ -5,10 +5,12 @@
  * blocking round trip per call. */
 #include "qkdn_ak.h"
 
-#include "qkdn_err.h"
 #include "qkdn_clock.h"
+#include "qkdn_err.h"
+#include "qkdn_msg.h"
 #include "qkdn_sp.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -17,6 +19,13 @@
 #include <unistd.h>
 
 #define POOL_MAX 16 /* idle connections kept */
+
+/* The public limits are the codec's, spelt in the API's own terms; the
+ * key ID is a UUID, so arrays of either have the same layout. */
+static_assert(QKDN_AK_NAME_MAX == QKDN_NAME_MAX, "name size");
+static_assert(QKDN_AK_KEY_BYTES_MAX == QKDN_KEY_BYTES_MAX, "key size");
+static_assert(QKDN_AK_KEYS_MAX == QKDN_KEYS_MAX, "keys per call");
+static_assert(sizeof(qkdn_key_id) == sizeof(qkdn_uuid), "key ID size");
 
 struct qkdn_ak {
 	struct qkdn_ak *next; /* in the fork registry */
@@ -216,10 +225,28 @@ call(struct qkdn_ak *ak, const struct qkdn_msg *req, struct qkdn_msg *rsp,
 	return 0;
 }
 
+void
+qkdn_key_id_format(const qkdn_key_id *id, char out[QKDN_KEY_ID_TEXT_LEN])
+{
+	qkdn_uuid u;
+	memcpy(u.b, id->b, sizeof(u.b));
+	qkdn_uuid_format(&u, out);
+}
+
+int
+qkdn_key_id_parse(const char *text, qkdn_key_id *out)
+{
+	qkdn_uuid u;
+	int rv = qkdn_uuid_parse(text, &u);
+	if (rv == 0)
+		memcpy(out->b, u.b, sizeof(out->b));
+	return rv;
+}
+
 /* Copy count keys out of a response, checking it is the one asked for. */
 static int
 take_keys(const struct qkdn_keys *keys, uint32_t count, uint32_t bytes,
-          const qkdn_uuid *ids, struct qkdn_ak_key *out)
+          const qkdn_key_id *ids, struct qkdn_ak_key *out)
 {
 	if (keys->n != count)
 		return fail(QKDN_E_BAD_REQUEST,
@@ -227,12 +254,13 @@ take_keys(const struct qkdn_keys *keys, uint32_t count, uint32_t bytes,
 	for (uint32_t i = 0; i < count; i++) {
 		const struct qkdn_key *k = &keys->v[i];
 		if ((bytes != 0 && k->len != bytes) ||
-		    (ids != NULL && memcmp(&k->id, &ids[i], 16) != 0)) {
+		    (ids != NULL &&
+		     memcmp(k->id.b, ids[i].b, sizeof(ids[i].b)) != 0)) {
 			qkdn_ak_keys_wipe(out, i);
 			return fail(QKDN_E_BAD_REQUEST,
 			            "KM returned keys other than asked for");
 		}
-		out[i].id = k->id;
+		memcpy(out[i].id.b, k->id.b, sizeof(out[i].id.b));
 		out[i].len = k->len;
 		memcpy(out[i].bytes, k->bytes, k->len);
 	}
@@ -263,18 +291,24 @@ qkdn_ak_get_keys(struct qkdn_ak *ak, const char *dst_sae, uint32_t bits,
 }
 
 int
-qkdn_ak_get_keys_by_id(struct qkdn_ak *ak, const qkdn_uuid *ids, uint32_t count,
-                       struct qkdn_ak_key *out)
+qkdn_ak_get_keys_by_id(struct qkdn_ak *ak, const qkdn_key_id *ids,
+                       uint32_t count, struct qkdn_ak_key *out)
 {
 	struct qkdn_msg req = {.type = QKDN_KEY_REQ_ID}, rsp;
+	qkdn_uuid *v;
 	int rv;
 	if (count == 0 || count > QKDN_KEYS_MAX)
 		return fail(QKDN_E_RANGE, "count must be 1..4096");
 	memcpy(req.u.key_req_id.sae, ak->sae, sizeof(ak->sae));
-	/* the IDs are only read by the encoder */
+	/* copied, not cast: the message's IDs are another type */
+	if ((v = qkdn_msg_alloc(&req, count * sizeof(*v))) == NULL)
+		return fail(QKDN_E_NOMEM, "room for the key IDs");
+	memcpy(v, ids, count * sizeof(*v));
 	req.u.key_req_id.ids.n = count;
-	req.u.key_req_id.ids.v = (qkdn_uuid *)ids;
-	if ((rv = call(ak, &req, &rsp, QKDN_KEY_RSP)) != 0)
+	req.u.key_req_id.ids.v = v;
+	rv = call(ak, &req, &rsp, QKDN_KEY_RSP);
+	qkdn_msg_clear(&req);
+	if (rv != 0)
 		return rv;
 	rv = take_keys(&rsp.u.key_rsp.keys, count, 0, ids, out);
 	qkdn_msg_clear(&rsp);
@@ -282,10 +316,47 @@ qkdn_ak_get_keys_by_id(struct qkdn_ak *ak, const qkdn_uuid *ids, uint32_t count,
 }
 
 int
-qkdn_ak_status(struct qkdn_ak *ak, struct qkdn_msg *out)
+qkdn_ak_status(struct qkdn_ak *ak, struct qkdn_ak_status *out)
 {
-	struct qkdn_msg req = {.type = QKDN_STATUS_REQ};
-	return call(ak, &req, out, QKDN_STATUS_RSP);
+	struct qkdn_msg req = {.type = QKDN_STATUS_REQ}, rsp;
+	const struct qkdn_status_rsp *s = &rsp.u.status_rsp;
+	int rv;
+	memset(out, 0, sizeof(*out));
+	if ((rv = call(ak, &req, &rsp, QKDN_STATUS_RSP)) != 0)
+		return rv;
+	if (s->n_links > 0 &&
+	    (out->links = calloc(s->n_links, sizeof(*out->links))) == NULL) {
+		qkdn_msg_clear(&rsp);
+		return fail(QKDN_E_NOMEM, "room for the links' status");
+	}
+	memcpy(out->node, s->node, sizeof(out->node));
+	out->supplied = s->keys_supplied;
+	out->pending = s->keys_pending;
+	out->errors = s->errors;
+	out->ak_errors = s->ak_errors;
+	out->kx_errors = s->kx_errors;
+	out->n_links = s->n_links;
+	for (uint32_t i = 0; i < s->n_links; i++) {
+		const struct qkdn_link_status *from = &s->links[i];
+		struct qkdn_ak_link_status *to = &out->links[i];
+		memcpy(to->link, from->link, sizeof(to->link));
+		memcpy(to->peer, from->peer, sizeof(to->peer));
+		to->out_bytes = from->out_bytes;
+		to->in_bytes = from->in_bytes;
+		to->blocks = from->blocks;
+		to->up = from->up != 0;
+		to->in_sync = from->out_of_sync == 0;
+		to->sync_failures = from->sync_failures;
+	}
+	qkdn_msg_clear(&rsp);
+	return 0;
+}
+
+void
+qkdn_ak_status_free(struct qkdn_ak_status *st)
+{
+	free(st->links);
+	memset(st, 0, sizeof(*st));
 }
 
 void

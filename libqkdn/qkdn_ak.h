@@ -8,21 +8,43 @@
  *
  * A handle may be used from several threads at once. Every call waits at
  * most the handle's timeout. Calls return 0 or a negative qkdn error code
- * (qkdn_err.h); qkdn_ak_last_error() then gives the reason. */
+ * (qkdn_err.h); qkdn_ak_last_error() then gives the reason.
+ *
+ * The types here are the application's, not the wire's: this header
+ * includes no message header, and libqkdn converts to and from the
+ * messages, so an application is not rebuilt when the wire changes. */
 #ifndef QKDN_AK_H
 #define QKDN_AK_H
 
-#include "qkdn_msg.h"
-
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#define QKDN_AK_NAME_MAX      64   /* SAE, node, link IDs: 1..63 bytes, NUL */
+#define QKDN_AK_KEY_BYTES_MAX 1024 /* one key: up to 8192 bits */
+#define QKDN_AK_KEYS_MAX      4096 /* keys or key IDs in one call */
+#define QKDN_KEY_ID_TEXT_LEN  37   /* 36 characters and the NUL */
+
 struct qkdn_ak;
 
+/* A key's ID (a UUID): what the source application tells the destination
+ * application (in TLS, the handshake carries it) so that it fetches the
+ * same key from its own KM. */
+typedef struct {
+	uint8_t b[16];
+} qkdn_key_id;
+
+/* The text form, "a496b2ee-408a-4077-8e6e-c1aeb7487741" (lowercase hex on
+ * output, either case on input). parse returns 0, or QKDN_E_BAD_REQUEST
+ * and leaves out alone. */
+void qkdn_key_id_format(const qkdn_key_id *id, char out[QKDN_KEY_ID_TEXT_LEN]);
+int qkdn_key_id_parse(const char *text, qkdn_key_id *out)
+    __attribute__((warn_unused_result));
+
 struct qkdn_ak_key {
-	qkdn_uuid id;
+	qkdn_key_id id;
 	uint32_t len; /* bytes */
-	uint8_t bytes[QKDN_KEY_BYTES_MAX];
+	uint8_t bytes[QKDN_AK_KEY_BYTES_MAX];
 };
 
 int qkdn_ak_open(struct qkdn_ak **out, const char *km_url, const char *sae,
@@ -36,13 +58,43 @@ int qkdn_ak_get_keys(struct qkdn_ak *ak, const char *dst_sae, uint32_t bits,
     __attribute__((warn_unused_result));
 
 /* Key request with ID: the keys for count IDs made for this SAE. */
-int qkdn_ak_get_keys_by_id(struct qkdn_ak *ak, const qkdn_uuid *ids,
+int qkdn_ak_get_keys_by_id(struct qkdn_ak *ak, const qkdn_key_id *ids,
                            uint32_t count, struct qkdn_ak_key *out)
     __attribute__((warn_unused_result));
 
-/* Status of the KM; the caller clears out with qkdn_msg_clear(). */
-int qkdn_ak_status(struct qkdn_ak *ak, struct qkdn_msg *out)
+/* A KM's state, as `qkdn status` shows it. */
+struct qkdn_ak_link_status {
+	char link[QKDN_AK_NAME_MAX];
+	char peer[QKDN_AK_NAME_MAX]; /* the node at the other end */
+	uint64_t out_bytes;          /* key left for keys this node starts */
+	uint64_t in_bytes;           /* key left for the peer's keys */
+	uint64_t blocks;             /* link key blocks held */
+	bool up;                     /* the peer KM answered lately */
+	bool in_sync;                /* the last key sync authenticated */
+	uint64_t sync_failures;      /* key syncs that failed authentication */
+};
+
+/* links is allocated for as many links as the KM reports, rather than
+ * being a fixed array: a fixed one would build the wire's limit on links
+ * into every caller's struct (and this ABI), and cost each status call
+ * some 10 KiB for a node that has one or two. */
+struct qkdn_ak_status {
+	char node[QKDN_AK_NAME_MAX];
+	uint64_t supplied;  /* key ends handed to applications */
+	uint64_t pending;   /* keys waiting for their destination */
+	uint64_t errors;    /* error replies sent: ak_errors + kx_errors */
+	uint64_t ak_errors; /* to applications */
+	uint64_t kx_errors; /* to peer KMs */
+	size_t n_links;
+	struct qkdn_ak_link_status *links;
+};
+
+/* Status of the KM into out (zeroed on failure); free it with
+ * qkdn_ak_status_free(). */
+int qkdn_ak_status(struct qkdn_ak *ak, struct qkdn_ak_status *out)
     __attribute__((warn_unused_result));
+/* Free what a status holds and zero it (safe on a zeroed one). */
+void qkdn_ak_status_free(struct qkdn_ak_status *st);
 
 /* Reason for the last failure of this thread's calls (never NULL). */
 const char *qkdn_ak_last_error(void);

@@ -134,7 +134,7 @@ kem_decapsulate_init(void *vk, void *vkey, const OSSL_PARAM params[])
 
 /* One fresh key shared with dst, from the cache or the KM. */
 static int
-server_key(struct qprov_ctx *ctx, const char *dst, qkdn_uuid *id,
+server_key(struct qprov_ctx *ctx, const char *dst, qkdn_key_id *id,
            uint8_t key[QPROV_KEY_LEN])
 {
 	struct qkdn_ak_key *keys = NULL;
@@ -186,7 +186,7 @@ kem_encapsulate(void *vk, unsigned char *out, size_t *outlen,
 	size_t ss_len = qprov_secret_len(k->hybrid);
 	size_t off = k->hybrid ? QPROV_X_LEN : 0;
 	EVP_PKEY *eph = NULL;
-	qkdn_uuid id;
+	qkdn_key_id id;
 	int ok = 0;
 
 	if (out == NULL) {
@@ -233,7 +233,7 @@ kem_decapsulate(void *vk, unsigned char *out, size_t *outlen,
 	size_t off = k->hybrid ? QPROV_X_LEN : 0;
 	struct qkdn_ak_key got;
 	struct qkdn_ak *ak;
-	qkdn_uuid id;
+	qkdn_key_id id;
 	int ok = 0, rv;
 
 	if (out == NULL) {

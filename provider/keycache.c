@@ -31,13 +31,13 @@
 #define TTL_MS 60000
 
 struct entry {
-	qkdn_uuid id;
+	qkdn_key_id id;
 	uint8_t key[QPROV_KEY_LEN];
 	uint64_t born_ms;
 };
 
 struct slot {
-	char dst[QKDN_NAME_MAX]; /* "" if free */
+	char dst[QKDN_AK_NAME_MAX]; /* "" if free */
 	uint64_t used_ms;
 	int fetching;    /* a thread is fetching a batch for dst */
 	size_t n;        /* entries e[0..n), oldest first */
@@ -223,7 +223,7 @@ find_or_make(struct qprov_cache *c, const char *dst)
 }
 
 int
-qprov_cache_take(struct qprov_cache *c, const char *dst, qkdn_uuid *id,
+qprov_cache_take(struct qprov_cache *c, const char *dst, qkdn_key_id *id,
                  uint8_t key[QPROV_KEY_LEN], int wait_ms)
 {
 	uint64_t now = qkdn_now_ms(), deadline = now + (uint64_t)wait_ms;
@@ -231,7 +231,7 @@ qprov_cache_take(struct qprov_cache *c, const char *dst, qkdn_uuid *id,
 	                         .tv_nsec = (long)(deadline % 1000) * 1000000};
 	struct slot *s;
 	int rv = QPROV_CACHE_FETCH;
-	if (strlen(dst) >= QKDN_NAME_MAX)
+	if (strlen(dst) >= QKDN_AK_NAME_MAX)
 		return QPROV_CACHE_FETCH;
 	pthread_mutex_lock(&c->mtx);
 	for (;;) {
@@ -269,7 +269,7 @@ qprov_cache_done(struct qprov_cache *c, const char *dst, int claimed,
 {
 	uint64_t now = qkdn_now_ms();
 	struct slot *s;
-	if (strlen(dst) >= QKDN_NAME_MAX)
+	if (strlen(dst) >= QKDN_AK_NAME_MAX)
 		return;
 	pthread_mutex_lock(&c->mtx);
 	refresh(c, now);

@@ -172,7 +172,7 @@ decode_share(struct qprov_key *key, const uint8_t *in, size_t len)
 {
 	size_t off = key->hybrid ? QPROV_X_LEN : 0;
 	if (len < off + 3 || in[off] != QPROV_SHARE_TAG || in[off + 1] == 0 ||
-	    in[off + 1] >= QKDN_NAME_MAX || len != off + 2 + in[off + 1] ||
+	    in[off + 1] >= QKDN_AK_NAME_MAX || len != off + 2 + in[off + 1] ||
 	    memchr(in + off + 2, 0, in[off + 1]) != NULL) {
 		QPROV_RAISE(key->ctx, QPROV_R_BAD_KEY_SHARE,
 		            "%s key share of %zu bytes is not %s0x01, length "

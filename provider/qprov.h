@@ -27,7 +27,7 @@
 #define QPROV_KEY_LEN   32 /* QKD key: 256 bits */
 #define QPROV_ID_LEN    16 /* key ID (UUID) */
 #define QPROV_X_LEN     32 /* X25519 public key and shared secret */
-#define QPROV_SHARE_MAX (2 + QKDN_NAME_MAX) /* 0x01 len SAE */
+#define QPROV_SHARE_MAX (2 + QKDN_AK_NAME_MAX) /* 0x01 len SAE */
 #define QPROV_SHARE_TAG 0x01
 
 /* Defaults of the configuration keys (docs/provider.md). */
@@ -67,13 +67,15 @@ struct qprov_ctx {
 
 	/* configuration, fixed after init */
 	char km[256];
-	char sae[QKDN_NAME_MAX];
+	char sae[QKDN_AK_NAME_MAX];
 	unsigned timeout_ms;
 	unsigned batch;
 	unsigned group_qkd, group_hyb;
 	char config_error[160]; /* first bad setting, "" if none */
 
-	struct qkdn_ak *ak; /* opened on first use, shared by threads */
+	/* opened at load (that contacts no KM) unless the configuration is
+	 * bad; shared by threads */
+	struct qkdn_ak *ak;
 	struct qprov_cache *cache;
 };
 
@@ -93,7 +95,8 @@ const OSSL_ITEM *qprov_reason_strings(void);
  * why and returns 0. Every group operation that makes or uses a key checks
  * it, so an unconfigured provider loads but its groups fail cleanly. */
 int qprov_check_config(const struct qprov_ctx *ctx);
-/* The shared Ak handle, opened on first use; NULL with an error raised. */
+/* The shared Ak handle once the configuration is checked; NULL with an
+ * error raised. */
 struct qkdn_ak *qprov_ak(struct qprov_ctx *ctx);
 
 /* groups.c: the TLS-GROUP capability */
@@ -112,7 +115,7 @@ struct qprov_key {
 	int hybrid;
 	int has_pub, has_priv;
 	uint8_t sae_len;
-	char sae[QKDN_NAME_MAX]; /* NUL-terminated */
+	char sae[QKDN_AK_NAME_MAX]; /* NUL-terminated */
 	uint8_t xpub[QPROV_X_LEN];
 	EVP_PKEY *xpriv; /* X25519 key pair (hybrid, has_priv), child ctx */
 };
@@ -145,7 +148,7 @@ int qprov_cache_new(struct qprov_cache **out, unsigned batch)
 void qprov_cache_free(struct qprov_cache *c);
 /* Take a key for dst. While another thread's fetch for dst is in flight,
  * wait for it up to wait_ms. */
-int qprov_cache_take(struct qprov_cache *c, const char *dst, qkdn_uuid *id,
+int qprov_cache_take(struct qprov_cache *c, const char *dst, qkdn_key_id *id,
                      uint8_t key[QPROV_KEY_LEN], int wait_ms);
 /* After a fetch (n keys to keep, 0 if it failed): keep what fits, end the
  * claim if claimed, wake the waiters. The caller wipes keys. */

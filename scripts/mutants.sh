@@ -38,8 +38,11 @@ done
 
 scratch=$(mktemp -d /tmp/qkdn-mutants.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
-# the tracked and new files as they are now, without build output
-git ls-files -co --exclude-standard -z | tar -c --null -T - | tar -x -C "$scratch"
+# the tracked and new files as they are now (files deleted but not yet
+# committed left out), without build output
+git ls-files -co --exclude-standard -z |
+	while IFS= read -r -d '' f; do [ ! -e "$f" ] || printf '%s\0' "$f"; done |
+	tar -c --null -T - | tar -x -C "$scratch"
 build="$scratch/build"
 cmake -S "$scratch" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 

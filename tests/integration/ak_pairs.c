@@ -121,7 +121,7 @@ main(int argc, char **argv)
 			nanosleep(&backoff, NULL);
 			continue;
 		}
-		qkdn_uuid ids[64];
+		qkdn_key_id ids[64];
 		for (unsigned i = 0; i < want; i++)
 			ids[i] = a[i].id;
 		rv = qkdn_ak_get_keys_by_id(dst, ids, want, b);
@@ -134,12 +134,12 @@ main(int argc, char **argv)
 			continue;
 		}
 		for (unsigned i = 0; i < want; i++) {
-			char idtext[37], fp[17];
+			char idtext[QKDN_KEY_ID_TEXT_LEN], fp[17];
 			if (a[i].len != o.bits / 8 || b[i].len != a[i].len ||
 			    sodium_memcmp(a[i].bytes, b[i].bytes, a[i].len) !=
 			        0)
 				mismatches++;
-			qkdn_uuid_format(&a[i].id, idtext);
+			qkdn_key_id_format(&a[i].id, idtext);
 			fingerprint(&a[i], fp);
 			fprintf(out, "%s %s\n", idtext, fp);
 		}

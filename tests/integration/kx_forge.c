@@ -1,7 +1,7 @@
 /* Plays a peer KM that does not hold the link's key: sends a running KM
- * KEY_SYNC_AUTHs over Kx whose KEY_SYNC names real pool positions but
- * whose tag is made without the pool's bits, and checks that each is refused as failing
- * authentication (QKDN_E_AUTH_FAILED) and that a replay of the same
+ * KEY_SYNC_AUTHs over Kx whose KEY_SYNC names real pool positions but whose
+ * tag is made without the pool's bits, and checks that each is refused as
+ * failing authentication (QKDN_E_AUTH_FAILED) and that a replay of the same
  * message is refused too.
  *
  *   kx_forge KX_URL LINK SRC_SAE DST_SAE

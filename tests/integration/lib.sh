@@ -102,6 +102,18 @@ net_up() {
 		{ cat "$TMP/up.out" >&2; fail "qkdn net up"; }
 }
 
+# restart_km [--kill] NODE [FILE]: stop the KM of NODE (SIGTERM; SIGKILL
+# with --kill, a crash) and start it again from FILE (default $CFG), with
+# this shell's environment, through `qkdn net restart`, which returns once
+# the new KM answers
+restart_km() {
+	local kill=()
+	[ "$1" != --kill ] || { kill=(--kill); shift; }
+	"$QKDN" net restart "$1" --config "${2:-$CFG}" --run-dir "$RUN" \
+		"${kill[@]}" >"$TMP/restart.out" 2>&1 ||
+		fail "km $1 did not come back: $(cat "$TMP/restart.out")"
+}
+
 AK_A() { echo "ipc://$RUN/A.ak"; }
 AK_B() { echo "ipc://$RUN/B.ak"; }
 

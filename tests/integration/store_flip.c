@@ -1,6 +1,7 @@
 /* Plays a faulty QKD module or a corrupted disk at one end of a link:
- * flips one bit in each half of the oldest key block that a stopped KM's
- * store holds for a link, so that the two ends' pools differ there.
+ * flips one key bit near the start of each half of the oldest key block
+ * that a stopped KM's store holds for a link, so that the two ends' pools
+ * differ there.
  *
  *   store_flip STORE_DIR LINK BLOCK_BYTES
  *
@@ -29,7 +30,7 @@ main(int argc, char **argv)
 	uint8_t *b = NULL;
 	uint32_t len = 0;
 	int rv;
-	if (argc != 4 || (len = (uint32_t)strtoul(argv[3], NULL, 10)) < 4 ||
+	if (argc != 4 || (len = (uint32_t)strtoul(argv[3], NULL, 10)) < 128 ||
 	    len > QKDN_BLOCK_BYTES_MAX) {
 		fprintf(stderr,
 		        "usage: store_flip STORE_DIR LINK BLOCK_BYTES\n");
@@ -50,8 +51,10 @@ main(int argc, char **argv)
 	if ((rv = km_store_block_get(st, argv[2], oldest, b, len)) != 0 ||
 	    (rv = km_store_block_delete(st, argv[2], oldest)) != 0)
 		goto out;
-	b[len / 4] ^= 0x01;     /* the first half's keys */
-	b[len / 2 + 1] ^= 0x80; /* the second half's */
+	/* near the start of each half (the part of the block each direction
+	 * uses first), past the 32-byte MAC key: a key bit */
+	b[40] ^= 0x01;
+	b[len / 2 + 40] ^= 0x80;
 	if ((rv = km_store_block_put(st, argv[2], oldest, b, len)) != 0)
 		goto out;
 	printf("%llu\n", (unsigned long long)oldest);

@@ -1,6 +1,7 @@
 # The qkdn CLI end to end: usage errors and exit statuses, bad network
-# files, net up / key get / status / link / net down against the real
-# daemons, and net up failing cleanly when a daemon never answers.
+# files, net up / key get / status / link / net restart / net down against
+# the real daemons, and net up and net restart failing cleanly when a
+# daemon never answers.
 # Written to run as tests/integration/test_cli.sh (QKDN_BIN, QKDN_SRC set by
 # ctest); by hand:
 #   QKDN_BIN=build QKDN_SRC=. bash tools/qkdn/test_cli.sh
@@ -29,6 +30,7 @@ expect 0 "$QKDN" help
 [ ! -s "$TMP/err" ] || fail "help wrote to stderr: $(cat "$TMP/err")"
 has "usage: qkdn COMMAND [ARGS] [OPTIONS]" "qkdn net up FILE [--run-dir DIR]" \
 	"qkdn net down [FILE] [--run-dir DIR]" \
+	"qkdn net restart NODE --config FILE [--run-dir DIR] [--kill]" \
 	"qkdn key get (--km ADDR | --config FILE [--run-dir DIR] [--node ID])" \
 	"--sae SAE (--to SAE [--bits N] [--count N]" \
 	"| --id UUID [--id UUID ...] | --ids-from FILE)" \
@@ -54,7 +56,7 @@ has "usage: qkdn status (--km ADDR | --config FILE [--run-dir DIR] --node ID)"
 expect 0 "$QKDN" help link
 has "qkdn link pause LINK" "qkdn link resume LINK"
 expect 0 "$QKDN" help net
-has "qkdn net up FILE" "qkdn net down [FILE]"
+has "qkdn net up FILE" "qkdn net down [FILE]" "qkdn net restart NODE"
 
 # usage errors: 2, with the usage on stderr and nothing on stdout
 expect 2 "$QKDN"
@@ -69,6 +71,9 @@ expect 2 "$QKDN" key get --km ipc:///nowhere --sae a --to b --bits 12
 expect 2 "$QKDN" key get --km ipc:///nowhere --sae a --to b --id x
 expect 2 "$QKDN" status --km ipc:///nowhere --sae a
 expect 2 "$QKDN" status --json --json --km ipc:///nowhere
+expect 2 "$QKDN" net restart --config "$TMP/none.cnf"
+expect 2 "$QKDN" net restart A --run-dir "$TMP/badrun"
+expect 2 "$QKDN" net restart A --config "$TMP/none.cnf" --kill --kill
 [ ! -s "$TMP/out" ] || fail "usage error wrote to stdout"
 
 # a bad network file: its FILE:LINE: reason, status 2, JSON error on --json
@@ -133,6 +138,40 @@ expect 2 "$QKDN" link resume X_Y --config "$CFG" --run-dir "$RUN"
 expect 0 "$QKDN" link resume A_B --sim "ipc://$RUN/sim.ctl" --json
 [ "$(jq -r .ok "$TMP/out")" = true ] || fail "resume: $(cat "$TMP/out")"
 
+# net restart: SIGKILL (a crash), then the KM again, answering as soon as
+# the command returns
+old=$(cat "$RUN/km-B.pid")
+expect 0 "$QKDN" net restart B --config "$CFG" --run-dir "$RUN" --kill
+new=$(cat "$RUN/km-B.pid")
+[ "$new" != "$old" ] || fail "km-B kept pid $old"
+has "killed km-B (pid $old)" "started km-B (pid $new)" \
+	"B ak=ipc://$RUN/B.ak kx=tcp://"
+# gone, or a zombie its new parent has not reaped yet
+state=$(sed -n 's/^[0-9]* (.*) \(.\) .*/\1/p' "/proc/$old/stat" 2>/dev/null) || true
+[ -z "$state" ] || [ "$state" = Z ] || fail "the old km-B ($old) still runs"
+expect 0 "$QKDN" status --km "$(AK_B)" --timeout 1000 --json
+[ "$(jq -r .node "$TMP/out")" = B ] || fail "status after restart"
+# SIGTERM, from a file of its own, with the caller's environment; JSON
+cp "$CFG" "$TMP/net-b.cnf"
+old=$new
+expect 0 env QKDN_CLI_TEST=restart "$QKDN" net restart B \
+	--config "$TMP/net-b.cnf" --run-dir "$RUN" --json
+new=$(cat "$RUN/km-B.pid")
+[ "$(jq -r '.stopped[0].name + " " + .stopped[0].signal' "$TMP/out")" = \
+	"km-B TERM" ] || fail "restart JSON: $(cat "$TMP/out")"
+[ "$(jq '.stopped[0].pid' "$TMP/out") $(jq '.node.pid' "$TMP/out")" = \
+	"$old $new" ] || fail "restart JSON pids: $(cat "$TMP/out")"
+[ "$(jq -r '.node.id + " " + .node.ak' "$TMP/out")" = "B ipc://$RUN/B.ak" ] ||
+	fail "restart JSON node: $(cat "$TMP/out")"
+tr '\0' '\n' <"/proc/$new/cmdline" | grep -qx "$TMP/net-b.cnf" ||
+	fail "km-B does not read $TMP/net-b.cnf"
+tr '\0' '\n' <"/proc/$new/environ" | grep -qx QKDN_CLI_TEST=restart ||
+	fail "km-B did not get the caller's environment"
+expect 2 "$QKDN" net restart C --config "$CFG" --run-dir "$RUN"
+grep -q "has no node 'C'" "$TMP/err" || fail "restart C: $(cat "$TMP/err")"
+expect 0 "$QKDN" key get --km "$(AK_A)" --sae alice --to bob
+expect 0 "$QKDN" key get --km "$(AK_B)" --sae bob --id "$(cut -d' ' -f1 "$TMP/out")"
+
 # net down
 expect 0 "$QKDN" net down --run-dir "$RUN" --json
 [ "$(jq '.stopped | length' "$TMP/out")" = 3 ] ||
@@ -154,6 +193,17 @@ grep -q "^qkdn: timeout: .*km-A" "$TMP/err" || fail "timeout: $(cat "$TMP/err")"
 grep -q "fake km --config" "$TMP/err" || fail "no log tail: $(cat "$TMP/err")"
 ! ls "$RUN"/*.pid >/dev/null 2>&1 || fail "pid files left after failure"
 [ "$(wc -l <"$TMP/fake/pids")" = 2 ] || fail "fake KMs did not start"
+while read -r pid; do
+	! kill -0 "$pid" 2>/dev/null || fail "fake KM $pid left running"
+done <"$TMP/fake/pids"
+# and net restart the same, for the one KM (none ran: it is just started)
+expect 1 "$TMP/fake/qkdn" net restart A --config "$CFG" --run-dir "$RUN" \
+	--timeout 500
+grep -q "^qkdn: timeout: .*km-A (ipc://$RUN/A.ak): no answer within 500 ms; km-A stopped" \
+	"$TMP/err" || fail "restart timeout: $(cat "$TMP/err")"
+grep -q "fake km --config" "$TMP/err" || fail "no log tail: $(cat "$TMP/err")"
+! ls "$RUN"/*.pid >/dev/null 2>&1 || fail "pid file left after failure"
+[ "$(wc -l <"$TMP/fake/pids")" = 3 ] || fail "fake KM did not start"
 while read -r pid; do
 	! kill -0 "$pid" 2>/dev/null || fail "fake KM $pid left running"
 done <"$TMP/fake/pids"

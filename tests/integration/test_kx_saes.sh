@@ -14,14 +14,7 @@ printf '\n[eve]\nnode = A\n\n[carol]\nnode = B\n' >>"$CFG"
 sed -i 's/^saes = .*/&, eve/' "$CFG_B"
 printf '\n[eve]\nnode = B\n' >>"$CFG_B"
 net_up
-# KM B again, reading its own file
-pid=$(cat "$RUN/km-B.pid")
-kill -TERM "$pid"
-wait_for 10 bash -c "! kill -0 $pid 2>/dev/null" || fail "KM B did not stop"
-setsid "$BIN/qkdn-km" --config "$CFG_B" --node B --run-dir "$RUN" \
-	>>"$RUN/km-B.log" 2>&1 </dev/null &
-echo $! >"$RUN/km-B.pid"
-wait_for 10 "$QKDN" status --km "$(AK_B)" || fail "KM B did not come back"
+restart_km B "$CFG_B" # KM B again, reading its own file
 wait_for 10 has_out_bytes A 40000 || fail "pool of A never filled"
 
 status() { "$QKDN" status --km "ipc://$RUN/$1.ak" --json; }

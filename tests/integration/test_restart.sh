@@ -9,19 +9,6 @@ write_net 16000000
 net_up
 wait_for 10 has_out_bytes A 40000 || fail "pool of A never filled"
 
-restart_km() { # NODE: kill -9 and start again like `qkdn net up` does
-	local pidfile="$RUN/km-$1.pid"
-	kill -9 "$(cat "$pidfile")"
-	# wait until the old process is gone before reusing its sockets
-	wait_for 5 bash -c "! kill -0 $(cat "$pidfile") 2>/dev/null" ||
-		fail "km $1 survived SIGKILL"
-	setsid "$BIN/qkdn-km" --config "$CFG" --node "$1" --run-dir "$RUN" \
-		>>"$RUN/km-$1.log" 2>&1 </dev/null &
-	echo $! >"$pidfile"
-	wait_for 10 "$QKDN" status --km "ipc://$RUN/$1.ak" ||
-		fail "km $1 did not come back"
-}
-
 lines() { { cat "$TMP"/p.* 2>/dev/null || true; } | wc -l; }
 enough_lines() { [ "$(lines)" -ge "$1" ]; }
 
@@ -37,7 +24,7 @@ for victim in B A; do
 	done
 	before=$(lines)
 	wait_for 30 enough_lines $((before + 100)) || fail "clients made no progress"
-	restart_km "$victim"
+	restart_km --kill "$victim"
 	wait "$pid1" || fail "client 1 ($victim): $(cat "$TMP/r.$round.1")"
 	wait "$pid2" || fail "client 2 ($victim): $(cat "$TMP/r.$round.2")"
 	for c in 1 2; do

@@ -21,21 +21,6 @@ boot_id_is() {
 		fail "km $1 (pid $pid) runs without QKDN_TEST_BOOT_ID=$2"
 }
 
-# restart_km NODE: SIGKILL, then start it again as `qkdn net up` does
-# (same command line and environment)
-restart_km() {
-	local pidfile="$RUN/km-$1.pid" pid
-	pid=$(cat "$pidfile")
-	kill -9 "$pid"
-	wait_for 5 bash -c "! kill -0 $pid 2>/dev/null" ||
-		fail "km $1 survived SIGKILL"
-	setsid "$BIN/qkdn-km" --config "$CFG" --node "$1" --run-dir "$RUN" \
-		>>"$RUN/km-$1.log" 2>&1 </dev/null &
-	echo $! >"$pidfile"
-	wait_for 10 "$QKDN" status --km "ipc://$RUN/$1.ak" ||
-		fail "km $1 did not come back"
-}
-
 key_line() { sed -n "${1}p" "$TMP/keys"; } # "ID KEY" of key number $1
 key_id() { key_line "$1" | cut -d' ' -f1; }
 
@@ -83,7 +68,7 @@ expect_status B 1 $((N - 1)) 0
 # keys are there, the fetched ones stay supplied
 fetch 2
 expect_status B 2 $((N - 2)) 0
-restart_km B
+restart_km --kill B
 boot_id_is B boot-2
 expect_status B 0 $((N - 2)) 0
 refused 2 already_supplied
@@ -94,7 +79,7 @@ expect_status B 1 $((N - 3)) 2
 # 3. SIGKILL, restart after a reboot (power cut): nothing waits any more,
 # nothing can be fetched, waiting or supplied before
 export QKDN_TEST_BOOT_ID=boot-3
-restart_km B
+restart_km --kill B
 boot_id_is B boot-3
 expect_status B 0 0 0
 for i in $(seq 1 "$N"); do

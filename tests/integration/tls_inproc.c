@@ -127,13 +127,13 @@ static long
 supplied(const char *km)
 {
 	struct qkdn_ak *ak;
-	struct qkdn_msg m;
+	struct qkdn_ak_status st;
 	long n;
 	CHECK(qkdn_ak_open(&ak, km, "tls-inproc", 3000) == 0 &&
-	          qkdn_ak_status(ak, &m) == 0,
+	          qkdn_ak_status(ak, &st) == 0,
 	      "status of %s: %s", km, qkdn_ak_last_error());
-	n = (long)m.u.status_rsp.keys_supplied;
-	qkdn_msg_clear(&m);
+	n = (long)st.supplied;
+	qkdn_ak_status_free(&st);
 	qkdn_ak_close(ak);
 	return n;
 }

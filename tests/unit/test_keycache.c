@@ -107,7 +107,7 @@ static void
 fill_at(struct qprov_cache *c, const char *dst, const struct qkdn_ak_key *k,
         size_t n, const char *file, int line)
 {
-	qkdn_uuid id;
+	qkdn_key_id id;
 	uint8_t key[QPROV_KEY_LEN];
 	int rv = qprov_cache_take(c, dst, &id, key, 0);
 	expect_at(rv == QPROV_CACHE_CLAIMED,
@@ -126,7 +126,7 @@ fill_at(struct qprov_cache *c, const char *dst, const struct qkdn_ak_key *k,
 static void
 miss_at(struct qprov_cache *c, const char *dst, const char *file, int line)
 {
-	qkdn_uuid id, id0;
+	qkdn_key_id id, id0;
 	uint8_t key[QPROV_KEY_LEN], key0[QPROV_KEY_LEN];
 	int rv;
 	memset(&id0, 0xA5, sizeof(id0));
@@ -154,7 +154,7 @@ static void
 hit_at(struct qprov_cache *c, const char *dst, const struct qkdn_ak_key *k,
        const char *what, const char *file, int line)
 {
-	qkdn_uuid id;
+	qkdn_key_id id;
 	uint8_t key[QPROV_KEY_LEN];
 	size_t left;
 	int rv = qprov_cache_take(c, dst, &id, key, 0);
@@ -334,7 +334,7 @@ test_evict_wipes(void **state)
 	vs->used_ms = now - 2 * SLOTS;
 
 	/* the 65th destination: its claim evicts the victim at once */
-	qkdn_uuid id;
+	qkdn_key_id id;
 	uint8_t key[QPROV_KEY_LEN];
 	int rv = qprov_cache_take(c, "newcomer", &id, key, 0);
 	expect_at(rv == QPROV_CACHE_CLAIMED,
@@ -382,7 +382,7 @@ enum {
 static int
 child_check(struct qprov_cache *c, const struct qkdn_ak_key *k, size_t n)
 {
-	qkdn_uuid id;
+	qkdn_key_id id;
 	uint8_t key[QPROV_KEY_LEN];
 	int rv;
 	/* before any cache call: the atfork child handler wiped */

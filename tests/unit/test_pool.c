@@ -571,6 +571,25 @@ test_skip_out_block(void **state)
 	assert_from_half(s, n, out, true);
 }
 
+/* What a receiver names to a sender that used a block it lacks: the whole
+ * gap up to the next block it holds, so one round trip skips it all. */
+static void
+test_gap_end(void **state)
+{
+	struct fx *f = *state;
+	init_pools(f, BIG);
+	assert_int_equal(km_pool_gap_end(&f->b, 7), 7); /* nothing held */
+	for (uint64_t id = 10; id <= 11; id++)
+		add(&f->b, id);
+	for (uint64_t id = 15; id <= 16; id++)
+		add(&f->b, id);
+	assert_int_equal(km_pool_gap_end(&f->b, 5), 9);   /* before all */
+	assert_int_equal(km_pool_gap_end(&f->b, 12), 14); /* in a gap */
+	assert_int_equal(km_pool_gap_end(&f->b, 14), 14);
+	assert_int_equal(km_pool_gap_end(&f->b, 17), 17); /* after all */
+	assert_int_equal(km_pool_gap_end(&f->b, UINT64_MAX), UINT64_MAX);
+}
+
 static void
 collect_id(void *arg, uint64_t id)
 {
@@ -702,6 +721,7 @@ main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_skip_out_block, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_gap_end, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_gc, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cap_and_add, setup, teardown),
 	};

@@ -1,7 +1,8 @@
 /* qkdn operator CLI: what the command files share. main.c holds the command
  * and option tables; each command lives in its own file; out.c prints text
- * or JSON and errors; addr.c finds daemons' addresses; proc.c starts and
- * stops daemons. docs/cli.md is the user's reference. */
+ * or JSON and errors; addr.c finds daemons' addresses. Daemons are started
+ * and stopped through the launcher (qkdn_launch.h). docs/cli.md is the
+ * user's reference. */
 #ifndef QKDN_CLI_H
 #define QKDN_CLI_H
 
@@ -11,7 +12,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 /* Exit statuses. */
 enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
@@ -34,6 +34,7 @@ enum cli_opt_bit {
 	OPT_SIM = 1u << 11,
 	OPT_CONFIG = 1u << 12,
 	OPT_NODE = 1u << 13,
+	OPT_KILL = 1u << 14,
 };
 #define OPT_COMMON (OPT_JSON | OPT_TIMEOUT | OPT_HELP)
 
@@ -46,7 +47,7 @@ struct cli_list {
 
 struct cli_args {
 	unsigned seen; /* OPT_* bits given */
-	bool json, help;
+	bool json, help, kill;
 	uint32_t timeout_ms; /* 0: the command's default */
 	uint32_t bits, count;
 	const char *run_dir, *km, *sae, *to, *ids_from, *sim, *config, *node;
@@ -70,6 +71,7 @@ struct cli_cmd {
 /* Commands (one file each). */
 int cli_net_up(const struct cli_cmd *cmd, struct cli_args *a);
 int cli_net_down(const struct cli_cmd *cmd, struct cli_args *a);
+int cli_net_restart(const struct cli_cmd *cmd, struct cli_args *a);
 int cli_key_get(const struct cli_cmd *cmd, struct cli_args *a);
 int cli_status(const struct cli_cmd *cmd, struct cli_args *a);
 int cli_link(const struct cli_cmd *cmd, struct cli_args *a);
@@ -109,47 +111,5 @@ int cli_sim_url(const struct cli_cmd *cmd, const struct cli_args *a, char *url,
 int cli_call(const struct cli_args *a, const char *url,
              const struct qkdn_msg *req, struct qkdn_msg *rsp,
              uint32_t want_type);
-
-/* proc.c: daemons of a run directory. */
-struct cli_proc {
-	char name[QKDN_NAME_MAX + 8]; /* "qkdsim" or "km-<node>" */
-	pid_t pid;
-	off_t log_start; /* log size before this start: the tail begins here */
-	int state;       /* enum cli_proc_state */
-	int status;      /* wait status when state is PROC_EXITED */
-};
-
-enum cli_proc_state {
-	PROC_RUNNING = 0,
-	PROC_EXITED,  /* found dead (status known if we reaped it) */
-	PROC_TERM,    /* stopped by SIGTERM */
-	PROC_KILLED,  /* needed SIGKILL */
-	PROC_STUCK,   /* still alive after SIGKILL, or not ours to signal */
-	PROC_STALE,   /* pid file named no live process, or no valid pid */
-	PROC_FOREIGN, /* pid file named a live process that is not one of
-	                 this run dir's daemons (pid reused): not signalled */
-};
-
-/* Find a sibling program: next to this executable, else on PATH. */
-int cli_find_program(const char *name, char *out, size_t len);
-/* Make dir (and missing parents) with mode 0700 and canonicalise it. */
-int cli_make_run_dir(const char *dir, char *abs, size_t len, char *why,
-                     size_t whylen);
-/* Start argv[0] detached, logging to dir/<p->name>.log; writes the pid
- * file dir/<p->name>.pid. Returns 0 or a qkdn error with why filled. */
-int cli_spawn(const char *dir, struct cli_proc *p, char *const argv[],
-              char *why, size_t whylen);
-/* Whether p is still running; otherwise sets state PROC_EXITED. */
-bool cli_proc_alive(struct cli_proc *p);
-/* Describe how p ended ("exited with status 1", ...). */
-void cli_proc_describe(const struct cli_proc *p, char *out, size_t len);
-/* Daemons named by dir's pid files, sorted by name; stale ones are marked
- * PROC_STALE or PROC_FOREIGN. *out is malloc'd. Returns 0 or a qkdn error. */
-int cli_read_pid_files(const char *dir, struct cli_proc **out, size_t *n);
-/* SIGTERM all running ones, SIGKILL what is left after grace_ms; sets each
- * state, and removes the pid files of those gone. */
-void cli_stop(const char *dir, struct cli_proc *v, size_t n, int grace_ms);
-/* Print the last lines p wrote to its log on stderr. */
-void cli_log_tail(const char *dir, const struct cli_proc *p);
 
 #endif

@@ -14,21 +14,21 @@
 #include <string.h>
 
 #define DEFAULT_BITS 256
-#define HEX_MAX      (2 * QKDN_KEY_BYTES_MAX + 1)
+#define HEX_MAX      (2 * QKDN_AK_KEY_BYTES_MAX + 1)
 
 static char stdout_buf[BUFSIZ];
 
 struct id_list {
-	qkdn_uuid *v;
+	qkdn_key_id *v;
 	size_t n, cap;
 };
 
 static int
-add_id(struct id_list *l, const qkdn_uuid *id)
+add_id(struct id_list *l, const qkdn_key_id *id)
 {
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 64;
-		qkdn_uuid *v = realloc(l->v, cap * sizeof(*v));
+		qkdn_key_id *v = realloc(l->v, cap * sizeof(*v));
 		if (v == NULL)
 			return QKDN_E_NOMEM;
 		l->v = v;
@@ -52,7 +52,7 @@ read_ids_file(const struct cli_cmd *cmd, const char *path, struct id_list *l)
 		                 strerror(errno));
 	while (rv == 0 && getline(&line, &cap, f) >= 0) {
 		char *s = line, *e;
-		qkdn_uuid id;
+		qkdn_key_id id;
 		lineno++;
 		while (isspace((unsigned char)*s))
 			s++;
@@ -61,7 +61,7 @@ read_ids_file(const struct cli_cmd *cmd, const char *path, struct id_list *l)
 		for (e = s; *e != '\0' && !isspace((unsigned char)*e); e++)
 			;
 		*e = '\0';
-		if (qkdn_uuid_parse(s, &id) != 0)
+		if (qkdn_key_id_parse(s, &id) != 0)
 			rv = cli_usage(cmd, "%s:%zu: '%s' is not a key ID",
 			               path, lineno, s);
 		else if (add_id(l, &id) != 0)
@@ -82,8 +82,8 @@ collect_ids(const struct cli_cmd *cmd, const struct cli_args *a,
             struct id_list *l)
 {
 	for (size_t i = 0; i < a->ids.n; i++) {
-		qkdn_uuid id;
-		if (qkdn_uuid_parse(a->ids.v[i], &id) != 0)
+		qkdn_key_id id;
+		if (qkdn_key_id_parse(a->ids.v[i], &id) != 0)
 			return cli_usage(cmd, "--id: '%s' is not a key ID",
 			                 a->ids.v[i]);
 		if (add_id(l, &id) != 0)
@@ -120,10 +120,10 @@ static int
 put_keys(const struct cli_args *a, cJSON *arr, const struct qkdn_ak_key *k,
          size_t n)
 {
-	char id[37], hex[HEX_MAX];
+	char id[QKDN_KEY_ID_TEXT_LEN], hex[HEX_MAX];
 	int rv = 0;
 	for (size_t i = 0; i < n && rv == 0; i++) {
-		qkdn_uuid_format(&k[i].id, id);
+		qkdn_key_id_format(&k[i].id, id);
 		sodium_bin2hex(hex, sizeof(hex), k[i].bytes, k[i].len);
 		if (!a->json) {
 			printf("%s %s\n", id, hex);
@@ -141,7 +141,7 @@ put_keys(const struct cli_args *a, cJSON *arr, const struct qkdn_ak_key *k,
 	return rv;
 }
 
-/* Ask in batches of at most QKDN_KEYS_MAX; keys of batches already
+/* Ask in batches of at most QKDN_AK_KEYS_MAX; keys of batches already
  * supplied are output even if a later one fails, since the KM will not
  * supply them again. *from_km tells whether a failure is the KM's (its
  * reason in qkdn_ak_last_error()) or ours (out of memory). */
@@ -149,7 +149,7 @@ static int
 fetch(const struct cli_args *a, struct qkdn_ak *ak, const struct id_list *ids,
       size_t total, cJSON *arr, size_t *done, bool *from_km)
 {
-	size_t batch = total < QKDN_KEYS_MAX ? total : QKDN_KEYS_MAX;
+	size_t batch = total < QKDN_AK_KEYS_MAX ? total : QKDN_AK_KEYS_MAX;
 	struct qkdn_ak_key *keys = sodium_malloc(batch * sizeof(*keys));
 	int rv = 0;
 	*from_km = false;

@@ -3,6 +3,7 @@
  * link.c. */
 #include "cli.h"
 
+#include "qkdn_ak.h"
 #include "qkdn_err.h"
 
 #include <errno.h>
@@ -34,6 +35,16 @@ static const struct cli_cmd commands[] = {
      .max_args = 1,
      .usage = "net down [FILE] [--run-dir DIR]",
      .summary = "stop the daemons started in a run directory"},
+    {.group = "net",
+     .name = "restart",
+     .run = cli_net_restart,
+     .opts = OPT_CONFIG | OPT_RUN_DIR | OPT_KILL,
+     .min_args = 1,
+     .max_args = 1,
+     .arg_name = "NODE",
+     .usage = "net restart NODE --config FILE [--run-dir DIR] [--kill]",
+     .summary = "stop the KM of a node (SIGKILL with --kill, a crash) and "
+                "start it again from FILE"},
     {.group = "key",
      .name = "get",
      .run = cli_key_get,
@@ -100,13 +111,15 @@ static const struct cli_opt options[] = {
     {"km", OPT_KM, ARG_STR, ARGS_AT(km), 0, 0, 0},
     {"sae", OPT_SAE, ARG_STR, ARGS_AT(sae), 0, 0, 0},
     {"to", OPT_TO, ARG_STR, ARGS_AT(to), 0, 0, 0},
-    {"bits", OPT_BITS, ARG_UINT, ARGS_AT(bits), 8, QKDN_KEY_BYTES_MAX * 8, 8},
+    {"bits", OPT_BITS, ARG_UINT, ARGS_AT(bits), 8, QKDN_AK_KEY_BYTES_MAX * 8,
+     8},
     {"count", OPT_COUNT, ARG_UINT, ARGS_AT(count), 1, UINT32_MAX, 1},
     {"id", OPT_ID, ARG_LIST, ARGS_AT(ids), 0, 0, 0},
     {"ids-from", OPT_IDS_FROM, ARG_STR, ARGS_AT(ids_from), 0, 0, 0},
     {"sim", OPT_SIM, ARG_STR, ARGS_AT(sim), 0, 0, 0},
     {"config", OPT_CONFIG, ARG_STR, ARGS_AT(config), 0, 0, 0},
     {"node", OPT_NODE, ARG_STR, ARGS_AT(node), 0, 0, 0},
+    {"kill", OPT_KILL, ARG_FLAG, ARGS_AT(kill), 0, 0, 0},
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -127,10 +140,11 @@ print_usage(FILE *f)
 	        "\noptions of every command:\n"
 	        "  --json        print one JSON document on stdout\n"
 	        "  --timeout MS  deadline of each request (default 5000; for "
-	        "net up\n"
-	        "                the start-up deadline, default 15000; for net "
-	        "down\n"
-	        "                the grace before SIGKILL, default 10000)\n"
+	        "net up and\n"
+	        "                net restart the start-up deadline, default "
+	        "15000; for\n"
+	        "                net down the grace before SIGKILL, default "
+	        "10000)\n"
 	        "  -h, --help    show usage\n"
 	        "\nADDR is an nng URL: ipc:///path or tcp://host:port.\n"
 	        "exit status: 0 success, 1 the operation failed, 2 usage "

@@ -1,9 +1,10 @@
-/* net up / net down: a whole local network (emulator plus one KM per node)
- * as detached daemons of one run directory. */
+/* net up / net down / net restart: a whole local network (emulator plus one
+ * KM per node), or one KM of it, as detached daemons of one run directory,
+ * started, awaited and stopped through the launcher (qkdn_launch.h). */
 #include "cli.h"
 
 #include "qkdn_err.h"
-#include "qkdn_rpc.h"
+#include "qkdn_launch.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -11,12 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define UP_TIMEOUT_MS 15000
 #define DOWN_GRACE_MS 10000
-#define PROBE_MS      200 /* one status call while waiting */
-#define PROBE_MIN_MS  20  /* least time between two calls to one daemon */
+#define TAIL_LINES    20
 
 static const char SIM_NAME[] = "qkdsim";
 
@@ -40,130 +39,49 @@ catch_signals(void)
 	sigaction(SIGHUP, &sa, NULL);
 }
 
-/* A daemon being waited for, and the address it must answer on. */
-struct waiter {
-	struct cli_proc *p;
-	const char *url;
-	nng_socket sock;
-	bool dialled, ready;
-};
+/* "a (pid 1), b (pid 2)": those of v in state, into list. */
+static void
+name_list(const struct qkdn_proc *v, size_t n, int state, char *list,
+          size_t len)
+{
+	size_t at = 0;
+	list[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].state != state || at >= len)
+			continue;
+		int k = snprintf(list + at, len - at, "%s%s (pid %ld)",
+		                 at > 0 ? ", " : "", v[i].name, (long)v[i].pid);
+		at += k > 0 ? (size_t)k : 0;
+	}
+}
+
+static cJSON *
+node_json(const struct qkdn_net_node *node, pid_t pid)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "id", node->id);
+	cJSON_AddStringToObject(o, "ak", node->ak_url);
+	cJSON_AddStringToObject(o, "kx", node->kx_url);
+	cJSON_AddNumberToObject(o, "pid", pid);
+	return o;
+}
 
 static void
-nap_until(uint64_t t)
+node_text(const struct qkdn_net_node *node)
 {
-	uint64_t now = qkdn_now_ms();
-	if (now >= t)
-		return;
-	struct timespec ts = {.tv_sec = (time_t)((t - now) / 1000),
-	                      .tv_nsec = (long)((t - now) % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
-/* One status call; 0 once the daemon answers. */
-static int
-probe_once(struct waiter *w, uint64_t deadline)
-{
-	struct qkdn_msg req = {.type = QKDN_STATUS_REQ}, rsp;
-	struct qkdn_decode_error err;
-	uint64_t start = qkdn_now_ms();
-	uint64_t left = deadline > start ? deadline - start : 0;
-	if (left == 0)
-		return QKDN_E_TIMEOUT;
-	int rv = qkdn_rpc_call(w->sock, &req, &rsp,
-	                       (int)(left < PROBE_MS ? left : PROBE_MS), &err);
-	if (rv == 0) {
-		qkdn_msg_clear(&rsp);
-		return 0;
-	}
-	/* a refused call returns at once: do not spin on it */
-	nap_until(start + PROBE_MIN_MS);
-	return rv;
-}
-
-/* Poll every daemon until each answers a status request. Returns 0, or a
- * qkdn error with why filled and failed[i] set for those to blame. */
-static int
-await_ready(struct waiter *w, size_t n, int timeout_ms, bool *failed, char *why,
-            size_t whylen)
-{
-	uint64_t deadline = qkdn_now_ms() + (uint64_t)timeout_ms;
-	for (size_t i = 0; i < n; i++) {
-		if (w[i].url[0] == '\0') {
-			w[i].ready = true; /* no address to ask: alive is all */
-			continue;
-		}
-		int rv = qkdn_rpc_dial(&w[i].sock, w[i].url);
-		if (rv != 0) {
-			failed[i] = true;
-			snprintf(why, whylen, "%s: cannot dial %s",
-			         w[i].p->name, w[i].url);
-			return rv;
-		}
-		w[i].dialled = true;
-	}
-	for (;;) {
-		size_t pending = 0;
-		if (interrupted) {
-			snprintf(why, whylen, "interrupted");
-			return QKDN_E_SHUTDOWN;
-		}
-		for (size_t i = 0; i < n; i++) {
-			char how[96];
-			if (cli_proc_alive(w[i].p))
-				continue;
-			failed[i] = true;
-			cli_proc_describe(w[i].p, how, sizeof(how));
-			snprintf(why, whylen, "%s %s %s %s", w[i].p->name, how,
-			         w[i].ready ? "after answering on"
-			                    : "before answering on",
-			         w[i].url[0] != '\0' ? w[i].url
-			                             : "(no address)");
-			return QKDN_E_UNREACHABLE;
-		}
-		for (size_t i = 0; i < n; i++) {
-			if (w[i].ready)
-				continue;
-			w[i].ready = probe_once(&w[i], deadline) == 0;
-			pending += !w[i].ready;
-		}
-		if (pending == 0)
-			return 0;
-		if (qkdn_now_ms() >= deadline)
-			break;
-	}
-	size_t len = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (w[i].ready)
-			continue;
-		failed[i] = true;
-		if (len < whylen) {
-			int k = snprintf(why + len, whylen - len, "%s%s (%s)",
-			                 len == 0 ? "" : ", ", w[i].p->name,
-			                 w[i].url);
-			len += k > 0 ? (size_t)k : 0;
-		}
-	}
-	if (len < whylen)
-		snprintf(why + len, whylen - len, ": no answer within %d ms",
-		         timeout_ms);
-	return QKDN_E_TIMEOUT;
+	printf("%s ak=%s kx=%s\n", node->id, node->ak_url, node->kx_url);
 }
 
 static cJSON *
 up_json(const struct qkdn_net *net, const char *dir,
-        const struct cli_proc *procs)
+        const struct qkdn_proc *procs)
 {
 	cJSON *doc = cJSON_CreateObject();
 	cJSON_AddStringToObject(doc, "run_dir", dir);
 	cJSON *nodes = cJSON_AddArrayToObject(doc, "nodes");
-	for (size_t i = 0; i < net->n_nodes; i++) {
-		cJSON *o = cJSON_CreateObject();
-		cJSON_AddStringToObject(o, "id", net->nodes[i].id);
-		cJSON_AddStringToObject(o, "ak", net->nodes[i].ak_url);
-		cJSON_AddStringToObject(o, "kx", net->nodes[i].kx_url);
-		cJSON_AddNumberToObject(o, "pid", procs[i + 1].pid);
-		cJSON_AddItemToArray(nodes, o);
-	}
+	for (size_t i = 0; i < net->n_nodes; i++)
+		cJSON_AddItemToArray(
+		    nodes, node_json(&net->nodes[i], procs[i + 1].pid));
 	cJSON *sim = cJSON_AddObjectToObject(doc, "sim");
 	cJSON_AddStringToObject(sim, "url", net->sim_url);
 	cJSON_AddNumberToObject(sim, "pid", procs[0].pid);
@@ -174,8 +92,7 @@ static void
 up_text(const struct qkdn_net *net, const char *dir)
 {
 	for (size_t i = 0; i < net->n_nodes; i++)
-		printf("%s ak=%s kx=%s\n", net->nodes[i].id,
-		       net->nodes[i].ak_url, net->nodes[i].kx_url);
+		node_text(&net->nodes[i]);
 	printf("%s ctl=%s\n", SIM_NAME, net->sim_url);
 	printf("run dir: %s\n", dir);
 }
@@ -184,21 +101,14 @@ up_text(const struct qkdn_net *net, const char *dir)
 static int
 check_not_running(const struct cli_args *a, const char *dir)
 {
-	struct cli_proc *v;
+	struct qkdn_proc *v;
 	size_t n;
-	char list[512] = "";
-	int rv = cli_read_pid_files(dir, &v, &n);
+	char list[512];
+	int rv = qkdn_launch_read_pid_files(dir, &v, &n);
 	if (rv != 0)
 		return cli_fail(a, NULL, rv, "cannot read the pid files in %s",
 		                dir);
-	for (size_t i = 0, len = 0; i < n; i++) {
-		if (v[i].state != PROC_RUNNING || len >= sizeof(list))
-			continue;
-		int k =
-		    snprintf(list + len, sizeof(list) - len, "%s%s (pid %ld)",
-		             len > 0 ? ", " : "", v[i].name, (long)v[i].pid);
-		len += k > 0 ? (size_t)k : 0;
-	}
+	name_list(v, n, QKDN_PROC_RUNNING, list, sizeof(list));
 	if (list[0] != '\0') {
 		free(v);
 		return cli_fail(a, NULL, QKDN_E_BAD_REQUEST,
@@ -206,122 +116,171 @@ check_not_running(const struct cli_args *a, const char *dir)
 		                "them with 'qkdn net down --run-dir %s'",
 		                dir, list, dir);
 	}
-	cli_stop(dir, v, n, 0); /* removes the stale pid files */
+	qkdn_launch_stop(dir, v, n, SIGTERM, 0); /* removes stale pid files */
 	free(v);
 	return CLI_OK;
+}
+
+/* The KM of a node: its process name (which names its files), checked. */
+static int
+km_name(const struct cli_args *a, const char *node, struct qkdn_proc *p)
+{
+	if (strchr(node, '/') != NULL)
+		return cli_fail(a, NULL, QKDN_E_CONFIG,
+		                "node ID '%s' cannot name a log file", node);
+	snprintf(p->name, sizeof(p->name), "km-%s", node);
+	return CLI_OK;
+}
+
+static int
+find_program(const struct cli_args *a, const char *name, char *out)
+{
+	if (qkdn_launch_find_program(name, true, out, PATH_MAX) != 0)
+		return cli_fail(a, NULL, QKDN_E_CONFIG,
+		                "cannot find %s next to qkdn or on PATH", name);
+	return CLI_OK;
+}
+
+/* Start the KM of node as `net up` does; 0 or a qkdn error in why. */
+static int
+spawn_km(struct qkdn_proc *p, char *bin, const char *config, const char *node,
+         const char *dir, char *why, size_t whylen)
+{
+	char *argv[] = {bin,          "--config",  (char *)config, "--node",
+	                (char *)node, "--run-dir", (char *)dir,    NULL};
+	return qkdn_launch_spawn(p, dir, argv, QKDN_LAUNCH_DAEMON, why, whylen);
 }
 
 /* Start every daemon; on failure stop those started. */
 static int
 start_all(const struct cli_args *a, const struct qkdn_net *net, const char *dir,
-          const char *config, struct cli_proc *procs)
+          const char *config, struct qkdn_proc *procs)
 {
 	char sim_bin[PATH_MAX], km_bin[PATH_MAX], why[PATH_MAX + 128];
 	size_t n = net->n_nodes + 1, started = 0;
-	int rv = 0;
-	static const char *const progs[] = {"qkdn-qkdsim", "qkdn-km"};
-	char *bins[] = {sim_bin, km_bin};
-	for (size_t i = 0; i < 2; i++)
-		if (cli_find_program(progs[i], bins[i], PATH_MAX) != 0)
-			return cli_fail(
-			    a, NULL, QKDN_E_CONFIG,
-			    "cannot find %s next to qkdn or on PATH", progs[i]);
+	int rv;
+	if ((rv = find_program(a, "qkdn-qkdsim", sim_bin)) != 0 ||
+	    (rv = find_program(a, "qkdn-km", km_bin)) != 0)
+		return rv;
 	for (size_t i = 0; i < net->n_nodes; i++)
-		if (strchr(net->nodes[i].id, '/') != NULL)
-			return cli_fail(a, NULL, QKDN_E_CONFIG,
-			                "node ID '%s' cannot name a log file",
-			                net->nodes[i].id);
+		if ((rv = km_name(a, net->nodes[i].id, &procs[i + 1])) != 0)
+			return rv;
 	snprintf(procs[0].name, sizeof(procs[0].name), "%s", SIM_NAME);
-	for (size_t i = 0; i < n && rv == 0; i++, started++) {
-		char *sim_argv[] = {sim_bin,     "--config",  (char *)config,
-		                    "--run-dir", (char *)dir, NULL};
-		char *km_argv[] = {km_bin,
-		                   "--config",
-		                   (char *)config,
-		                   "--node",
-		                   i > 0 ? (char *)net->nodes[i - 1].id : NULL,
-		                   "--run-dir",
-		                   (char *)dir,
-		                   NULL};
-		if (i > 0)
-			snprintf(procs[i].name, sizeof(procs[i].name), "km-%s",
-			         net->nodes[i - 1].id);
-		rv = cli_spawn(dir, &procs[i], i == 0 ? sim_argv : km_argv, why,
-		               sizeof(why));
-	}
+	char *sim_argv[] = {sim_bin,     "--config",  (char *)config,
+	                    "--run-dir", (char *)dir, NULL};
+	rv = qkdn_launch_spawn(&procs[0], dir, sim_argv, QKDN_LAUNCH_DAEMON,
+	                       why, sizeof(why));
+	for (started = 1; started < n && rv == 0; started++)
+		rv =
+		    spawn_km(&procs[started], km_bin, config,
+		             net->nodes[started - 1].id, dir, why, sizeof(why));
 	if (rv == 0)
 		return CLI_OK;
-	cli_stop(dir, procs, started, DOWN_GRACE_MS);
+	qkdn_launch_stop(dir, procs, started, SIGTERM, DOWN_GRACE_MS);
 	return cli_fail(a, NULL, rv, "%s; all daemons stopped", why);
+}
+
+/* Wait until each of procs answers on urls[i]; if one does not, stop them
+ * all, fail naming it and what was stopped (taking *doc, which may be
+ * NULL, as cli_fail does) and show its log's tail. */
+static int
+await_started(const struct cli_args *a, const char *dir,
+              struct qkdn_proc *procs, const char *const *urls, size_t n,
+              const char *stopped, cJSON **doc)
+{
+	struct qkdn_launch_wait *w = calloc(n, sizeof(*w));
+	char why[1024];
+	int rv = QKDN_E_NOMEM;
+	if (w != NULL) {
+		for (size_t i = 0; i < n; i++) {
+			w[i].p = &procs[i];
+			w[i].url = urls[i];
+		}
+		rv = qkdn_launch_await(w, n, cli_timeout(a, UP_TIMEOUT_MS),
+		                       &interrupted, why, sizeof(why));
+	} else {
+		snprintf(why, sizeof(why), "waiting for %zu daemons", n);
+	}
+	if (rv != 0) {
+		qkdn_launch_stop(dir, procs, n, SIGTERM, DOWN_GRACE_MS);
+		rv = cli_fail(a, doc != NULL ? *doc : NULL, rv,
+		              "%s; %s (logs in %s)", why, stopped, dir);
+		if (doc != NULL)
+			*doc = NULL;
+		for (size_t i = 0; i < n && w != NULL; i++)
+			if (w[i].failed)
+				qkdn_launch_log_tail(stderr, "qkdn", dir,
+				                     &procs[i], TAIL_LINES);
+	}
+	free(w);
+	return rv;
+}
+
+/* Load FILE (a->run_dir overriding its run dir) with absolute paths: the
+ * daemons get them, and the addresses printed are those they derive from
+ * the canonical run dir. With make, the run dir is created. */
+static int
+load_abs(const struct cli_args *a, const char *file, bool make,
+         struct qkdn_net **out, char *dir, char *config)
+{
+	char why[PATH_MAX + 128];
+	int rv = cli_load_net(a, file, a->run_dir, out);
+	if (rv != 0)
+		return rv;
+	if (make) {
+		rv = qkdn_launch_make_dir((*out)->run_dir, dir, PATH_MAX, why,
+		                          sizeof(why));
+	} else if (realpath((*out)->run_dir, dir) == NULL) {
+		snprintf(why, sizeof(why), "run dir %s: %s", (*out)->run_dir,
+		         strerror(errno));
+		rv = QKDN_E_IO;
+	}
+	if (rv == 0 && realpath(file, config) == NULL) {
+		snprintf(why, sizeof(why), "%s: %s", file, strerror(errno));
+		rv = QKDN_E_IO;
+	}
+	free(*out);
+	*out = NULL;
+	if (rv != 0)
+		return cli_fail(a, NULL, rv, "%s", why);
+	return cli_load_net(a, config, dir, out);
 }
 
 int
 cli_net_up(const struct cli_cmd *cmd, struct cli_args *a)
 {
 	struct qkdn_net *net = NULL;
-	struct cli_proc *procs = NULL;
-	struct waiter *w = NULL;
-	bool *failed = NULL;
-	char dir[PATH_MAX], config[PATH_MAX], why[1024];
+	struct qkdn_proc *procs = NULL;
+	const char **urls = NULL;
+	char dir[PATH_MAX], config[PATH_MAX];
 	size_t n = 0;
 	int rv;
 	(void)cmd;
 
-	if ((rv = cli_load_net(a, a->arg[0], a->run_dir, &net)) != 0)
-		return rv;
-	if ((rv = cli_make_run_dir(net->run_dir, dir, sizeof(dir), why,
-	                           sizeof(why))) != 0) {
-		rv = cli_fail(a, NULL, rv, "%s", why);
-		goto out;
-	}
-	/* Daemons get absolute paths, and the addresses printed are those
-	 * they derive from the canonical run dir. */
-	free(net);
-	net = NULL;
-	if (realpath(a->arg[0], config) == NULL) {
-		rv = cli_fail(a, NULL, QKDN_E_IO, "%s: %s", a->arg[0],
-		              strerror(errno));
-		goto out;
-	}
-	if ((rv = cli_load_net(a, config, dir, &net)) != 0 ||
+	if ((rv = load_abs(a, a->arg[0], true, &net, dir, config)) != 0 ||
 	    (rv = check_not_running(a, dir)) != 0)
 		goto out;
 	n = net->n_nodes + 1;
 	procs = calloc(n, sizeof(*procs));
-	w = calloc(n, sizeof(*w));
-	failed = calloc(n, sizeof(*failed));
-	if (procs == NULL || w == NULL || failed == NULL) {
+	urls = calloc(n, sizeof(*urls));
+	if (procs == NULL || urls == NULL) {
 		rv = cli_fail(a, NULL, QKDN_E_NOMEM, "starting %zu daemons", n);
 		goto out;
 	}
 	catch_signals();
 	if ((rv = start_all(a, net, dir, config, procs)) != 0)
 		goto out;
-	for (size_t i = 0; i < n; i++) {
-		w[i].p = &procs[i];
-		w[i].url = i == 0 ? net->sim_url : net->nodes[i - 1].ak_url;
-	}
-	rv = await_ready(w, n, cli_timeout(a, UP_TIMEOUT_MS), failed, why,
-	                 sizeof(why));
 	for (size_t i = 0; i < n; i++)
-		if (w[i].dialled)
-			nng_close(w[i].sock);
-	if (rv != 0) {
-		cli_stop(dir, procs, n, DOWN_GRACE_MS);
-		rv = cli_fail(a, NULL, rv,
-		              "%s; all daemons stopped (logs in %s)", why, dir);
-		for (size_t i = 0; i < n; i++)
-			if (failed[i])
-				cli_log_tail(dir, &procs[i]);
+		urls[i] = i == 0 ? net->sim_url : net->nodes[i - 1].ak_url;
+	if ((rv = await_started(a, dir, procs, urls, n, "all daemons stopped",
+	                        NULL)) != 0)
 		goto out;
-	}
 	if (a->json)
 		rv = cli_emit(a, up_json(net, dir, procs));
 	else
 		up_text(net, dir);
 out:
-	free(failed);
-	free(w);
+	free(urls);
 	free(procs);
 	free(net);
 	return rv;
@@ -347,52 +306,51 @@ down_dir(const struct cli_args *a, char *dir, size_t len)
 }
 
 static const char *
-stale_reason(const struct cli_proc *p)
+stale_reason(const struct qkdn_proc *p)
 {
 	if (p->pid <= 0)
 		return "no valid pid";
-	return p->state == PROC_FOREIGN ? "pid reused by another process"
-	                                : "process gone";
+	return p->state == QKDN_PROC_FOREIGN ? "pid reused by another process"
+	                                     : "process gone";
 }
 
+/* What stopping p did, as a line of text; sig was the first signal. */
 static void
-down_text(const char *dir, const struct cli_proc *v, size_t n, int grace_ms)
+stop_text(const struct qkdn_proc *p, int sig, int grace_ms)
 {
-	if (n == 0)
-		printf("nothing running in %s\n", dir);
-	for (size_t i = 0; i < n; i++) {
-		const struct cli_proc *p = &v[i];
-		if (p->state == PROC_TERM)
-			printf("stopped %s (pid %ld)\n", p->name, (long)p->pid);
-		else if (p->state == PROC_KILLED)
-			printf("killed %s (pid %ld): still running %d ms after "
-			       "SIGTERM\n",
-			       p->name, (long)p->pid, grace_ms);
-		else if (p->state != PROC_STUCK) /* STUCK: in the error */
-			printf("removed stale %s.pid (%s)\n", p->name,
-			       stale_reason(p));
-	}
+	if (p->state == QKDN_PROC_TERM)
+		printf("stopped %s (pid %ld)\n", p->name, (long)p->pid);
+	else if (p->state == QKDN_PROC_KILLED && sig == SIGKILL)
+		printf("killed %s (pid %ld)\n", p->name, (long)p->pid);
+	else if (p->state == QKDN_PROC_KILLED)
+		printf("killed %s (pid %ld): still running %d ms after "
+		       "SIGTERM\n",
+		       p->name, (long)p->pid, grace_ms);
+	else if (p->state != QKDN_PROC_STUCK) /* STUCK: in the error */
+		printf("removed stale %s.pid (%s)\n", p->name, stale_reason(p));
 }
 
+/* {"run_dir", "stopped": [...], "stale": [...]} */
 static cJSON *
-down_json(const char *dir, const struct cli_proc *v, size_t n)
+stop_json(const char *dir, const struct qkdn_proc *v, size_t n)
 {
 	cJSON *doc = cJSON_CreateObject();
 	cJSON_AddStringToObject(doc, "run_dir", dir);
 	cJSON *stopped = cJSON_AddArrayToObject(doc, "stopped");
 	cJSON *stale = cJSON_AddArrayToObject(doc, "stale");
 	for (size_t i = 0; i < n; i++) {
-		const struct cli_proc *p = &v[i];
-		if (p->state == PROC_STUCK)
+		const struct qkdn_proc *p = &v[i];
+		if (p->state == QKDN_PROC_STUCK)
 			continue;
-		bool gone = p->state == PROC_TERM || p->state == PROC_KILLED;
+		bool gone =
+		    p->state == QKDN_PROC_TERM || p->state == QKDN_PROC_KILLED;
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "name", p->name);
 		cJSON_AddNumberToObject(o, "pid", p->pid);
 		if (gone)
-			cJSON_AddStringToObject(o, "signal",
-			                        p->state == PROC_TERM ? "TERM"
-			                                              : "KILL");
+			cJSON_AddStringToObject(
+			    o, "signal",
+			    p->state == QKDN_PROC_TERM ? "TERM" : "KILL");
 		else
 			cJSON_AddStringToObject(o, "reason", stale_reason(p));
 		cJSON_AddItemToArray(gone ? stopped : stale, o);
@@ -403,39 +361,98 @@ down_json(const char *dir, const struct cli_proc *v, size_t n)
 int
 cli_net_down(const struct cli_cmd *cmd, struct cli_args *a)
 {
-	char dir[PATH_MAX], stuck[512] = "";
-	struct cli_proc *v = NULL;
-	size_t n = 0, len = 0;
+	char dir[PATH_MAX], stuck[512];
+	struct qkdn_proc *v = NULL;
+	size_t n = 0;
 	int grace = cli_timeout(a, DOWN_GRACE_MS), rv;
 	(void)cmd;
 
 	if ((rv = down_dir(a, dir, sizeof(dir))) != 0)
 		return rv;
-	if ((rv = cli_read_pid_files(dir, &v, &n)) != 0)
+	if ((rv = qkdn_launch_read_pid_files(dir, &v, &n)) != 0)
 		return cli_fail(a, NULL, rv, "cannot read the pid files in %s",
 		                dir);
-	cli_stop(dir, v, n, grace);
-	for (size_t i = 0; i < n; i++) {
-		if (v[i].state != PROC_STUCK || len >= sizeof(stuck))
-			continue;
-		int k =
-		    snprintf(stuck + len, sizeof(stuck) - len, "%s%s (pid %ld)",
-		             len > 0 ? ", " : "", v[i].name, (long)v[i].pid);
-		len += k > 0 ? (size_t)k : 0;
-	}
+	qkdn_launch_stop(dir, v, n, SIGTERM, grace);
+	name_list(v, n, QKDN_PROC_STUCK, stuck, sizeof(stuck));
 	if (a->json) {
-		cJSON *doc = down_json(dir, v, n);
+		cJSON *doc = stop_json(dir, v, n);
 		rv = stuck[0] != '\0'
 		         ? cli_fail(a, doc, QKDN_E_IO,
 		                    "could not stop %s; pid files kept", stuck)
 		         : cli_emit(a, doc);
 	} else {
-		down_text(dir, v, n, grace);
+		if (n == 0)
+			printf("nothing running in %s\n", dir);
+		for (size_t i = 0; i < n; i++)
+			stop_text(&v[i], SIGTERM, grace);
 		if (stuck[0] != '\0')
 			rv = cli_fail(a, NULL, QKDN_E_IO,
 			              "could not stop %s; pid files kept",
 			              stuck);
 	}
 	free(v);
+	return rv;
+}
+
+int
+cli_net_restart(const struct cli_cmd *cmd, struct cli_args *a)
+{
+	struct qkdn_net *net = NULL;
+	struct qkdn_proc old = {0}, km = {0};
+	char dir[PATH_MAX], config[PATH_MAX], bin[PATH_MAX];
+	char why[PATH_MAX + 128], stopped[QKDN_PROC_NAME_MAX + 16];
+	int sig = a->kill ? SIGKILL : SIGTERM, node, rv;
+	cJSON *doc = NULL;
+
+	if (a->config == NULL)
+		return cli_usage(cmd, "--config FILE is required");
+	if ((rv = load_abs(a, a->config, false, &net, dir, config)) != 0)
+		goto out;
+	if ((node = qkdn_net_node_index(net, a->arg[0])) < 0) {
+		rv =
+		    cli_usage(cmd, "%s has no node '%s'", a->config, a->arg[0]);
+		goto out;
+	}
+	if ((rv = km_name(a, a->arg[0], &old)) != 0 ||
+	    (rv = find_program(a, "qkdn-km", bin)) != 0)
+		goto out;
+	/* the old KM must be gone before the new one takes its sockets */
+	size_t n_old = qkdn_launch_read_pid_file(dir, &old) ? 1 : 0;
+	qkdn_launch_stop(dir, &old, 1, sig, DOWN_GRACE_MS);
+	if (old.state == QKDN_PROC_STUCK) {
+		rv = cli_fail(a, NULL, QKDN_E_IO,
+		              "could not stop %s (pid %ld); pid file kept",
+		              old.name, (long)old.pid);
+		goto out;
+	}
+	if (a->json)
+		doc = stop_json(dir, &old, n_old);
+	else if (n_old > 0)
+		stop_text(&old, sig, DOWN_GRACE_MS);
+	catch_signals();
+	memcpy(km.name, old.name, sizeof(km.name));
+	if ((rv = spawn_km(&km, bin, config, a->arg[0], dir, why,
+	                   sizeof(why))) != 0) {
+		qkdn_launch_stop(dir, &km, 1, SIGTERM, DOWN_GRACE_MS);
+		rv = cli_fail(a, doc, rv, "%s", why);
+		doc = NULL;
+		goto out;
+	}
+	const char *url = net->nodes[node].ak_url;
+	snprintf(stopped, sizeof(stopped), "%s stopped", km.name);
+	if ((rv = await_started(a, dir, &km, &url, 1, stopped, &doc)) != 0)
+		goto out;
+	if (a->json) {
+		cJSON_AddItemToObject(doc, "node",
+		                      node_json(&net->nodes[node], km.pid));
+		rv = cli_emit(a, doc);
+		doc = NULL;
+	} else {
+		printf("started %s (pid %ld)\n", km.name, (long)km.pid);
+		node_text(&net->nodes[node]);
+	}
+out:
+	cJSON_Delete(doc);
+	free(net);
 	return rv;
 }

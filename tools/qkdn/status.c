@@ -7,10 +7,19 @@
 #include <stdio.h>
 #include <string.h>
 
-enum { COL_LINK, COL_PEER, COL_OUT, COL_IN, COL_BLOCKS, COL_UP, N_COLS };
+enum {
+	COL_LINK,
+	COL_PEER,
+	COL_OUT,
+	COL_IN,
+	COL_BLOCKS,
+	COL_UP,
+	COL_SYNC,
+	N_COLS
+};
 
-static const char *const col_head[N_COLS] = {"LINK",     "PEER",   "OUT_BYTES",
-                                             "IN_BYTES", "BLOCKS", "UP"};
+static const char *const col_head[N_COLS] = {
+    "LINK", "PEER", "OUT_BYTES", "IN_BYTES", "BLOCKS", "UP", "SYNC"};
 
 static void
 link_cells(const struct qkdn_link_status *l, char cell[N_COLS][QKDN_NAME_MAX])
@@ -21,6 +30,13 @@ link_cells(const struct qkdn_link_status *l, char cell[N_COLS][QKDN_NAME_MAX])
 	snprintf(cell[COL_IN], QKDN_NAME_MAX, "%" PRIu64, l->in_bytes);
 	snprintf(cell[COL_BLOCKS], QKDN_NAME_MAX, "%" PRIu64, l->blocks);
 	snprintf(cell[COL_UP], QKDN_NAME_MAX, "%s", l->up ? "yes" : "no");
+	/* "ok", or how many key syncs failed authentication */
+	if (l->out_of_sync || l->sync_failures > 0)
+		snprintf(cell[COL_SYNC], QKDN_NAME_MAX,
+		         "%s (%" PRIu64 " failed)",
+		         l->out_of_sync ? "OUT" : "ok", l->sync_failures);
+	else
+		snprintf(cell[COL_SYNC], QKDN_NAME_MAX, "ok");
 }
 
 static void
@@ -44,7 +60,8 @@ status_text(const struct qkdn_status_rsp *s)
 	printf("node: %s\n", s->node);
 	printf("keys supplied: %" PRIu64 "\n", s->keys_supplied);
 	printf("keys pending: %" PRIu64 "\n", s->keys_pending);
-	printf("errors: %" PRIu64 "\n", s->errors);
+	printf("errors: %" PRIu64 " (Ak %" PRIu64 ", Kx %" PRIu64 ")\n",
+	       s->errors, s->ak_errors, s->kx_errors);
 	if (s->n_links == 0) {
 		printf("links: none\n");
 		return;
@@ -74,6 +91,8 @@ status_json(const struct qkdn_status_rsp *s)
 	cJSON_AddNumberToObject(doc, "supplied", (double)s->keys_supplied);
 	cJSON_AddNumberToObject(doc, "pending", (double)s->keys_pending);
 	cJSON_AddNumberToObject(doc, "errors", (double)s->errors);
+	cJSON_AddNumberToObject(doc, "ak_errors", (double)s->ak_errors);
+	cJSON_AddNumberToObject(doc, "kx_errors", (double)s->kx_errors);
 	cJSON *links = cJSON_AddArrayToObject(doc, "links");
 	for (uint32_t i = 0; i < s->n_links; i++) {
 		const struct qkdn_link_status *l = &s->links[i];
@@ -84,6 +103,9 @@ status_json(const struct qkdn_status_rsp *s)
 		cJSON_AddNumberToObject(o, "in", (double)l->in_bytes);
 		cJSON_AddNumberToObject(o, "blocks", (double)l->blocks);
 		cJSON_AddBoolToObject(o, "up", l->up != 0);
+		cJSON_AddBoolToObject(o, "in_sync", l->out_of_sync == 0);
+		cJSON_AddNumberToObject(o, "sync_failures",
+		                        (double)l->sync_failures);
 		cJSON_AddItemToArray(links, o);
 	}
 	return doc;
