@@ -1,6 +1,6 @@
 /* Plays a faulty QKD module or a corrupted disk at one end of a link:
- * flips one key bit near the start of each half of the oldest key block
- * that a stopped KM's store holds for a link, so that the two ends' pools
+ * inverts the oldest key block that a stopped KM's store holds for a link
+ * (all but the first 32 bytes of each half), so that the two ends' pools
  * differ there.
  *
  *   store_flip STORE_DIR LINK BLOCK_BYTES
@@ -51,10 +51,13 @@ main(int argc, char **argv)
 	if ((rv = km_store_block_get(st, argv[2], oldest, b, len)) != 0 ||
 	    (rv = km_store_block_delete(st, argv[2], oldest)) != 0)
 		goto out;
-	/* near the start of each half (the part of the block each direction
-	 * uses first), past the 32-byte MAC key: a key bit */
-	b[40] ^= 0x01;
-	b[len / 2 + 40] ^= 0x80;
+	/* a block the two ends disagree on throughout, as a module that lost
+	 * its synchronisation would deliver, except for the first 32 bytes of
+	 * each half: the one-time MAC key of the first sync that uses it
+	 * still agrees, so only a tag over the key bits themselves can tell */
+	for (uint32_t i = 0; i < len; i++)
+		if (i % (len / 2) >= 32)
+			b[i] ^= 0xff;
 	if ((rv = km_store_block_put(st, argv[2], oldest, b, len)) != 0)
 		goto out;
 	printf("%llu\n", (unsigned long long)oldest);
