@@ -21,7 +21,7 @@
 #include <string.h>
 
 #define SRC             "kx"
-#define MAC_KEY_BYTES   KM_SYNC_MAC_KEY_BYTES
+#define KEYS_AT         KM_SYNC_KEYS_AT
 #define MAX_RETRIES     3
 #define MAX_BATCH_KEYS  QKDN_KEYS_MAX
 #define MAX_BATCH_BYTES KM_KX_BATCH_BYTES
@@ -80,12 +80,30 @@ fill_reply(struct km_keyreq *r, const uint8_t *bytes)
 	return 0;
 }
 
-/* Encode the KEY_SYNC for batch and seal it with its tag over bytes (MAC
- * key first, then each request's keys). */
+/* A KEY_SYNC_AUTH on its way, and what checking the peer's ack needs. */
+struct sent_sync {
+	struct qkdn_buf msg;
+	uint8_t tag[16];
+	uint8_t ack_key[KM_SYNC_MAC_KEY_BYTES];
+	uint64_t last_blk; /* the last block its bits come from */
+	/* from the peer's reply */
+	uint64_t value; /* block to skip through, with res -23 or -21 */
+	bool mismatch;  /* the peer could not authenticate the sync */
+};
+
+static void
+sent_sync_wipe(struct sent_sync *s)
+{
+	qkdn_buf_free(&s->msg);
+	sodium_memzero(s, sizeof(*s));
+}
+
+/* Encode the KEY_SYNC for batch and seal it with its tag over bytes (the
+ * MAC keys, then each request's keys). */
 static int
 build_sync(struct km_kx_link *kl, struct km_keyreq *batch,
            const struct qkdn_segment *segs, uint32_t nsegs,
-           const uint8_t *bytes, size_t total, struct qkdn_buf *out)
+           const uint8_t *bytes, size_t total, struct sent_sync *out)
 {
 	struct qkdn_msg m = {.type = QKDN_KEY_SYNC};
 	struct qkdn_key_sync *ks = &m.u.key_sync;
@@ -113,7 +131,7 @@ build_sync(struct km_kx_link *kl, struct km_keyreq *batch,
 		for (uint32_t i = 0; i < r->count; i++)
 			sr->ids.v[i] = r->rsp.u.key_rsp.keys.v[i].id;
 	}
-	rv = km_sync_seal(&m, bytes, total, out);
+	rv = km_sync_seal(&m, bytes, total, &out->msg, out->tag);
 out:
 	ks->segs.v = NULL;
 	qkdn_msg_clear(&m);
@@ -122,13 +140,13 @@ out:
 
 /* Take the waiting requests that fit as one batch; requests the pool
  * cannot serve fail at once. With the KM lock held. Returns the batch
- * (NULL if none) and the pool bytes it needs (MAC key and keys). */
+ * (NULL if none) and the pool bytes it needs (MAC keys and keys). */
 static struct km_keyreq *
 collect_batch(struct km_kx_link *kl, uint64_t *bytes)
 {
 	struct km_pool *pool = &kl->l->pool;
 	uint64_t avail = km_pool_out_avail(pool);
-	uint64_t total = MAC_KEY_BYTES;
+	uint64_t total = KEYS_AT;
 	uint32_t nkeys = 0;
 	struct km_keyreq *batch = NULL, **tailp = &batch, *r;
 
@@ -145,13 +163,13 @@ collect_batch(struct km_kx_link *kl, uint64_t *bytes)
 		if (kl->head == NULL)
 			kl->tail = NULL;
 		r->next = NULL;
-		if (MAC_KEY_BYTES + need > cap) {
+		if (KEYS_AT + need > cap) {
 			char why[128];
 			snprintf(why, sizeof(why),
 			         "link %s carries at most %llu bytes of key "
 			         "per request",
 			         kl->l->conf->id,
-			         (unsigned long long)(cap - MAC_KEY_BYTES));
+			         (unsigned long long)(cap - KEYS_AT));
 			fail_list(r, QKDN_E_TOO_LARGE, why);
 			continue;
 		}
@@ -173,11 +191,11 @@ collect_batch(struct km_kx_link *kl, uint64_t *bytes)
 }
 
 /* Take the batch's key from the pool, fill its replies and encode its
- * KEY_SYNC_AUTH into sync; *last_blk is the last block it uses. With the
- * KM lock held. On failure the batch is failed. */
+ * KEY_SYNC_AUTH into sync. With the KM lock held. On failure the batch is
+ * failed. */
 static int
 take_batch(struct km_kx_link *kl, struct km_keyreq *batch, uint64_t total,
-           struct qkdn_buf *sync, uint64_t *last_blk)
+           struct sent_sync *sync)
 {
 	struct qkdn_segment segs[QKDN_SEGS_MAX];
 	uint32_t nsegs = 0;
@@ -188,8 +206,10 @@ take_batch(struct km_kx_link *kl, struct km_keyreq *batch, uint64_t total,
 	if ((rv = km_pool_take_out(&kl->l->pool, (uint32_t)total, segs,
 	                           QKDN_SEGS_MAX, &nsegs, bytes)) != 0)
 		goto fail;
-	*last_blk = segs[nsegs - 1].block_id;
-	uint64_t at = MAC_KEY_BYTES;
+	sync->last_blk = segs[nsegs - 1].block_id;
+	memcpy(sync->ack_key, bytes + KM_SYNC_MAC_KEY_BYTES,
+	       sizeof(sync->ack_key));
+	uint64_t at = KEYS_AT;
 	for (struct km_keyreq *r = batch; r != NULL; r = r->next) {
 		if ((rv = fill_reply(r, bytes + at)) != 0)
 			goto fail;
@@ -212,16 +232,17 @@ fail:
 /* The batch is over: hand out, retry or fail. With the KM lock held. */
 static void
 finish_batch(struct km_kx_link *kl, struct km_keyreq *batch, int rv,
-             uint64_t missing, uint64_t last_blk, const char *why)
+             const struct sent_sync *sync, const char *why)
 {
+	uint64_t missing = sync->value, last_blk = sync->last_blk;
 	/* the peer lacks a block we hold, or has used positions we are
 	 * behind (it moved past its blocks after a power cut): missing names
 	 * the block to give up, through its end */
 	bool skip =
 	    rv == QKDN_E_BLOCK_MISSING || (rv == QKDN_E_REPLAY && missing != 0);
-	if (rv == 0 || rv == QKDN_E_AUTH_FAILED)
+	if (rv == 0 || sync->mismatch)
 		km_link_note_sync(kl->l, rv == 0);
-	if (rv == QKDN_E_AUTH_FAILED) {
+	if (sync->mismatch) {
 		/* the peer holds other bits than we do there (or the sync was
 		 * altered on the way): those blocks are no use to either end */
 		QLOG_WARN(SRC,
@@ -277,10 +298,13 @@ finish_batch(struct km_kx_link *kl, struct km_keyreq *batch, int rv,
 	}
 }
 
-/* One KEY_SYNC round trip; the reply decides the batch's fate. */
+/* One KEY_SYNC round trip; the reply decides the batch's fate. Success
+ * counts only with the acknowledgement's tag: a forged ack (from anyone
+ * who can reach this connection, but lacks the pool's bits) must never
+ * make this KM hand out keys its peer did not store. */
 static int
-exchange(struct km_kx_link *kl, const struct qkdn_buf *sync, uint64_t *value,
-         char *why, size_t whylen)
+exchange(struct km_kx_link *kl, struct sent_sync *sync, char *why,
+         size_t whylen)
 {
 	const char *peer = kl->km->net->nodes[kl->l->peer].id;
 	uint64_t deadline = qkdn_now_ms() + kl->km->node->kx_timeout_ms;
@@ -305,7 +329,7 @@ exchange(struct km_kx_link *kl, const struct qkdn_buf *sync, uint64_t *value,
 			snprintf(why, whylen, "peer KM %s unreachable", peer);
 			return rv == QKDN_E_TIMEOUT ? rv : QKDN_E_UNREACHABLE;
 		}
-		rv = qkdn_sp_call(&kl->conn, sync->data, sync->len, &in,
+		rv = qkdn_sp_call(&kl->conn, sync->msg.data, sync->msg.len, &in,
 		                  &in_len, QKDN_MSG_BYTES_MAX, deadline);
 		if (rv != QKDN_E_UNREACHABLE || !kept)
 			break;
@@ -332,10 +356,24 @@ exchange(struct km_kx_link *kl, const struct qkdn_buf *sync, uint64_t *value,
 		snprintf(why, whylen, "peer KM refused: %.200s",
 		         ack.u.error.reason);
 		rv = -ack.u.error.code;
+		sync->mismatch = rv == QKDN_E_AUTH_FAILED;
 	} else if (ack.type == QKDN_ACK) {
 		snprintf(why, whylen, "peer KM refused");
 		rv = ack.u.ack.result;
-		*value = ack.u.ack.value;
+		sync->value = ack.u.ack.value;
+		if (rv == 0 &&
+		    km_sync_ack_verify(ack.u.ack.tag.ptr, ack.u.ack.tag.len,
+		                       sync->tag, sync->ack_key) != 0) {
+			QLOG_WARN(SRC,
+			          "link %s: an acknowledgement that failed "
+			          "authentication; its keys are not supplied",
+			          kl->l->conf->id);
+			snprintf(why, whylen,
+			         "the acknowledgement of peer KM %s failed "
+			         "authentication",
+			         peer);
+			rv = QKDN_E_AUTH_FAILED;
+		}
 	} else {
 		snprintf(why, whylen, "unexpected reply from peer KM");
 		rv = QKDN_E_INTERNAL;
@@ -367,7 +405,7 @@ sender(void *arg)
 				nng_cv_until(kl->cv, nng_clock() + 1000);
 			continue;
 		}
-		uint64_t total, last_blk = 0;
+		uint64_t total;
 		struct km_keyreq *batch = collect_batch(kl, &total);
 		if (batch == NULL)
 			continue;
@@ -382,16 +420,17 @@ sender(void *arg)
 			if (lrv == 0)
 				km_pool_lease_set(&kl->l->pool, lease);
 		}
-		struct qkdn_buf sync = {0};
-		if (take_batch(kl, batch, total, &sync, &last_blk) != 0)
+		struct sent_sync sync = {0};
+		if (take_batch(kl, batch, total, &sync) != 0) {
+			sent_sync_wipe(&sync);
 			continue;
+		}
 		nng_mtx_unlock(km->mtx);
 		char why[QKDN_REASON_MAX] = "";
-		uint64_t value = 0;
-		int rv = exchange(kl, &sync, &value, why, sizeof(why));
-		qkdn_buf_free(&sync);
+		int rv = exchange(kl, &sync, why, sizeof(why));
 		nng_mtx_lock(km->mtx);
-		finish_batch(kl, batch, rv, value, last_blk, why);
+		finish_batch(kl, batch, rv, &sync, why);
+		sent_sync_wipe(&sync);
 	}
 	nng_mtx_unlock(km->mtx);
 }

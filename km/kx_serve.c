@@ -32,12 +32,17 @@ struct sync_slot {
 	uint64_t deadline_ms;
 };
 
+/* tag: the acknowledgement's tag (a stored sync), or NULL */
 static void
-reply_ack(struct qkdn_server_req *w, int result, uint64_t value)
+reply_ack(struct qkdn_server_req *w, int result, uint64_t value, uint8_t *tag)
 {
 	struct qkdn_msg m = {.type = QKDN_ACK};
 	m.u.ack.result = result;
 	m.u.ack.value = value;
+	if (tag != NULL) {
+		m.u.ack.tag.len = 16;
+		m.u.ack.tag.ptr = tag;
+	}
 	qkdn_server_reply(w, &m);
 }
 
@@ -49,7 +54,7 @@ check_sync_saes(struct km *km, struct km_link *l,
                 size_t whylen)
 {
 	const struct qkdn_net *net = km->net;
-	uint64_t total = KM_SYNC_MAC_KEY_BYTES, keys = 0;
+	uint64_t total = KM_SYNC_KEYS_AT, keys = 0;
 	for (uint32_t i = 0; i < ks->reqs.n; i++) {
 		const struct qkdn_sync_req *sr = &ks->reqs.v[i];
 		int src = qkdn_net_sae_index(net, sr->src_sae);
@@ -78,12 +83,12 @@ check_sync_saes(struct km *km, struct km_link *l,
 	return 0;
 }
 
-/* Store the keys of an authenticated sync; bytes = MAC key then keys. */
+/* Store the keys of an authenticated sync; bytes = MAC keys, then keys. */
 static int
 store_sync(struct km *km, struct km_link *l, const struct qkdn_key_sync *ks,
            const uint8_t *bytes)
 {
-	size_t n = 0, at = KM_SYNC_MAC_KEY_BYTES;
+	size_t n = 0, at = KM_SYNC_KEYS_AT;
 	uint64_t expires = km_wall_ms() + (uint64_t)km->node->key_ttl_s * 1000;
 	for (uint32_t i = 0; i < ks->reqs.n; i++)
 		n += ks->reqs.v[i].ids.n;
@@ -204,25 +209,28 @@ handle_sync(struct qkdn_server_req *w, struct qkdn_msg *req)
 		              : "the peer names positions used here",
 		          (unsigned long long)skip);
 		qkdn_msg_clear(&sync);
-		reply_ack(w, rv, skip);
+		reply_ack(w, rv, skip, NULL);
 		return;
 	}
 	/* check the MAC before anything is consumed */
 	if (o == READ_OK &&
 	    (rv = km_sync_verify(&req->u.key_sync_auth, bytes, total)) != 0)
 		km_link_note_sync(l, false);
+	uint8_t ack[16];
 	if (o == READ_OK && rv == 0 &&
 	    (rv = store_sync(km, l, ks, bytes)) == 0) {
 		nng_mtx_lock(km->mtx);
 		km_pool_advance_in(&l->pool, km_pool_segs_end(&ks->segs));
 		nng_mtx_unlock(km->mtx);
 		km_link_note_sync(l, true);
+		km_sync_ack_tag(ack, req->u.key_sync_auth.tag.ptr,
+		                bytes + KM_SYNC_MAC_KEY_BYTES);
 	}
 	sodium_memzero(bytes, total);
 	free(bytes);
 	if (rv == 0) {
 		qkdn_msg_clear(&sync);
-		reply_ack(w, 0, 0);
+		reply_ack(w, 0, 0, ack);
 		return;
 	}
 	snprintf(why, sizeof(why), "key sync on link %s: %s", l->conf->id,

@@ -16,6 +16,8 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
+#define LOCK_TRIES     200 /* of LOCK_RETRY_MS: 2 s */
+#define LOCK_RETRY_MS  10
 #define SRC            "store"
 #define SEAL_KEY_BYTES crypto_aead_xchacha20poly1305_ietf_KEYBYTES
 #define NONCE_BYTES    crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
@@ -312,6 +314,24 @@ count_pending(struct km_store *st)
 	return rv == 0 || rv == MDB_NOTFOUND ? 0 : err_from_mdb(rv);
 }
 
+/* One KM per store. A predecessor that was just killed may hold the lock
+ * for a moment after it looks gone (a killed multi-threaded process tears
+ * its threads down after its main thread shows as a zombie), so a busy
+ * lock is tried again for a bounded time before start-up fails. */
+static bool
+take_lock(int fd)
+{
+	for (int i = 0; i < LOCK_TRIES; i++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return true;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return false;
+		struct timespec ts = {0, LOCK_RETRY_MS * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	return false;
+}
+
 int
 km_store_open(struct km_store **out, const char *dir, uint64_t map_bytes)
 {
@@ -330,7 +350,7 @@ km_store_open(struct km_store **out, const char *dir, uint64_t map_bytes)
 	char lock_path[1024];
 	snprintf(lock_path, sizeof(lock_path), "%s/km.lock", dir);
 	st->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (st->lock_fd < 0 || flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+	if (st->lock_fd < 0 || !take_lock(st->lock_fd)) {
 		QLOG_ERR(SRC, "store %s is in use by another KM (%s)", dir,
 		         strerror(errno));
 		if (st->lock_fd >= 0)

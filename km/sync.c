@@ -4,9 +4,11 @@
 
 #include <sodium.h>
 #include <stdio.h>
+#include <string.h>
 
 _Static_assert(KM_SYNC_MAC_KEY_BYTES == crypto_onetimeauth_KEYBYTES,
                "the MAC key is one Poly1305 key");
+_Static_assert(crypto_onetimeauth_BYTES == 16, "a tag is 16 bytes");
 
 static void
 mac(uint8_t tag[crypto_onetimeauth_BYTES], const uint8_t *sync, size_t sync_len,
@@ -23,11 +25,11 @@ mac(uint8_t tag[crypto_onetimeauth_BYTES], const uint8_t *sync, size_t sync_len,
 
 int
 km_sync_seal(const struct qkdn_msg *sync, const uint8_t *bits, size_t len,
-             struct qkdn_buf *out)
+             struct qkdn_buf *out, uint8_t tag_out[16])
 {
 	struct qkdn_buf body = {0};
 	uint8_t tag[crypto_onetimeauth_BYTES];
-	if (len < KM_SYNC_MAC_KEY_BYTES)
+	if (len < KM_SYNC_KEYS_AT)
 		return QKDN_E_INTERNAL;
 	int rv = qkdn_msg_encode(sync, qkdn_buf_write, &body);
 	if (rv == 0) {
@@ -39,6 +41,7 @@ km_sync_seal(const struct qkdn_msg *sync, const uint8_t *bits, size_t len,
 		m.u.key_sync_auth.tag.len = sizeof(tag);
 		m.u.key_sync_auth.tag.ptr = tag;
 		rv = qkdn_msg_encode(&m, qkdn_buf_write, out);
+		memcpy(tag_out, tag, sizeof(tag));
 	}
 	qkdn_buf_free(&body);
 	return rv;
@@ -65,11 +68,29 @@ km_sync_verify(const struct qkdn_key_sync_auth *auth, const uint8_t *bits,
                size_t len)
 {
 	uint8_t tag[crypto_onetimeauth_BYTES];
-	if (auth->tag.len != sizeof(tag) || len < KM_SYNC_MAC_KEY_BYTES)
+	if (auth->tag.len != sizeof(tag) || len < KM_SYNC_KEYS_AT)
 		return QKDN_E_AUTH_FAILED;
 	mac(tag, auth->sync.ptr, auth->sync.len, bits, len);
 	int rv =
 	    crypto_verify_16(tag, auth->tag.ptr) == 0 ? 0 : QKDN_E_AUTH_FAILED;
 	sodium_memzero(tag, sizeof(tag));
 	return rv;
+}
+
+void
+km_sync_ack_tag(uint8_t ack[16], const uint8_t sync_tag[16],
+                const uint8_t *ack_key)
+{
+	crypto_onetimeauth(ack, sync_tag, 16, ack_key);
+}
+
+int
+km_sync_ack_verify(const uint8_t *ack, size_t ack_len,
+                   const uint8_t sync_tag[16], const uint8_t *ack_key)
+{
+	if (ack == NULL || ack_len != crypto_onetimeauth_BYTES)
+		return QKDN_E_AUTH_FAILED;
+	return crypto_onetimeauth_verify(ack, sync_tag, 16, ack_key) == 0
+	           ? 0
+	           : QKDN_E_AUTH_FAILED;
 }

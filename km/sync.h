@@ -1,11 +1,15 @@
 /* KEY_SYNC on Kx: how a KM names a batch of keys to its peer and proves it
- * (docs/protocol.md). A KEY_SYNC is encoded once; those exact bytes travel
- * inside a KEY_SYNC_AUTH with a one-time Poly1305 tag, keyed by the first
- * 32 bytes of the pool bits the sync names and computed over the sync
- * bytes followed by the rest of those bits (the keys). The receiver
- * decodes the sync, reads the same bits from its own pool and checks the
- * tag before anything is stored: a forged or altered sync, or a pool that
- * differs between the two ends, fails here and no key is supplied. */
+ * (docs/protocol.md). The pool bits a sync names are: a 32-byte one-time
+ * key for the sync's tag, a 32-byte one-time key for the peer's
+ * acknowledgement, then the keys. A KEY_SYNC is encoded once; those exact
+ * bytes travel inside a KEY_SYNC_AUTH with a one-time Poly1305 tag over the
+ * sync bytes followed by the rest of the bits (acknowledgement key and
+ * keys). The receiver decodes the sync, reads the same bits from its own
+ * pool and checks the tag before anything is stored: a forged or altered
+ * sync, or a pool that differs between the two ends, fails here and no key
+ * is supplied. Once it has stored the keys it acknowledges with a tag over
+ * the sync's tag under the acknowledgement key, which only a holder of the
+ * bits can make: the source supplies its keys only on such an ack. */
 #ifndef KM_SYNC_H
 #define KM_SYNC_H
 
@@ -15,12 +19,15 @@
 #include <stdint.h>
 
 #define KM_SYNC_MAC_KEY_BYTES 32
+/* where the keys start in the bits a sync names: after both MAC keys */
+#define KM_SYNC_KEYS_AT (2 * KM_SYNC_MAC_KEY_BYTES)
 
 /* Encode sync (type QKDN_KEY_SYNC) and wrap it, with its tag over bits
- * (the MAC key, then the keys: len bytes), into out, an encoded
- * KEY_SYNC_AUTH. */
+ * (both MAC keys, then the keys: len bytes), into out, an encoded
+ * KEY_SYNC_AUTH; the tag is also copied to tag. */
 int km_sync_seal(const struct qkdn_msg *sync, const uint8_t *bits, size_t len,
-                 struct qkdn_buf *out) __attribute__((warn_unused_result));
+                 struct qkdn_buf *out, uint8_t tag[16])
+    __attribute__((warn_unused_result));
 
 /* The KEY_SYNC that auth carries, decoded (not yet authenticated). */
 int km_sync_unwrap(const struct qkdn_key_sync_auth *auth, struct qkdn_msg *sync,
@@ -31,5 +38,14 @@ int km_sync_unwrap(const struct qkdn_key_sync_auth *auth, struct qkdn_msg *sync,
  * first); QKDN_E_AUTH_FAILED otherwise. */
 int km_sync_verify(const struct qkdn_key_sync_auth *auth, const uint8_t *bits,
                    size_t len) __attribute__((warn_unused_result));
+
+/* The acknowledgement tag of a stored sync: over the sync's own tag, under
+ * the acknowledgement key (bits + KM_SYNC_MAC_KEY_BYTES, 32 bytes). */
+void km_sync_ack_tag(uint8_t ack[16], const uint8_t sync_tag[16],
+                     const uint8_t *ack_key);
+/* 0 if ack (ack_len bytes) is that tag; QKDN_E_AUTH_FAILED otherwise. */
+int km_sync_ack_verify(const uint8_t *ack, size_t ack_len,
+                       const uint8_t sync_tag[16], const uint8_t *ack_key)
+    __attribute__((warn_unused_result));
 
 #endif

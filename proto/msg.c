@@ -329,8 +329,9 @@ static const struct field key_sync_auth[] = {
     BYTES("sync", REQ, S, sync.len, QKDN_BYTES_MAX),
     BYTES("tag", REQ, S, tag.len, 16)};
 #undef S
-static const struct field ack[] = {RESULT(struct qkdn_ack),
-                                   U64("val", OPT, struct qkdn_ack, value)};
+static const struct field ack[] = {
+    RESULT(struct qkdn_ack), U64("val", OPT, struct qkdn_ack, value),
+    BYTES("tag", OPT, struct qkdn_ack, tag.len, 16)};
 static const struct field link_ctl[] = {
     NAME("link", REQ, struct qkdn_link_ctl, link),
     U32("act", REQ, struct qkdn_link_ctl, action, QKDN_LINK_PAUSE,
@@ -577,13 +578,19 @@ encode_value(msgpack_packer *pk, const struct field *f, const uint8_t *p,
 	return rv != 0 ? fail(err, QKDN_E_NOMEM, "encoder could not write") : 0;
 }
 
-/* An optional name or text left empty is not sent: the decoder refuses an
- * empty name, and omitting the key is how "absent" travels. */
+/* An optional name, text or byte string left empty is not sent: the
+ * decoder refuses an empty name or byte string, and omitting the key is how
+ * "absent" travels. */
 static bool
 absent(const struct field *f, const uint8_t *p)
 {
-	return !f->required && (f->type == F_NAME || f->type == F_TEXT) &&
-	       p[0] == 0;
+	if (f->required)
+		return false;
+	if (f->type == F_NAME || f->type == F_TEXT)
+		return p[0] == 0;
+	if (f->type == F_BYTES)
+		return ((const struct qkdn_bytes *)p)->len == 0;
+	return false;
 }
 
 static int

@@ -359,7 +359,8 @@ struct qkdn_key_sync_auth {
 /* Generic acknowledgement. */
 struct qkdn_ack {
 	int32_t result;
-	uint64_t value; /* message-specific (e.g. block ID missing) */
+	uint64_t value;        /* message-specific (e.g. block ID missing) */
+	struct qkdn_bytes tag; /* message-specific (a key sync's ack) */
 };
 
 enum qkdn_link_action { QKDN_LINK_PAUSE = 1, QKDN_LINK_RESUME = 2 };

@@ -119,7 +119,8 @@ main(int argc, char **argv)
 	/* find a block the KM holds */
 	uint8_t tag[16] = {0};
 	qkdn_uuid_v7(&id, 1);
-	struct qkdn_segment seg = {.block_id = 1, .offset = 0, .len = 64};
+	/* two 32-byte MAC keys and one 256-bit key */
+	struct qkdn_segment seg = {.block_id = 1, .offset = 0, .len = 96};
 	if (send_sync(link, src, dst, seg, &id, tag, sizeof(tag), &rsp) != 0)
 		return 1;
 	if (rsp.type != QKDN_ACK || rsp.u.ack.result != QKDN_E_BLOCK_MISSING ||

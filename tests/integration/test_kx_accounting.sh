@@ -1,8 +1,8 @@
 # Both ends of a link account for the same pool bits: with the link paused,
-# each KEY_SYNC takes exactly its 32-byte MAC key plus its keys from the
-# source KM's out direction, and the destination KM's in direction (its
-# in-mark) moves by exactly the same amount, also across a clean restart
-# of the destination.
+# each KEY_SYNC takes exactly its two 32-byte MAC keys (the sync's and its
+# acknowledgement's) plus its keys from the source KM's out direction, and
+# the destination KM's in direction (its in-mark) moves by exactly the same
+# amount, also across a clean restart of the destination.
 source "$(dirname "$0")/lib.sh"
 write_net 8000000
 net_up
@@ -26,7 +26,7 @@ for _ in 1 2 3 4 5; do
 	"$QKDN" key get --km "$(AK_A)" --sae alice --to bob --count 4 \
 		>/dev/null || fail "key request refused"
 done
-want=$((5 * (32 + 4 * 32)))
+want=$((5 * (64 + 4 * 32)))
 read -r a_out1 _ a_blk1 <<<"$(links A)"
 read -r _ b_in1 b_blk1 <<<"$(links B)"
 [ "$a_blk1" = "$a_blk0" ] && [ "$b_blk1" = "$b_blk0" ] ||

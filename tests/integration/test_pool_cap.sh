@@ -54,12 +54,13 @@ pool_ok B full
 	jq '.links[0].in')" = 0 ] || fail "the emulator dropped blocks"
 
 # paused: each pool holds the same newest CAP_BLOCKS blocks; A can start
-# exactly HALF_CAP bytes of key (32 of them key the KEY_SYNC's MAC)
+# exactly HALF_CAP bytes of key (64 of them key the KEY_SYNC's MAC and its
+# acknowledgement's)
 "$QKDN" link pause A_B --config "$CFG" --run-dir "$RUN" >/dev/null ||
 	fail "could not pause the link"
 pool_ok A full
 pool_ok B full
-n=$(((HALF_CAP - 32) / 32))
+n=$(((HALF_CAP - 64) / 32))
 "$QKDN" key get --km "$(AK_A)" --sae alice --to bob --count "$n" \
 	>"$TMP/keys" || fail "the full pool did not give $n keys"
 "$QKDN" key get --km "$(AK_B)" --sae bob --ids-from "$TMP/keys" \

@@ -389,6 +389,7 @@ check_ack(const struct qkdn_msg *x, const struct qkdn_msg *y)
 	PAIR(qkdn_ack, ack);
 	SAME_INT(result);
 	SAME_INT(value);
+	SAME_BYTES(tag);
 }
 
 static void
@@ -451,10 +452,15 @@ static const struct {
 	uint32_t type;
 	const char *key;
 } optional_fields[] = {
-    {QKDN_SESSION_CREATE_REQ, "snode"}, {QKDN_SESSION_CREATE_REQ, "dnode"},
-    {QKDN_NEXT_HOP_RSP, "next"},        {QKDN_ERROR, "why"},
-    {QKDN_STATUS_REQ, "flags"},         {QKDN_ACK, "val"},
-    {QKDN_STATUS_RSP, "akerr"},         {QKDN_STATUS_RSP, "kxerr"},
+    {QKDN_SESSION_CREATE_REQ, "snode"},
+    {QKDN_SESSION_CREATE_REQ, "dnode"},
+    {QKDN_NEXT_HOP_RSP, "next"},
+    {QKDN_ERROR, "why"},
+    {QKDN_STATUS_REQ, "flags"},
+    {QKDN_ACK, "val"},
+    {QKDN_ACK, "tag"},
+    {QKDN_STATUS_RSP, "akerr"},
+    {QKDN_STATUS_RSP, "kxerr"},
 };
 
 static bool
