@@ -17,7 +17,6 @@
 #include "qkdn_err.h"
 #include "qkdn_netconf.h"
 
-#include <getopt.h>
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -90,7 +89,7 @@ measure_pairs(struct bench_net *n, double seconds, struct latency *lat)
 	         end = start + (uint64_t)(seconds * 1e9);
 	for (int i = 0;; i++) {
 		uint64_t tf = bench_now_ns();
-		if ((rv = bench_stub_once(stub)) != 0) {
+		if ((rv = bench_status_once(stub)) != 0) {
 			bench_note("floor request: %s", qkdn_ak_last_error());
 			goto out;
 		}
@@ -667,80 +666,22 @@ usage(FILE *f)
 }
 
 static int
-parse_clients(struct opts *o, const char *text)
-{
-	int n = bench_parse_int_list(text, o->clients, CLIENT_LISTS_MAX,
-	                             CLIENTS_MAX);
-	o->n_clients = n > 0 ? n : 0;
-	return n > 0 ? 0 : -1;
-}
-
-static int
 parse(struct opts *o, int argc, char **argv)
 {
-	static const struct option lopts[] = {
-	    {"seconds", required_argument, NULL, 's'},
-	    {"clients", required_argument, NULL, 'c'},
-	    {"million", no_argument, NULL, 'm'},
-	    {"no-million", no_argument, NULL, 'M'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"keep", no_argument, NULL, 'k'},
-	    {"no-pause", no_argument, NULL, 'P'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0}};
-	int c;
+	const struct bench_opt opts[] = {
+	    {"seconds", BENCH_OPT_SECONDS, .dst = &o->seconds, .min = 0.1},
+	    {"clients", BENCH_OPT_LIST, .dst = o->clients, .n = &o->n_clients,
+	     .max = CLIENT_LISTS_MAX, .hi = CLIENTS_MAX, .dflt = "1,4,16"},
+	    {"million", BENCH_OPT_FLAG, .dst = &o->million, .value = true},
+	    {"no-million", BENCH_OPT_FLAG, .dst = &o->million, .value = false},
+	    {"json", BENCH_OPT_FLAG, .dst = &o->json, .value = true},
+	    {"keep", BENCH_OPT_FLAG, .dst = &o->keep, .value = true},
+	    {"no-pause", BENCH_OPT_FLAG, .dst = &o->pause, .value = false},
+	    {"help", BENCH_OPT_HELP, .dst = NULL},
+	};
 	*o = (struct opts){.seconds = 2, .million = true, .pause = true};
-	parse_clients(o, "1,4,16");
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
-		char *end;
-		switch (c) {
-		case 's':
-			o->seconds = strtod(optarg, &end);
-			if (*end != '\0' || o->seconds < 0.1 ||
-			    o->seconds > 600) {
-				fprintf(stderr, "qkdn-bench ak: --seconds "
-				                "takes 0.1..600\n");
-				return 2;
-			}
-			break;
-		case 'c':
-			if (parse_clients(o, optarg) != 0) {
-				fprintf(stderr,
-				        "qkdn-bench ak: --clients takes up to "
-				        "%d numbers 1..%d, e.g. 1,4,16\n",
-				        CLIENT_LISTS_MAX, CLIENTS_MAX);
-				return 2;
-			}
-			break;
-		case 'm':
-			o->million = true;
-			break;
-		case 'M':
-			o->million = false;
-			break;
-		case 'j':
-			o->json = true;
-			break;
-		case 'k':
-			o->keep = true;
-			break;
-		case 'P':
-			o->pause = false;
-			break;
-		case 'h':
-			usage(stdout);
-			return 1;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return 2;
-	}
-	return 0;
+	return bench_parse("ak", usage, opts, sizeof(opts) / sizeof(opts[0]),
+	                   argc, argv);
 }
 
 static int
@@ -830,19 +771,9 @@ say_header(const struct bench_out *o, const struct opts *op,
 	          "  Kx tcp://127.0.0.1:%d and :%d, Ak ipc://, %d SAE "
 	          "pairs; run dir %s",
 	          n->kx_port[0], n->kx_port[1], n->pairs, n->dir);
-	double load = bench_loadavg();
-	bench_say(o,
-	          "  load average at the start: %.2f on %ld cores (other "
-	          "work on this machine shows in every figure)",
-	          load, sysconf(_SC_NPROCESSORS_ONLN));
-	bench_blank(o);
-
-	cJSON_AddNumberToObject(o->root, "loadavg_start", load);
-	cJSON *j = cJSON_AddObjectToObject(o->root, "config");
-	cJSON_AddNumberToObject(j, "seconds", op->seconds);
-	cJSON *c = cJSON_AddArrayToObject(j, "clients");
-	for (int i = 0; i < op->n_clients; i++)
-		cJSON_AddItemToArray(c, cJSON_CreateNumber(op->clients[i]));
+	cJSON *j = bench_header_end(o, op->seconds);
+	cJSON_AddItemToObject(j, "clients",
+	                      cJSON_CreateIntArray(op->clients, op->n_clients));
 	cJSON_AddBoolToObject(j, "million", op->million);
 	cJSON_AddNumberToObject(j, "rate_bps", (double)BENCH_NET_RATE_BPS);
 	cJSON_AddNumberToObject(j, "block_bytes", BENCH_NET_BLOCK_BYTES);
@@ -870,16 +801,13 @@ bench_ak(int argc, char **argv)
 		free(n);
 		return rv == 1 ? 0 : 2;
 	}
-	o.json = op.json;
-	o.root = cJSON_CreateObject();
-	if ((rv = bench_net_dir(n)) != 0)
+	if ((rv = bench_begin(&o, op.json, n)) != 0)
 		goto out;
 	/* one SAE pair per client thread of the largest run */
 	n->pairs = 1;
 	for (int i = 0; i < op.n_clients; i++)
 		if (op.clients[i] > n->pairs)
 			n->pairs = op.clients[i];
-	bench_note("run dir %s", n->dir);
 
 	/* the floor first, on a quiet machine; its echo server before any
 	 * nng thread, and kept for (b) */
@@ -897,26 +825,5 @@ bench_ak(int argc, char **argv)
 out:
 	bench_net_stop(n);
 	bench_echo_stop(&n->echo);
-	double load = bench_loadavg();
-	bench_say(&o, "load average at the end: %.2f", load);
-	cJSON_AddNumberToObject(o.root, "loadavg_end", load);
-	if (rv != 0) {
-		bench_note("stopped early: %s; run dir kept: %s",
-		           qkdn_strerror(rv), n->dir);
-		bench_net_log_tails(n, 10);
-	} else if (op.keep) {
-		bench_note("run dir kept: %s", n->dir);
-	} else if (n->dir[0] != '\0') {
-		bench_rm_tree(n->dir);
-	}
-	if (o.json && rv == 0) {
-		char *text = cJSON_Print(o.root);
-		if (text != NULL)
-			printf("%s\n", text);
-		free(text);
-	}
-	cJSON_Delete(o.root);
-	bench_net_free(n);
-	free(n);
-	return rv == 0 ? 0 : 1;
+	return bench_finish(&o, n, rv, op.keep);
 }

@@ -1,7 +1,8 @@
 /* qkdn-bench: benchmarks that print figures, never pass/fail. One
  * subcommand per file (ak.c, tls.c: its parts in tls_*.c, tls.h), listed
- * in main.c's table; the helpers they share are declared here (util.c,
- * load.c, floor.c, net.c). */
+ * in main.c's table; the helpers they share are declared here (cmd.c: the
+ * command line and the run's start and end; util.c, load.c, floor.c,
+ * net.c). */
 #ifndef BENCH_H
 #define BENCH_H
 
@@ -13,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 /* ---- subcommands (main.c's table) ---- */
@@ -148,7 +150,9 @@ int bench_echo_once(nng_socket s) __attribute__((warn_unused_result));
 struct qkdn_ak;
 int bench_stub_open(struct qkdn_ak **ak, const char *url)
     __attribute__((warn_unused_result));
-int bench_stub_once(struct qkdn_ak *ak) __attribute__((warn_unused_result));
+/* One status request through an Ak client, its reply dropped: the floor's
+ * request to the stub, and the probe of a starting KM. */
+int bench_status_once(struct qkdn_ak *ak) __attribute__((warn_unused_result));
 
 struct bench_floor {
 	double socketpair_p50_us;
@@ -242,8 +246,49 @@ double bench_cpu_pct(const struct bench_cpu *c, int p, double seconds);
 /* {"bench", "km_a", "km_b", "qkdsim"}: percent of one core */
 cJSON *bench_cpu_json(const struct bench_cpu *c, double seconds);
 
-/* Parse "1,4,16": at most max items, each in 1..hi, into out; returns the
- * count, or -1 if the text is not such a list. */
-int bench_parse_int_list(const char *text, int *out, int max, long hi);
+/* ---- around a subcommand's measurements (cmd.c) ---- */
+
+enum bench_opt_kind {
+	BENCH_OPT_FLAG,    /* --NAME: *(bool *)dst = value */
+	BENCH_OPT_SECONDS, /* --NAME S: *(double *)dst, min..600 */
+	BENCH_OPT_LIST,    /* --NAME 1,4,16: into (int *)dst, count in *n */
+	BENCH_OPT_PATH,    /* --NAME PATH: its realpath into (char *)dst,
+	                      PATH_MAX bytes */
+	BENCH_OPT_HELP,    /* --help (and -h): usage on stdout */
+};
+
+/* One option of a subcommand. */
+struct bench_opt {
+	const char *name; /* without "--" */
+	enum bench_opt_kind kind;
+	void *dst;
+	bool value;       /* FLAG */
+	double min;       /* SECONDS */
+	int *n, max;      /* LIST: the count, and at most max numbers */
+	long hi;          /* LIST: each 1..hi */
+	const char *dflt; /* LIST: the default, and the example of errors */
+};
+
+/* Parse a subcommand's arguments (argv[0] is its name, cmd) by its table
+ * of options, after setting the lists to their defaults: messages read
+ * "qkdn-bench CMD: --NAME takes ...". Returns 0 to run, 1 after --help, 2
+ * after a usage error (usage(stderr) when getopt complained or words are
+ * left over). */
+int bench_parse(const char *cmd, void (*usage)(FILE *f),
+                const struct bench_opt *opts, size_t n, int argc, char **argv)
+    __attribute__((warn_unused_result));
+/* The run begins: o set up (JSON or text) and a fresh run directory for
+ * n, noted on stderr. */
+int bench_begin(struct bench_out *o, bool json, struct bench_net *n)
+    __attribute__((warn_unused_result));
+/* The header's last line, the load average now; in JSON, loadavg_start
+ * and the "config" object with seconds, returned for the rest. */
+cJSON *bench_header_end(const struct bench_out *o, double seconds);
+/* The run ends, after the subcommand stopped what it started: the load
+ * average; when rv != 0 why, the daemons' last log lines and the run
+ * directory kept, else the directory removed unless keep; the JSON
+ * document if all went well. Frees o's document and n (calloc'd).
+ * Returns the exit status: 0, or 1 if rv != 0. */
+int bench_finish(struct bench_out *o, struct bench_net *n, int rv, bool keep);
 
 #endif

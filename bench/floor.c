@@ -227,7 +227,7 @@ bench_stub_open(struct qkdn_ak **ak, const char *url)
 }
 
 int
-bench_stub_once(struct qkdn_ak *ak)
+bench_status_once(struct qkdn_ak *ak)
 {
 	struct qkdn_ak_status st;
 	int rv = qkdn_ak_status(ak, &st);
@@ -300,7 +300,7 @@ client_once(struct client *c)
 	case NNG_ECHO:
 		return bench_echo_once(c->s);
 	case AK_STUB:
-		return bench_stub_once(c->ak);
+		return bench_status_once(c->ak);
 	case RPC_CALL:
 		rpc_request(&req);
 		rv = qkdn_rpc_call(c->s, &req, &rsp, CALL_TIMEOUT_MS, &err);

@@ -137,10 +137,7 @@ all_alive(struct bench_net *n)
 static int
 km_answers(void *ak)
 {
-	struct qkdn_ak_status st;
-	int rv = qkdn_ak_status(ak, &st);
-	qkdn_ak_status_free(&st);
-	return rv;
+	return bench_status_once(ak);
 }
 
 /* Start the emulator and both KMs and wait until each answers a status

@@ -10,8 +10,6 @@
 
 #include "qkdn_err.h"
 
-#include <errno.h>
-#include <getopt.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,15 +34,6 @@ usage(FILE *f)
 	        BENCH_TLS_THREADS_MAX);
 }
 
-static int
-parse_threads(struct bench_tls_opts *o, const char *text)
-{
-	int n = bench_parse_int_list(text, o->threads, BENCH_TLS_THREAD_LISTS,
-	                             BENCH_TLS_THREADS_MAX);
-	o->n_threads = n > 0 ? n : 0;
-	return n > 0 ? 0 : -1;
-}
-
 /* ../lib/qkdn.so next to this executable, as build/ lays it out. */
 static int
 default_provider(char *out, size_t len)
@@ -67,65 +56,21 @@ default_provider(char *out, size_t len)
 static int
 parse(struct bench_tls_opts *o, int argc, char **argv)
 {
-	static const struct option lopts[] = {
-	    {"seconds", required_argument, NULL, 's'},
-	    {"threads", required_argument, NULL, 't'},
-	    {"provider", required_argument, NULL, 'p'},
-	    {"json", no_argument, NULL, 'j'},
-	    {"keep", no_argument, NULL, 'k'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0}};
-	int c;
+	const struct bench_opt opts[] = {
+	    {"seconds", BENCH_OPT_SECONDS, .dst = &o->seconds, .min = 0.3},
+	    {"threads", BENCH_OPT_LIST, .dst = o->threads, .n = &o->n_threads,
+	     .max = BENCH_TLS_THREAD_LISTS, .hi = BENCH_TLS_THREADS_MAX,
+	     .dflt = "2,4"},
+	    {"provider", BENCH_OPT_PATH, .dst = o->provider},
+	    {"json", BENCH_OPT_FLAG, .dst = &o->json, .value = true},
+	    {"keep", BENCH_OPT_FLAG, .dst = &o->keep, .value = true},
+	    {"help", BENCH_OPT_HELP, .dst = NULL},
+	};
+	int rv;
 	*o = (struct bench_tls_opts){.seconds = 3};
-	parse_threads(o, "2,4");
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
-		char *end;
-		switch (c) {
-		case 's':
-			o->seconds = strtod(optarg, &end);
-			if (*end != '\0' || o->seconds < 0.3 ||
-			    o->seconds > 600) {
-				fprintf(stderr, "qkdn-bench tls: --seconds "
-				                "takes 0.3..600\n");
-				return 2;
-			}
-			break;
-		case 't':
-			if (parse_threads(o, optarg) != 0) {
-				fprintf(stderr,
-				        "qkdn-bench tls: --threads takes up to "
-				        "%d numbers 1..%d, e.g. 2,4\n",
-				        BENCH_TLS_THREAD_LISTS,
-				        BENCH_TLS_THREADS_MAX);
-				return 2;
-			}
-			break;
-		case 'p':
-			if (realpath(optarg, o->provider) == NULL) {
-				fprintf(stderr, "qkdn-bench tls: %s: %s\n",
-				        optarg, strerror(errno));
-				return 2;
-			}
-			break;
-		case 'j':
-			o->json = true;
-			break;
-		case 'k':
-			o->keep = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 1;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return 2;
-	}
+	if ((rv = bench_parse("tls", usage, opts,
+	                      sizeof(opts) / sizeof(opts[0]), argc, argv)) != 0)
+		return rv;
 	if (o->provider[0] == '\0' &&
 	    default_provider(o->provider, sizeof(o->provider)) != 0) {
 		fprintf(stderr, "qkdn-bench tls: no provider next to this "
@@ -142,7 +87,6 @@ say_header(const struct bench_out *o, const struct bench_tls_opts *op,
 {
 	char list[128] = "1";
 	size_t at = 1;
-	double load = bench_loadavg();
 	for (int i = 0; i < op->n_threads; i++)
 		if (op->threads[i] != 1)
 			at += (size_t)snprintf(list + at, sizeof(list) - at,
@@ -160,18 +104,10 @@ say_header(const struct bench_out *o, const struct bench_tls_opts *op,
 	          "  on A, client SAE %s on B, Ak ipc://, timeout_ms %d; run "
 	          "dir %s",
 	          BENCH_TLS_CLIENT_SAE, BENCH_TLS_KM_TIMEOUT_MS, n->dir);
-	bench_say(o,
-	          "  load average at the start: %.2f on %ld cores (other "
-	          "work on this machine shows in every figure)",
-	          load, sysconf(_SC_NPROCESSORS_ONLN));
-	bench_blank(o);
-	cJSON_AddNumberToObject(o->root, "loadavg_start", load);
-	cJSON *j = cJSON_AddObjectToObject(o->root, "config");
-	cJSON_AddNumberToObject(j, "seconds", op->seconds);
+	cJSON *j = bench_header_end(o, op->seconds);
 	cJSON_AddNumberToObject(j, "rounds", BENCH_TLS_ROUNDS);
-	cJSON *c = cJSON_AddArrayToObject(j, "threads");
-	for (int i = 0; i < op->n_threads; i++)
-		cJSON_AddItemToArray(c, cJSON_CreateNumber(op->threads[i]));
+	cJSON_AddItemToObject(j, "threads",
+	                      cJSON_CreateIntArray(op->threads, op->n_threads));
 	cJSON_AddNumberToObject(j, "batch", BENCH_TLS_BATCH);
 	cJSON_AddStringToObject(j, "provider", op->provider);
 	cJSON_AddStringToObject(j, "openssl",
@@ -209,12 +145,9 @@ bench_tls(int argc, char **argv)
 		return rv == 1 ? 0 : 2;
 	}
 	hermetic();
-	o.json = op.json;
-	o.root = cJSON_CreateObject();
 	n->pairs = 1;
-	if ((rv = bench_net_dir(n)) != 0)
+	if ((rv = bench_begin(&o, op.json, n)) != 0)
 		goto out;
-	bench_note("run dir %s", n->dir);
 	say_header(&o, &op, n);
 	if ((rv = bench_tls_cert_make(&t.cert)) != 0) {
 		bench_note("cannot make the P-256 certificate");
@@ -239,26 +172,5 @@ out:
 	bench_tls_mem_free(mem);
 	bench_tls_cert_free(&t.cert);
 	bench_net_stop(n);
-	double load = bench_loadavg();
-	bench_say(&o, "load average at the end: %.2f", load);
-	cJSON_AddNumberToObject(o.root, "loadavg_end", load);
-	if (rv != 0) {
-		bench_note("stopped early: %s; run dir kept: %s",
-		           qkdn_strerror(rv), n->dir);
-		bench_net_log_tails(n, 10);
-	} else if (op.keep) {
-		bench_note("run dir kept: %s", n->dir);
-	} else if (n->dir[0] != '\0') {
-		bench_rm_tree(n->dir);
-	}
-	if (o.json && rv == 0) {
-		char *text = cJSON_Print(o.root);
-		if (text != NULL)
-			printf("%s\n", text);
-		free(text);
-	}
-	cJSON_Delete(o.root);
-	bench_net_free(n);
-	free(n);
-	return rv == 0 ? 0 : 1;
+	return bench_finish(&o, n, rv, op.keep);
 }

@@ -298,20 +298,3 @@ bench_loadavg(void)
 	fclose(f);
 	return v;
 }
-
-int
-bench_parse_int_list(const char *text, int *out, int max, long hi)
-{
-	char buf[256], *save = NULL;
-	int n = 0;
-	snprintf(buf, sizeof(buf), "%s", text);
-	for (char *t = strtok_r(buf, ",", &save); t != NULL;
-	     t = strtok_r(NULL, ",", &save)) {
-		char *end;
-		long v = strtol(t, &end, 10);
-		if (*end != '\0' || v < 1 || v > hi || n == max)
-			return -1;
-		out[n++] = (int)v;
-	}
-	return n > 0 ? n : -1;
-}

@@ -1,6 +1,7 @@
 #include "qkdn_log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,4 +49,22 @@ qkdn_log(int level, const char *src, const char *fmt, ...)
 	va_end(ap);
 	/* one write per line so concurrent threads do not interleave */
 	fprintf(stderr, "%s\n", line);
+}
+
+bool
+qkdn_log_limit_pass(struct qkdn_log_limit *lim, unsigned *dropped)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	unsigned long long now = (unsigned long long)ts.tv_sec;
+	unsigned long long w = atomic_load(&lim->window_s);
+	/* the first caller of a new second opens its window */
+	if (w != now && atomic_compare_exchange_strong(&lim->window_s, &w, now))
+		atomic_store(&lim->in_window, 0);
+	if (atomic_fetch_add(&lim->in_window, 1) >= QKDN_LOG_BURST) {
+		atomic_fetch_add(&lim->dropped, 1);
+		return false;
+	}
+	*dropped = atomic_exchange(&lim->dropped, 0);
+	return true;
 }

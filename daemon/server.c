@@ -29,6 +29,7 @@ struct qkdn_server_req {
 
 struct qkdn_server {
 	struct qkdn_server_config cfg;
+	struct qkdn_log_limit refusals; /* anyone who connects can cause them */
 	nng_socket sock;
 	bool sock_open;
 	size_t req_size; /* one context with its slot */
@@ -111,9 +112,9 @@ qkdn_server_error(struct qkdn_server_req *r, int code, const char *why)
 	struct qkdn_msg m;
 	if (s->cfg.errors != NULL)
 		atomic_fetch_add(s->cfg.errors, 1);
-	qkdn_log(s->cfg.refusal_level, s->cfg.log_src,
-	         "refused a %s request: %s: %s", s->cfg.name,
-	         qkdn_strerror(code), why);
+	QLOG_LIMITED(&s->refusals, s->cfg.refusal_level, s->cfg.log_src,
+	             "refused a %s request: %s: %s", s->cfg.name,
+	             qkdn_strerror(code), why);
 	qkdn_rpc_error(&m, r->req.req_id, code, why);
 	qkdn_server_reply(r, &m);
 }

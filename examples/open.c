@@ -14,7 +14,6 @@
 #include <openssl/err.h>
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,27 +249,12 @@ out:
 int
 main(int argc, char **argv)
 {
-	static const struct option lopts[] = {
-	    {"export-pub", required_argument, NULL, 'p'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0}};
 	const char *pub_path = NULL;
 	int c;
 
 	sealed_prog = "qkdn-open";
-	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
-		switch (c) {
-		case 'p':
-			pub_path = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return SEALED_OK;
-		default:
-			usage(stderr);
-			return SEALED_EUSAGE;
-		}
-	}
+	if ((c = sealed_args(argc, argv, "export-pub", usage, &pub_path)) >= 0)
+		return c;
 	if (pub_path != NULL ? argc != optind : argc - optind != 2) {
 		usage(stderr);
 		return SEALED_EUSAGE;

@@ -17,10 +17,10 @@
 #include <openssl/rand.h>
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define PUB_MAX 1024
 
@@ -57,13 +57,8 @@ load_recipient(const char *path)
 		return NULL;
 	}
 	fclose(f);
-	ctx = EVP_PKEY_CTX_new_from_name(NULL, SEALED_KEM, NULL);
-	if (ctx == NULL) {
-		sealed_error("no \"%s\" algorithm: does OPENSSL_CONF name a "
-		             "configuration that loads the qkdn provider?",
-		             SEALED_KEM);
+	if ((ctx = sealed_kem_ctx()) == NULL)
 		return NULL;
-	}
 	if (EVP_PKEY_paramgen_init(ctx) <= 0 ||
 	    EVP_PKEY_paramgen(ctx, &key) <= 0) {
 		sealed_error("cannot make an empty \"%s\" key", SEALED_KEM);
@@ -171,10 +166,6 @@ out:
 int
 main(int argc, char **argv)
 {
-	static const struct option lopts[] = {
-	    {"recipient", required_argument, NULL, 'r'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0}};
 	const char *pub_path = NULL, *in_path = NULL, *out_path = NULL;
 	struct sealed_header h = {0};
 	uint8_t secret[256], key[SEALED_KEY_LEN];
@@ -185,19 +176,8 @@ main(int argc, char **argv)
 	int c, created = 0, rc = SEALED_EUSAGE;
 
 	sealed_prog = "qkdn-seal";
-	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
-		switch (c) {
-		case 'r':
-			pub_path = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return SEALED_OK;
-		default:
-			usage(stderr);
-			return SEALED_EUSAGE;
-		}
-	}
+	if ((c = sealed_args(argc, argv, "recipient", usage, &pub_path)) >= 0)
+		return c;
 	if (pub_path == NULL || argc - optind != 2) {
 		usage(stderr);
 		return SEALED_EUSAGE;

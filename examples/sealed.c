@@ -1,5 +1,6 @@
-/* What qkdn-seal and qkdn-open share: errors, provider start-up, the own
- * "qkd" key, the header's authenticated bytes and the key derivation. */
+/* What qkdn-seal and qkdn-open share: errors, the command line, provider
+ * start-up, the "qkd" algorithm and the own key, the header's authenticated
+ * bytes and the key derivation. */
 #include "sealed.h"
 
 #include <openssl/core_names.h>
@@ -7,6 +8,7 @@
 #include <openssl/err.h>
 #include <openssl/kdf.h>
 
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +29,31 @@ sealed_error(const char *fmt, ...)
 }
 
 int
+sealed_args(int argc, char **argv, const char *opt, void (*usage)(FILE *f),
+            const char **value)
+{
+	const struct option lopts[] = {{opt, required_argument, NULL, 'o'},
+	                               {"help", no_argument, NULL, 'h'},
+	                               {NULL, 0, NULL, 0}};
+	int c;
+	*value = NULL;
+	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			*value = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return SEALED_OK;
+		default:
+			usage(stderr);
+			return SEALED_EUSAGE;
+		}
+	}
+	return -1;
+}
+
+int
 sealed_init(void)
 {
 	if (!OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL)) {
@@ -38,17 +65,24 @@ sealed_init(void)
 	return 1;
 }
 
+EVP_PKEY_CTX *
+sealed_kem_ctx(void)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, SEALED_KEM, NULL);
+	if (ctx == NULL)
+		sealed_error("no \"%s\" algorithm: does OPENSSL_CONF name a "
+		             "configuration that loads the qkdn provider?",
+		             SEALED_KEM);
+	return ctx;
+}
+
 EVP_PKEY *
 sealed_own_key(void)
 {
 	EVP_PKEY *key = NULL;
-	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, SEALED_KEM, NULL);
-	if (ctx == NULL) {
-		sealed_error("no \"%s\" algorithm: does OPENSSL_CONF name a "
-		             "configuration that loads the qkdn provider?",
-		             SEALED_KEM);
+	EVP_PKEY_CTX *ctx = sealed_kem_ctx();
+	if (ctx == NULL)
 		return NULL;
-	}
 	if (EVP_PKEY_keygen_init(ctx) <= 0 || EVP_PKEY_keygen(ctx, &key) <= 0)
 		sealed_error("cannot make this application's \"%s\" key "
 		             "(is sae set in the provider's configuration?)",

@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define SEALED_MAGIC     "QKDNSEAL"
 #define SEALED_MAGIC_LEN 8
@@ -52,9 +53,20 @@ extern const char *sealed_prog;
 /* Print "prog: fmt..." and then OpenSSL's error queue, on stderr. */
 void sealed_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The command line's one option, --OPT VALUE (*value, else NULL), and
+ * --help. Returns -1 to go on, else the exit status: SEALED_OK after
+ * --help (usage on stdout), SEALED_EUSAGE after a usage error (usage on
+ * stderr). The words after the options start at argv[optind]. */
+int sealed_args(int argc, char **argv, const char *opt, void (*usage)(FILE *f),
+                const char **value) __attribute__((warn_unused_result));
+
 /* Load OpenSSL's configuration (OPENSSL_CONF), which loads the provider.
  * Returns 1 or 0. */
 int sealed_init(void) __attribute__((warn_unused_result));
+
+/* A context of the "qkd" algorithm; NULL on failure (reported: the
+ * provider is not loaded). */
+EVP_PKEY_CTX *sealed_kem_ctx(void) __attribute__((warn_unused_result));
 
 /* This application's own "qkd" key: its SAE comes from the provider's
  * configuration; keygen talks to nobody. NULL on failure (reported). */

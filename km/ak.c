@@ -14,7 +14,6 @@
 
 #define SRC         "ak"
 #define AK_CONTEXTS 128
-#define AK_RECV_MAX (1u << 20)
 
 #define AK_WORKERS 2
 
@@ -191,7 +190,7 @@ km_ak_start(struct km *km, struct km_ak **out)
 	    .ipc_mode = mode,
 	    .contexts = AK_CONTEXTS,
 	    .workers = AK_WORKERS,
-	    .recv_max = AK_RECV_MAX,
+	    .recv_max = KM_AK_RECV_MAX,
 	    .slot_size = sizeof(struct km_keyreq),
 	    .handlers = handlers,
 	    .n_handlers = sizeof(handlers) / sizeof(handlers[0]),

@@ -40,6 +40,7 @@ struct km_link {
 	int peer; /* node index of the other end */
 	struct km_pool pool;
 	struct km_kx_link *kx; /* this node's Kx client to the peer */
+	int syncs_waiting;     /* peer's syncs waiting for a block (KM lock) */
 	/* the two ends' pools disagreed in the last key sync (node.h) */
 	atomic_bool out_of_sync;
 	atomic_uint_fast64_t sync_failures;

@@ -13,6 +13,13 @@ struct km_kx_server;
 /* Most key material one KEY_SYNC carries (and so one key request). */
 #define KM_KX_BATCH_BYTES (512u * 1024u)
 
+/* The largest Kx message accepted: a KEY_SYNC_AUTH whose sync names the
+ * most segments and the most requests a KM takes (4096 requests of one key
+ * between SAEs with the longest names) is about 760 KiB; unit.test_limits
+ * checks that it fits. Anything larger is refused by nng before it is read
+ * whole. */
+#define KM_KX_RECV_MAX (1u << 20)
+
 int km_kx_link_open(struct km *km, struct km_link *l)
     __attribute__((warn_unused_result));
 void km_kx_link_close(struct km *km, struct km_link *l);

@@ -18,10 +18,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SRC             "kx"
-#define SERVER_CONTEXTS 4
-#define SERVER_WORKERS  2
-#define BLOCK_WAIT_MS   10
+#define SRC "kx"
+/* contexts beyond the syncs that may wait for a block (WAITS_PER_LINK per
+ * link), so that waiting syncs never hold every context; few enough that
+ * an honest sync queues behind few others when anyone floods the port */
+#define FREE_CONTEXTS  6
+#define SERVER_WORKERS 2
+#define BLOCK_WAIT_MS  10
+/* A sync may wait for a block that is on its way only if it is at most
+ * this many blocks ahead of the newest held (a block the link could not
+ * have produced yet is refused at once), and only this many syncs per link
+ * wait at a time (an honest peer sends one at a time per link): forged
+ * syncs cannot hold the server's contexts. */
+#define WAIT_AHEAD_BLOCKS 4096
+#define WAITS_PER_LINK    2
 
 struct km_kx_server {
 	struct qkdn_server *srv;
@@ -30,6 +40,7 @@ struct km_kx_server {
 /* Per context: when a sync waiting for its block gives up. */
 struct sync_slot {
 	uint64_t deadline_ms;
+	struct km_link *waiting_on; /* counted in its syncs_waiting */
 };
 
 /* tag: the acknowledgement's tag (a stored sync), or NULL */
@@ -121,7 +132,7 @@ enum read_outcome { READ_OK, READ_WAIT, READ_SKIP, READ_FAIL };
 
 static enum read_outcome
 read_bits(struct km_link *l, const struct qkdn_key_sync *ks, uint8_t *bytes,
-          uint64_t total, uint64_t deadline_ms, int *rv, uint64_t *skip)
+          uint64_t total, struct sync_slot *slot, int *rv, uint64_t *skip)
 {
 	uint32_t len = 0;
 	uint64_t missing = 0;
@@ -136,8 +147,17 @@ read_bits(struct km_link *l, const struct qkdn_key_sync *ks, uint8_t *bytes,
 		return READ_FAIL;
 	case QKDN_E_BLOCK_MISSING:
 		/* the emulator's copy for this end may still be on its way */
-		if (later && qkdn_now_ms() < deadline_ms)
+		if (later && qkdn_now_ms() < slot->deadline_ms &&
+		    (l->pool.n == 0 ||
+		     missing - km_pool_newest(&l->pool) <= WAIT_AHEAD_BLOCKS) &&
+		    (slot->waiting_on == l ||
+		     l->syncs_waiting < WAITS_PER_LINK)) {
+			if (slot->waiting_on != l) {
+				slot->waiting_on = l;
+				l->syncs_waiting++;
+			}
 			return READ_WAIT;
+		}
 		/* the whole gap up to the next block held here: the peer
 		 * skips it at once, not one block per round trip */
 		*skip = km_pool_gap_end(&l->pool, missing);
@@ -153,6 +173,21 @@ read_bits(struct km_link *l, const struct qkdn_key_sync *ks, uint8_t *bytes,
 	}
 }
 
+/* The sync of this context no longer waits: before its reply is sent (the
+ * context then serves the next request). */
+static void
+end_wait(struct km *km, struct sync_slot *slot)
+{
+	if (slot->waiting_on != NULL) {
+		nng_mtx_lock(km->mtx);
+		slot->waiting_on->syncs_waiting--;
+		nng_mtx_unlock(km->mtx);
+	}
+	*slot = (struct sync_slot){0};
+}
+
+/* Serve one sync; one that waits for a block is served again
+ * BLOCK_WAIT_MS later. */
 static void
 handle_sync(struct qkdn_server_req *w, struct qkdn_msg *req)
 {
@@ -168,7 +203,7 @@ handle_sync(struct qkdn_server_req *w, struct qkdn_msg *req)
 	if (slot->deadline_ms == 0)
 		slot->deadline_ms = qkdn_now_ms() + km->node->kx_timeout_ms / 2;
 	if ((rv = km_sync_unwrap(&req->u.key_sync_auth, &sync, &err)) != 0) {
-		slot->deadline_ms = 0;
+		end_wait(km, slot);
 		qkdn_server_error(w, rv, err.reason);
 		return;
 	}
@@ -191,8 +226,7 @@ handle_sync(struct qkdn_server_req *w, struct qkdn_msg *req)
 	 * without it (syncs of one link come one at a time from its peer,
 	 * and a replay of the same IDs fails on the store) */
 	nng_mtx_lock(km->mtx);
-	enum read_outcome o =
-	    read_bits(l, ks, bytes, total, slot->deadline_ms, &rv, &skip);
+	enum read_outcome o = read_bits(l, ks, bytes, total, slot, &rv, &skip);
 	nng_mtx_unlock(km->mtx);
 	if (o == READ_WAIT) {
 		free(bytes);
@@ -200,14 +234,16 @@ handle_sync(struct qkdn_server_req *w, struct qkdn_msg *req)
 		qkdn_server_retry(w, BLOCK_WAIT_MS);
 		return;
 	}
-	slot->deadline_ms = 0;
+	end_wait(km, slot);
 	if (o == READ_SKIP) {
+		static struct qkdn_log_limit skips;
 		free(bytes);
-		QLOG_WARN(SRC, "link %s: %s (through block %llu)", l->conf->id,
-		          rv == QKDN_E_BLOCK_MISSING
-		              ? "the peer names a block missing here"
-		              : "the peer names positions used here",
-		          (unsigned long long)skip);
+		QLOG_LIMITED(&skips, QKDN_LOG_WARN, SRC,
+		             "link %s: %s (through block %llu)", l->conf->id,
+		             rv == QKDN_E_BLOCK_MISSING
+		                 ? "the peer names a block missing here"
+		                 : "the peer names positions used here",
+		             (unsigned long long)skip);
 		qkdn_msg_clear(&sync);
 		reply_ack(w, rv, skip, NULL);
 		return;
@@ -239,7 +275,7 @@ handle_sync(struct qkdn_server_req *w, struct qkdn_msg *req)
 	               "ends' pools differ)"
 	             : qkdn_strerror(rv));
 refuse:
-	slot->deadline_ms = 0;
+	end_wait(km, slot);
 	qkdn_msg_clear(&sync);
 	qkdn_server_error(w, rv, why);
 }
@@ -259,9 +295,9 @@ km_kx_server_start(struct km *km, struct km_kx_server **out)
 	    .log_src = SRC,
 	    .refusal_level = QKDN_LOG_WARN,
 	    .url = km->node->kx_url,
-	    .contexts = SERVER_CONTEXTS,
+	    .contexts = FREE_CONTEXTS + WAITS_PER_LINK * (int)km->n_links,
 	    .workers = SERVER_WORKERS,
-	    .recv_max = QKDN_MSG_BYTES_MAX,
+	    .recv_max = KM_KX_RECV_MAX,
 	    .slot_size = sizeof(struct sync_slot),
 	    .handlers = handlers,
 	    .n_handlers = sizeof(handlers) / sizeof(handlers[0]),

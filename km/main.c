@@ -1,10 +1,10 @@
 /* qkdn-km: the key manager daemon of one trusted node. */
 #include "km.h"
+#include "qkdn_cmdline.h"
 #include "qkdn_err.h"
 #include "qkdn_log.h"
 #include "qkdn_netconf.h"
 
-#include <getopt.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -14,56 +14,14 @@
 
 #define TICK_MS 200
 
-static volatile sig_atomic_t stopping;
-
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	stopping = 1;
-}
-
-static void
-usage(FILE *f)
-{
-	fprintf(f, "usage: qkdn-km --config FILE --node ID [--run-dir DIR]\n");
-}
-
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"node", required_argument, NULL, 'n'},
-	    {"run-dir", required_argument, NULL, 'r'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0}};
-	const char *config = NULL, *node = NULL, *run_dir = NULL;
+	struct qkdn_cmdline cl;
 	char err[512];
-	int c;
-	while ((c = getopt_long(argc, argv, "c:n:r:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			config = optarg;
-			break;
-		case 'n':
-			node = optarg;
-			break;
-		case 'r':
-			run_dir = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (config == NULL || node == NULL || optind != argc) {
-		usage(stderr);
-		return 2;
-	}
+	int status = qkdn_cmdline_parse(&cl, "qkdn-km", true, argc, argv);
+	if (status >= 0)
+		return status;
 	if (sodium_init() < 0) {
 		fprintf(stderr, "qkdn-km: libsodium failed to initialise\n");
 		return 1;
@@ -71,26 +29,23 @@ main(int argc, char **argv)
 	struct qkdn_net *net = calloc(1, sizeof(*net));
 	if (net == NULL)
 		return 1;
-	if (qkdn_net_load(config, run_dir, net, err, sizeof(err)) != 0) {
+	if (qkdn_net_load(cl.config, cl.run_dir, net, err, sizeof(err)) != 0) {
 		fprintf(stderr, "qkdn-km: %s\n", err);
 		free(net);
 		return 2;
 	}
-	int self = qkdn_net_node_index(net, node);
+	int self = qkdn_net_node_index(net, cl.node);
 	if (self < 0) {
 		fprintf(stderr, "qkdn-km: %s: no node %s in this network\n",
-		        config, node);
+		        cl.config, cl.node);
 		free(net);
 		return 2;
 	}
 	char ident[80];
-	snprintf(ident, sizeof(ident), "km %s", node);
+	snprintf(ident, sizeof(ident), "km %s", cl.node);
 	qkdn_log_set_ident(ident);
 
-	struct sigaction sa = {.sa_handler = on_signal};
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	qkdn_stop_on_signals();
 	signal(SIGPIPE, SIG_IGN);
 
 	struct km *km;
@@ -101,7 +56,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	/* the daemon's own clock: housekeeping between signals */
-	while (!stopping) {
+	while (!qkdn_stopping()) {
 		struct timespec ts = {0, TICK_MS * 1000000L};
 		nanosleep(&ts, NULL);
 		km_tick(km);

@@ -336,6 +336,12 @@ km_pool_advance_in(struct km_pool *p, struct km_pos end)
 }
 
 uint64_t
+km_pool_newest(const struct km_pool *p)
+{
+	return p->n > 0 ? id_at(p, p->n - 1) : 0;
+}
+
+uint64_t
 km_pool_gap_end(const struct km_pool *p, uint64_t id)
 {
 	size_t i = id < UINT64_MAX ? lower_bound(p, id + 1) : p->n;

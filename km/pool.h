@@ -104,6 +104,9 @@ void km_pool_advance_in(struct km_pool *p, struct km_pos end);
  * none). */
 uint64_t km_pool_in_used_through(const struct km_pool *p);
 
+/* ID of the newest block held (0 if none). */
+uint64_t km_pool_newest(const struct km_pool *p);
+
 /* The last ID of the gap that block id (not held) lies in: just below the
  * next block held after it, or id itself if none is held after it. */
 uint64_t km_pool_gap_end(const struct km_pool *p, uint64_t id);

@@ -7,6 +7,7 @@
 
 #include "qkdn_clock.h"
 #include "qkdn_err.h"
+#include "qkdn_fork.h"
 #include "qkdn_msg.h"
 #include "qkdn_sp.h"
 
@@ -28,7 +29,7 @@ static_assert(QKDN_AK_KEYS_MAX == QKDN_KEYS_MAX, "keys per call");
 static_assert(sizeof(qkdn_key_id) == sizeof(qkdn_uuid), "key ID size");
 
 struct qkdn_ak {
-	struct qkdn_ak *next; /* in the fork registry */
+	struct qkdn_fork_obj fork; /* lock held across fork() */
 	char url[256];
 	qkdn_name sae;
 	int timeout_ms;
@@ -37,42 +38,6 @@ struct qkdn_ak {
 	size_t n_idle;
 	struct qkdn_sp_conn idle[POOL_MAX];
 };
-
-/* Every open handle, so that fork() never leaves a child with a handle
- * lock held by a thread that does not exist there. */
-static pthread_mutex_t registry_mtx = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
-static struct qkdn_ak *registry;
-
-static void
-fork_prepare(void)
-{
-	pthread_mutex_lock(&registry_mtx);
-	for (struct qkdn_ak *ak = registry; ak != NULL; ak = ak->next)
-		pthread_mutex_lock(&ak->mtx);
-}
-
-static void
-fork_parent(void)
-{
-	for (struct qkdn_ak *ak = registry; ak != NULL; ak = ak->next)
-		pthread_mutex_unlock(&ak->mtx);
-	pthread_mutex_unlock(&registry_mtx);
-}
-
-static void
-fork_child(void)
-{
-	for (struct qkdn_ak *ak = registry; ak != NULL; ak = ak->next)
-		pthread_mutex_unlock(&ak->mtx);
-	pthread_mutex_unlock(&registry_mtx);
-}
-
-static void
-registry_init(void)
-{
-	pthread_atfork(fork_prepare, fork_parent, fork_child);
-}
 
 static _Thread_local char last_error[2 * QKDN_REASON_MAX] = "no error";
 
@@ -111,11 +76,10 @@ qkdn_ak_open(struct qkdn_ak **out, const char *km_url, const char *sae,
 	ak->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
 	ak->pid = getpid();
 	pthread_mutex_init(&ak->mtx, NULL);
-	pthread_once(&registry_once, registry_init);
-	pthread_mutex_lock(&registry_mtx);
-	ak->next = registry;
-	registry = ak;
-	pthread_mutex_unlock(&registry_mtx);
+	/* so that fork() never leaves a child with the handle's lock held
+	 * by a thread that does not exist there */
+	ak->fork.mtx = &ak->mtx;
+	qkdn_fork_register(&ak->fork);
 	*out = ak;
 	return 0;
 }
@@ -125,14 +89,7 @@ qkdn_ak_close(struct qkdn_ak *ak)
 {
 	if (ak == NULL)
 		return;
-	pthread_mutex_lock(&registry_mtx);
-	for (struct qkdn_ak **pp = &registry; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == ak) {
-			*pp = ak->next;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&registry_mtx);
+	qkdn_fork_unregister(&ak->fork);
 	for (size_t i = 0; i < ak->n_idle; i++)
 		qkdn_sp_close(&ak->idle[i]);
 	pthread_mutex_destroy(&ak->mtx);

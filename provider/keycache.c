@@ -12,13 +12,15 @@
  * the KM timeout) rather than each fetching a batch of their own, which
  * would waste QKD key.
  *
- * Fork: a child must never hand out a key its parent also holds. The
- * atfork handlers lock every cache around fork() and the child handler
- * wipes and empties them; each access also compares getpid() with the
- * cache's owner, for processes that fork without running the handlers. */
+ * Fork: a child must never hand out a key its parent also holds. Each
+ * cache is in libqkdn's fork registry (qkdn_fork.h), which holds its lock
+ * across fork(), and in the child its hook wipes and empties it; each
+ * access also compares getpid() with the cache's owner, for processes that
+ * fork without running the atfork handlers. */
 #include "qprov.h"
 
 #include "qkdn_clock.h"
+#include "qkdn_fork.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -50,14 +52,8 @@ struct qprov_cache {
 	pid_t pid;               /* the process these keys belong to */
 	size_t cap;
 	struct slot slots[SLOTS];
-	struct qprov_cache *prev, *next; /* every live cache, for atfork */
+	struct qkdn_fork_obj fork; /* in libqkdn's fork registry */
 };
-
-/* Every cache of the process (the provider may be loaded in several
- * library contexts). Lock order: registry, then each cache. */
-static pthread_mutex_t registry_mtx = PTHREAD_MUTEX_INITIALIZER;
-static struct qprov_cache *registry;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void
 wipe_all(struct qprov_cache *c)
@@ -82,42 +78,15 @@ cond_init(pthread_cond_t *cv)
 	pthread_condattr_destroy(&a);
 }
 
+/* The fork registry's child hook: only the forking thread exists here,
+ * and it holds the lock; waiters and fetchers of the parent are gone. */
 static void
-atfork_prepare(void)
+fork_child(void *arg)
 {
-	pthread_mutex_lock(&registry_mtx);
-	for (struct qprov_cache *c = registry; c != NULL; c = c->next)
-		pthread_mutex_lock(&c->mtx);
-}
-
-static void
-atfork_parent(void)
-{
-	for (struct qprov_cache *c = registry; c != NULL; c = c->next)
-		pthread_mutex_unlock(&c->mtx);
-	pthread_mutex_unlock(&registry_mtx);
-}
-
-static void
-atfork_child(void)
-{
-	/* only the forking thread exists here, and it holds every lock;
-	 * waiters and fetchers of the parent are gone */
-	for (struct qprov_cache *c = registry; c != NULL; c = c->next) {
-		wipe_all(c);
-		c->pid = getpid();
-		cond_init(&c->refilled);
-		pthread_mutex_unlock(&c->mtx);
-	}
-	pthread_mutex_unlock(&registry_mtx);
-}
-
-static void
-register_atfork(void)
-{
-	/* glibc drops these handlers when the module is unloaded; should
-	 * registration fail, the getpid() check still protects */
-	(void)pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	struct qprov_cache *c = arg;
+	wipe_all(c);
+	c->pid = getpid();
+	cond_init(&c->refilled);
 }
 
 int
@@ -126,17 +95,13 @@ qprov_cache_new(struct qprov_cache **out, unsigned batch)
 	struct qprov_cache *c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return -1;
-	pthread_once(&atfork_once, register_atfork);
 	pthread_mutex_init(&c->mtx, NULL);
 	cond_init(&c->refilled);
 	c->pid = getpid();
 	c->cap = batch > 1 ? batch : 1;
-	pthread_mutex_lock(&registry_mtx);
-	c->next = registry;
-	if (registry != NULL)
-		registry->prev = c;
-	registry = c;
-	pthread_mutex_unlock(&registry_mtx);
+	c->fork = (struct qkdn_fork_obj){
+	    .mtx = &c->mtx, .child = fork_child, .arg = c};
+	qkdn_fork_register(&c->fork);
 	*out = c;
 	return 0;
 }
@@ -146,14 +111,7 @@ qprov_cache_free(struct qprov_cache *c)
 {
 	if (c == NULL)
 		return;
-	pthread_mutex_lock(&registry_mtx);
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		registry = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
-	pthread_mutex_unlock(&registry_mtx);
+	qkdn_fork_unregister(&c->fork);
 	for (size_t i = 0; i < SLOTS; i++)
 		sodium_free(c->slots[i].e); /* wipes */
 	pthread_cond_destroy(&c->refilled);

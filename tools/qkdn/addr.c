@@ -39,18 +39,26 @@ copy_url(const struct cli_cmd *cmd, const char *opt, const char *src, char *url,
 	return CLI_OK;
 }
 
-/* --run-dir and --node only mean something with --config. */
+/* The address given as --OPT ADDR (*given set), copied to url; else
+ * --config, which the caller reads, is required. --run-dir and --node only
+ * mean something with --config. */
 static int
-check_direct(const struct cli_cmd *cmd, const struct cli_args *a,
-             const char *opt)
+given_url(const struct cli_cmd *cmd, const struct cli_args *a, const char *opt,
+          const char *addr, char *url, size_t len, bool *given)
 {
+	*given = addr != NULL;
+	if (addr == NULL && a->config == NULL)
+		return cli_usage(
+		    cmd, "--%s ADDR (or --config FILE) is required", opt);
+	if (addr == NULL)
+		return CLI_OK;
 	if (a->config != NULL)
 		return cli_usage(cmd, "give --%s or --config, not both", opt);
 	if (a->run_dir != NULL)
 		return cli_usage(cmd, "--run-dir applies only with --config");
 	if (a->node != NULL)
 		return cli_usage(cmd, "--node applies only with --config");
-	return CLI_OK;
+	return copy_url(cmd, opt, addr, url, len);
 }
 
 int
@@ -58,15 +66,10 @@ cli_km_url(const struct cli_cmd *cmd, const struct cli_args *a, char *url,
            size_t len)
 {
 	struct qkdn_net *net = NULL;
-	int rv;
-	if (a->km != NULL) {
-		if ((rv = check_direct(cmd, a, "km")) != 0)
-			return rv;
-		return copy_url(cmd, "km", a->km, url, len);
-	}
-	if (a->config == NULL)
-		return cli_usage(cmd,
-		                 "--km ADDR (or --config FILE) is required");
+	bool given;
+	int rv = given_url(cmd, a, "km", a->km, url, len, &given);
+	if (rv != 0 || given)
+		return rv;
 	/* The KM is the --node one, else that of the SAE asking. */
 	const char *node = a->node;
 	if (node == NULL && a->sae == NULL)
@@ -98,15 +101,10 @@ cli_sim_url(const struct cli_cmd *cmd, const struct cli_args *a, char *url,
             size_t len)
 {
 	struct qkdn_net *net = NULL;
-	int rv;
-	if (a->sim != NULL) {
-		if ((rv = check_direct(cmd, a, "sim")) != 0)
-			return rv;
-		return copy_url(cmd, "sim", a->sim, url, len);
-	}
-	if (a->config == NULL)
-		return cli_usage(cmd,
-		                 "--sim ADDR (or --config FILE) is required");
+	bool given;
+	int rv = given_url(cmd, a, "sim", a->sim, url, len, &given);
+	if (rv != 0 || given)
+		return rv;
 	if ((rv = cli_load_net(a, a->config, a->run_dir, &net)) != 0)
 		return rv;
 	if (a->arg[0] != NULL && qkdn_net_link_index(net, a->arg[0]) < 0)

@@ -9,6 +9,7 @@
  *
  *   qkdn-qkdsim --config FILE [--run-dir DIR]
  */
+#include "qkdn_cmdline.h"
 #include "qkdn_err.h"
 #include "qkdn_log.h"
 #include "qkdn_msg.h"
@@ -16,11 +17,9 @@
 #include "qkdn_rpc.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <nng/nng.h>
 #include <nng/protocol/pipeline0/push.h>
 #include <nng/protocol/reqrep0/rep.h>
-#include <signal.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -63,15 +62,6 @@ struct sim {
 	uint64_t errors; /* error replies sent */
 	double now_s;    /* monotonic time of this tick */
 };
-
-static volatile sig_atomic_t stop;
-
-static void
-on_signal(int sig)
-{
-	(void)sig;
-	stop = 1;
-}
 
 static uint64_t
 unix_us(void)
@@ -405,7 +395,7 @@ run(struct sim *sim)
 	double last = mono_s();
 
 	clock_gettime(CLOCK_MONOTONIC, &next);
-	while (!stop) {
+	while (!qkdn_stopping()) {
 		serve_ctl(sim);
 		double now = mono_s(), elapsed = now - last;
 		last = now;
@@ -432,59 +422,28 @@ run(struct sim *sim)
 	}
 }
 
-static void
-usage(FILE *f)
-{
-	fprintf(f, "usage: qkdn-qkdsim --config FILE [--run-dir DIR]\n");
-}
-
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"run-dir", required_argument, NULL, 'r'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *config = NULL, *run_dir = NULL;
+	struct qkdn_cmdline cl;
 	struct sim sim = {0};
 	char err[QKDN_REASON_MAX + QKDN_NET_PATH_MAX];
-	int opt, status = 1;
+	int status = 1, done;
 
 	qkdn_log_set_ident("qkdsim");
-	while ((opt = getopt_long(argc, argv, "c:r:h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'c':
-			config = optarg;
-			break;
-		case 'r':
-			run_dir = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (config == NULL || optind != argc) {
-		usage(stderr);
-		return 2;
-	}
+	if ((done = qkdn_cmdline_parse(&cl, "qkdn-qkdsim", false, argc,
+	                               argv)) >= 0)
+		return done;
 	if ((sim.net = calloc(1, sizeof(*sim.net))) == NULL)
 		return 1;
-	if (qkdn_net_load(config, run_dir, sim.net, err, sizeof(err)) != 0) {
+	if (qkdn_net_load(cl.config, cl.run_dir, sim.net, err, sizeof(err)) !=
+	    0) {
 		fprintf(stderr, "%s\n", err);
 		free(sim.net);
 		return 2;
 	}
 
-	struct sigaction sa = {.sa_handler = on_signal};
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	qkdn_stop_on_signals();
 
 	if (sodium_init() < 0 ||
 	    (sim.block = sodium_malloc(QKDN_BLOCK_BYTES_MAX)) == NULL ||
