@@ -152,3 +152,25 @@ expect_status() {
 	[ -z "${4:-}" ] || [ "$(jq .ak_errors <<<"$s")" = "$4" ] ||
 		fail "KM $1 Ak errors: want $4, status $s"
 }
+
+# status NODE: NODE's KM status as JSON
+status() { "$QKDN" status --km "ipc://$RUN/$1.ak" --json; }
+
+# pause_link: stop the emulator's key delivery on A_B and wait until the
+# blocks already sent have landed (both ends hold the same number), so
+# pool byte counts stay put
+pause_link() {
+	"$QKDN" link pause A_B --config "$CFG" --run-dir "$RUN" >/dev/null ||
+		fail "could not pause the link"
+	wait_for 10 same_blocks || fail "the KMs hold different blocks"
+}
+same_blocks() {
+	[ "$(status B | jq '.links[0].blocks')" = \
+		"$(status A | jq '.links[0].blocks')" ]
+}
+
+# kx_url NODE: NODE's Kx address in the network file
+kx_url() {
+	awk -v n="[$1]" '$0 == n { s = 1; next } /^\[/ { s = 0 }
+		s && /^kx = / { print $3; exit }' "$CFG"
+}

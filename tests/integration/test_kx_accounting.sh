@@ -7,14 +7,7 @@ source "$(dirname "$0")/lib.sh"
 write_net 8000000
 net_up
 wait_for 10 has_out_bytes A 40000 || fail "pool of A never filled"
-"$QKDN" link pause A_B --config "$CFG" --run-dir "$RUN" >/dev/null ||
-	fail "could not pause the link"
-status() { "$QKDN" status --km "ipc://$RUN/$1.ak" --json; }
-same_blocks() {
-	[ "$(status B | jq '.links[0].blocks')" = \
-		"$(status A | jq '.links[0].blocks')" ]
-}
-wait_for 10 same_blocks || fail "the KMs hold different blocks"
+pause_link
 links() { # NODE: "out in blocks" of its one link
 	status "$1" | jq -r '.links[0] | "\(.out) \(.in) \(.blocks)"'
 }
@@ -40,9 +33,7 @@ read -r _ b_in1 b_blk1 <<<"$(links B)"
 # a clean restart of B keeps its in-mark where it was
 "$QKDN" net down --run-dir "$RUN" >/dev/null || fail "net down"
 net_up
-"$QKDN" link pause A_B --config "$CFG" --run-dir "$RUN" >/dev/null ||
-	fail "could not pause the link after the restart"
-wait_for 10 same_blocks || fail "the KMs hold different blocks"
+pause_link
 read -r a_out2 _ a_blk2 <<<"$(links A)"
 read -r _ b_in2 b_blk2 <<<"$(links B)"
 # blocks that arrived around the restart add a half block each

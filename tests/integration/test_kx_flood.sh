@@ -15,7 +15,7 @@ source "$(dirname "$0")/lib.sh"
 write_net 8000000
 net_up
 wait_for 10 has_out_bytes A 200000 || fail "pool of A never filled"
-kx_b=$(awk '/^\[B\]/ { s = 1 } s && /^kx = / { print $3; exit }' "$CFG")
+kx_b=$(kx_url B)
 latency() { "$BIN/ak_latency" "$(AK_A)" alice bob 300 || fail "key requests failed"; }
 
 # one forged sync at a time is refused at once, never waited for: a

@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 write_net 8000000
 net_up
 wait_for 10 has_out_bytes A 40000 || fail "pool of A never filled"
-kx_b=$(awk '/^\[B\]/ { s = 1 } s && /^kx = / { print $3; exit }' "$CFG")
+kx_b=$(kx_url B)
 mitm="tcp://127.0.0.1:$(free_port)"
 CFG_A="$TMP/net-a.cnf"
 awk -v m="$mitm" '/^\[/ { s = ($0 == "[B]") } s && /^kx = / { $0 = "kx = " m } 1' \
@@ -23,7 +23,6 @@ trap 'rc=$?; kill $mitm_pid 2>/dev/null; (exit $rc); teardown' EXIT
 wait_for 10 grep -q ready "$TMP/mitm.out" || fail "kx_mitm did not start"
 restart_km A "$CFG_A"
 
-status() { "$QKDN" status --km "ipc://$RUN/$1.ak" --json; }
 # 1. passed through: the key arrives at both ends
 "$QKDN" key get --km "$(AK_A)" --sae alice --to bob >"$TMP/k1" ||
 	fail "no key through the honest relay: $(cat "$TMP/mitm.out")"

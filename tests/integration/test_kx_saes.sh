@@ -17,7 +17,6 @@ net_up
 restart_km B "$CFG_B" # KM B again, reading its own file
 wait_for 10 has_out_bytes A 40000 || fail "pool of A never filled"
 
-status() { "$QKDN" status --km "ipc://$RUN/$1.ak" --json; }
 errors0=$(status B | jq .errors)
 for pair in "eve bob" "alice carol"; do
 	set -- $pair

@@ -20,7 +20,6 @@ restart_km B "$CFG_B"
 "$QKDN" link resume A_B --config "$CFG" --run-dir "$RUN" >/dev/null ||
 	fail "could not resume the link"
 
-status() { "$QKDN" status --km "ipc://$RUN/$1.ak" --json; }
 blocks() { status "$1" | jq '.links[0].blocks'; }
 # A holds over twice what B can: its oldest blocks are gone at B
 a_ahead() { [ "$(blocks A)" -ge 1100 ] && [ "$(blocks B)" = 512 ]; }
