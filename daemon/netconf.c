@@ -296,6 +296,8 @@ static const struct item node_items[] = {
     ITEM("kx", K_ADDR, true, N, kx_url, NULL, 0, 0),
     ITEM("kq", K_ADDR, false, N, kq_url, "%s.kq", 0, 0),
     ITEM("store", K_PATH, false, N, store, "%s.db", 0, 0),
+    ITEM("storage_key", K_PATH, false, N, storage_key, "%s.storage.key", 0, 0),
+    ITEM("kq_uid", K_UID, false, N, kq_uid, NULL, 0, 4294967294u),
     ITEM("map_size_mb", K_MIB, false, N, map_bytes, "1024", 1, 1u << 20),
     ITEM("key_ttl", K_U32, false, N, key_ttl_s, "600", 1, 31536000),
     ITEM("kx_timeout_ms", K_U32, false, N, kx_timeout_ms, "2000", 1, 3600000),
@@ -538,6 +540,7 @@ load_node(struct ctx *c, const char *sect)
 {
 	struct qkdn_net *net = c->net;
 	struct qkdn_net_node *n = &net->nodes[net->n_nodes];
+	n->kq_uid = -1;
 	int rv = read_items(c, sect, node_items, COUNT(node_items), n);
 	if (rv != 0)
 		return rv;
@@ -627,7 +630,7 @@ load_list(struct ctx *c, STACK_OF(CONF_VALUE) * root, const char *key,
 }
 
 /* Each ipc socket or TCP port is bound by one listener only, and each
- * store belongs to one KM. */
+ * store and storage key belongs to one KM. */
 static int
 check_unique(struct ctx *c)
 {
@@ -648,6 +651,20 @@ check_unique(struct ctx *c)
 				return fail(c, s, "store",
 				            "%s is also the store of [%s]",
 				            nd->store, c->node_sect[j]);
+		/* a copy of the store must not carry the key that opens it */
+		size_t sl = strlen(nd->store);
+		if (strncmp(nd->storage_key, nd->store, sl) == 0 &&
+		    (nd->storage_key[sl] == '/' || nd->storage_key[sl] == '\0'))
+			return fail(c, s, "storage_key",
+			            "%s lies in the store %s it seals",
+			            nd->storage_key, nd->store);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(nd->storage_key,
+			           net->nodes[j].storage_key) == 0)
+				return fail(
+				    c, s, "storage_key",
+				    "%s is also the storage key of [%s]",
+				    nd->storage_key, c->node_sect[j]);
 	}
 	for (size_t i = 1; i < n; i++)
 		for (size_t j = 0; j < i; j++)

@@ -14,6 +14,8 @@
  *   kx = tcp://127.0.0.1:17101  # are ipc sockets in the run directory.
  *   kq = A.kq
  *   store = A.db            # relative paths are in the run directory
+ *   storage_key = A.storage.key   # the store's sealing key (default)
+ *   kq_uid = 0              # uid of the QKD module (default: the KM's)
  *
  *   [A_B]
  *   nodes = A, B
@@ -42,9 +44,12 @@ struct qkdn_net_node {
 	char kx_url[QKDN_NET_URL_MAX]; /* Kx: peer KMs -> this KM */
 	char kq_url[QKDN_NET_URL_MAX]; /* Kq-1: emulator -> this KM */
 	char store[QKDN_NET_PATH_MAX]; /* LMDB directory */
-	uint64_t map_bytes;            /* LMDB map size (default 1 GiB) */
-	uint32_t key_ttl_s;            /* unfetched keys expire (default 600) */
-	uint32_t kx_timeout_ms;        /* KM to KM deadline (default 2000) */
+	/* node storage key file, kept apart from the store it seals */
+	char storage_key[QKDN_NET_PATH_MAX];
+	int64_t kq_uid;     /* Kq-1 peers must run as this uid; -1: the KM's */
+	uint64_t map_bytes; /* LMDB map size (default 1 GiB) */
+	uint32_t key_ttl_s; /* unfetched keys expire (default 600) */
+	uint32_t kx_timeout_ms; /* KM to KM deadline (default 2000) */
 };
 
 struct qkdn_net_link {

@@ -59,8 +59,9 @@ km_start(struct km **out, const struct qkdn_net *net, int self)
 		free(km);
 		return qkdn_err_from_nng(rv);
 	}
-	if ((rv = km_store_open(&km->st, km->node->store,
-	                        km->node->map_bytes)) != 0)
+	if ((rv = km_store_open_keyed(&km->st, km->node->store,
+	                              km->node->storage_key,
+	                              km->node->map_bytes)) != 0)
 		goto fail;
 	if (km_store_recovered(km->st))
 		QLOG_WARN(SRC, "last run did not stop cleanly: resuming past "

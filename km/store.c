@@ -130,16 +130,35 @@ unseal(const struct km_store *st, uint8_t *out, const uint8_t *sealed,
 	return 0;
 }
 
+/* The storage key is read from key_path; a store made before the key moved
+ * out of it still has its key at <dir>/storage.key, read from there while
+ * key_path is absent (docs/network-file.md: moving it). A new key is made
+ * only where neither exists. */
 static int
-load_seal_key(struct km_store *st, const char *dir)
+load_seal_key(struct km_store *st, const char *dir, const char *key_path)
 {
-	char path[1024];
+	char path[1024], old[1024];
 	int fd, rv = QKDN_E_STORE;
-	snprintf(path, sizeof(path), "%s/storage.key", dir);
+	snprintf(old, sizeof(old), "%s/storage.key", dir);
+	snprintf(path, sizeof(path), "%s", key_path != NULL ? key_path : old);
 	st->seal_key = sodium_malloc(SEAL_KEY_BYTES);
 	if (st->seal_key == NULL)
 		return QKDN_E_NOMEM;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && strcmp(path, old) != 0) {
+		if ((fd = open(old, O_RDONLY | O_CLOEXEC)) >= 0) {
+			QLOG_WARN(SRC,
+			          "storage key read from %s, inside the store: "
+			          "move it to %s",
+			          old, path);
+			snprintf(path, sizeof(path), "%s", old);
+		} else if (errno != ENOENT) {
+			snprintf(path, sizeof(path), "%s", old);
+			goto out; /* there but unreadable: never make another */
+		} else {
+			errno = ENOENT; /* neither exists: make it at path */
+		}
+	}
 	if (fd < 0 && errno == ENOENT) {
 		/* first start: make the node storage key */
 		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -335,6 +354,13 @@ take_lock(int fd)
 int
 km_store_open(struct km_store **out, const char *dir, uint64_t map_bytes)
 {
+	return km_store_open_keyed(out, dir, NULL, map_bytes);
+}
+
+int
+km_store_open_keyed(struct km_store **out, const char *dir,
+                    const char *key_path, uint64_t map_bytes)
+{
 	struct km_store *st = calloc(1, sizeof(*st));
 	MDB_txn *txn = NULL;
 	int rv;
@@ -358,7 +384,7 @@ km_store_open(struct km_store **out, const char *dir, uint64_t map_bytes)
 		free(st);
 		return QKDN_E_STORE;
 	}
-	if ((rv = load_seal_key(st, dir)) != 0)
+	if ((rv = load_seal_key(st, dir, key_path)) != 0)
 		goto fail;
 	if ((rv = mdb_env_create(&st->env)) != 0 ||
 	    (rv = mdb_env_set_maxdbs(st->env, 8)) != 0 ||

@@ -40,6 +40,12 @@ struct km_key_record {
 
 int km_store_open(struct km_store **out, const char *dir, uint64_t map_bytes)
     __attribute__((warn_unused_result));
+/* The same with the storage key at key_path (made there on first start);
+ * NULL: <dir>/storage.key. A store whose key is still at <dir>/storage.key
+ * keeps reading it there while key_path does not exist. */
+int km_store_open_keyed(struct km_store **out, const char *dir,
+                        const char *key_path, uint64_t map_bytes)
+    __attribute__((warn_unused_result));
 /* Close the store; with clean, first mark it cleanly closed (synced).
  * A KM that failed to start closes without marking. */
 void km_store_close(struct km_store *st, bool clean);

@@ -2,7 +2,15 @@
  * 4-5). It speaks nng's REQ/REP wire protocol itself (qkdn_sp.h) over a
  * small pool of connections, so it starts no threads, is safe to use after
  * fork() (a child drops the connections it inherited), and costs one
- * blocking round trip per call. */
+ * blocking round trip per call.
+ *
+ * A KM that cannot be reached must not stall the application (a TLS
+ * server blocks a worker for each handshake): a connect is tried once,
+ * not until the deadline, and once a call found the KM unreachable the
+ * handle backs off. For BACKOFF_FIRST_MS, doubling to BACKOFF_MAX_MS
+ * while the KM stays away, calls fail at once; after it one call at a
+ * time probes the KM while the others still fail at once, and the first
+ * answer from the KM ends the back-off. */
 #include "qkdn_ak.h"
 
 #include "qkdn_clock.h"
@@ -19,7 +27,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define POOL_MAX 16 /* idle connections kept */
+#define POOL_MAX         16 /* idle connections kept */
+#define BACKOFF_FIRST_MS 1000
+#define BACKOFF_MAX_MS   30000
 
 /* The public limits are the codec's, spelt in the API's own terms; the
  * key ID is a UUID, so arrays of either have the same layout. */
@@ -37,6 +47,11 @@ struct qkdn_ak {
 	pid_t pid; /* the process the idle connections belong to */
 	size_t n_idle;
 	struct qkdn_sp_conn idle[POOL_MAX];
+	/* back-off (under mtx; a forked child starts without one) */
+	uint32_t backoff_ms; /* 0: the KM answered the last call */
+	uint64_t hold_until; /* qkdn_now_ms() before which calls fail */
+	bool probing;        /* a call is trying the KM */
+	const char *cause;   /* why the KM was found unreachable */
 };
 
 static _Thread_local char last_error[2 * QKDN_REASON_MAX] = "no error";
@@ -96,25 +111,134 @@ qkdn_ak_close(struct qkdn_ak *ak)
 	free(ak);
 }
 
-/* An idle connection of this process, or a new one. */
+/* Under mtx: drop the idle connections. */
+static void
+drop_idle(struct qkdn_ak *ak)
+{
+	for (size_t i = 0; i < ak->n_idle; i++)
+		qkdn_sp_close(&ak->idle[i]);
+	ak->n_idle = 0;
+}
+
+/* Under mtx: a forked child drops the parent's connections (the parent
+ * owns them) and its back-off (the child's calls are its own). */
+static void
+check_fork(struct qkdn_ak *ak)
+{
+	if (ak->pid == getpid())
+		return;
+	drop_idle(ak);
+	ak->pid = getpid();
+	ak->backoff_ms = 0;
+	ak->hold_until = 0;
+	ak->probing = false;
+}
+
+/* Whether a call may contact the KM now; *probe when it is the one call
+ * that tries a KM found unreachable. Fails at once while backing off. */
 static int
-take_conn(struct qkdn_ak *ak, struct qkdn_sp_conn *c, uint64_t deadline)
+admit(struct qkdn_ak *ak, bool *probe)
+{
+	char why[QKDN_REASON_MAX];
+	uint64_t now = qkdn_now_ms();
+	*probe = false;
+	pthread_mutex_lock(&ak->mtx);
+	check_fork(ak);
+	if (ak->backoff_ms == 0) {
+		pthread_mutex_unlock(&ak->mtx);
+		return 0;
+	}
+	if (!ak->probing && now >= ak->hold_until) {
+		ak->probing = *probe = true;
+		pthread_mutex_unlock(&ak->mtx);
+		return 0;
+	}
+	if (ak->probing)
+		snprintf(why, sizeof(why),
+		         "KM unreachable (%s); calls held back while another "
+		         "call probes it",
+		         ak->cause);
+	else
+		snprintf(
+		    why, sizeof(why),
+		    "KM unreachable (%s); calls held back for %llu ms more",
+		    ak->cause, (unsigned long long)(ak->hold_until - now));
+	pthread_mutex_unlock(&ak->mtx);
+	return fail(QKDN_E_UNREACHABLE, why);
+}
+
+/* The outcome of an admitted call: cause != NULL if it found the KM
+ * unreachable (starts or, for the probe, doubles the back-off), else
+ * answered (ends it). Returns the back-off now in force. */
+static uint32_t
+settle(struct qkdn_ak *ak, bool probe, const char *cause)
+{
+	uint32_t b;
+	pthread_mutex_lock(&ak->mtx);
+	check_fork(ak);
+	if (cause == NULL) {
+		ak->backoff_ms = 0;
+	} else {
+		/* a call that was already under way when another found
+		 * the KM gone does not double the back-off */
+		if (ak->backoff_ms == 0)
+			ak->backoff_ms = BACKOFF_FIRST_MS;
+		else if (probe)
+			ak->backoff_ms = ak->backoff_ms * 2 > BACKOFF_MAX_MS
+			                     ? BACKOFF_MAX_MS
+			                     : ak->backoff_ms * 2;
+		ak->hold_until = qkdn_now_ms() + ak->backoff_ms;
+		ak->cause = cause;
+		drop_idle(ak); /* they went to the same KM */
+	}
+	if (probe)
+		ak->probing = false;
+	b = ak->backoff_ms;
+	pthread_mutex_unlock(&ak->mtx);
+	return b;
+}
+
+/* A call that neither reached the KM nor found it unreachable leaves the
+ * back-off as it is. */
+static void
+end_probe(struct qkdn_ak *ak, bool probe)
+{
+	if (!probe)
+		return;
+	pthread_mutex_lock(&ak->mtx);
+	ak->probing = false;
+	pthread_mutex_unlock(&ak->mtx);
+}
+
+/* An idle connection of this process (*reused), or a new one. */
+static int
+take_conn(struct qkdn_ak *ak, struct qkdn_sp_conn *c, uint64_t deadline,
+          bool *reused)
 {
 	pthread_mutex_lock(&ak->mtx);
-	if (ak->pid != getpid()) {
-		/* forked: the parent owns those connections */
-		for (size_t i = 0; i < ak->n_idle; i++)
-			qkdn_sp_close(&ak->idle[i]);
-		ak->n_idle = 0;
-		ak->pid = getpid();
-	}
+	check_fork(ak);
 	if (ak->n_idle > 0) {
 		*c = ak->idle[--ak->n_idle];
+		*reused = true;
 		pthread_mutex_unlock(&ak->mtx);
 		return 0;
 	}
 	pthread_mutex_unlock(&ak->mtx);
-	return qkdn_sp_connect(c, ak->url, deadline);
+	*reused = false;
+	/* once: a dead KM costs a call one attempt, not the deadline */
+	return qkdn_sp_connect_once(c, ak->url, deadline);
+}
+
+/* The failure of a call that found the KM unreachable: the back-off it
+ * starts is part of the reason. */
+static int
+fail_unreachable(struct qkdn_ak *ak, bool probe, int rv, const char *cause)
+{
+	char why[QKDN_REASON_MAX];
+	uint32_t b = settle(ak, probe, cause);
+	snprintf(why, sizeof(why),
+	         "KM unreachable (%s); calls held back for %u ms", cause, b);
+	return fail(rv, why);
 }
 
 static void
@@ -140,6 +264,7 @@ call(struct qkdn_ak *ak, const struct qkdn_msg *req, struct qkdn_msg *rsp,
 	uint64_t deadline = qkdn_now_ms() + (uint64_t)ak->timeout_ms;
 	uint8_t *in = NULL;
 	size_t in_len = 0;
+	bool probe, reused;
 	int rv;
 
 	memset(rsp, 0, sizeof(*rsp));
@@ -147,21 +272,42 @@ call(struct qkdn_ak *ak, const struct qkdn_msg *req, struct qkdn_msg *rsp,
 		qkdn_buf_free(&out);
 		return fail(rv, "request could not be encoded");
 	}
-	if ((rv = take_conn(ak, &c, deadline)) != 0) {
+	if ((rv = admit(ak, &probe)) != 0) {
 		qkdn_buf_free(&out);
-		return fail(rv, rv == QKDN_E_TIMEOUT
-		                    ? "KM did not accept a connection in time"
-		                    : "cannot connect to the KM");
+		return rv;
+	}
+	if ((rv = take_conn(ak, &c, deadline, &reused)) != 0) {
+		qkdn_buf_free(&out);
+		if (rv == QKDN_E_TIMEOUT || rv == QKDN_E_UNREACHABLE)
+			return fail_unreachable(
+			    ak, probe, rv,
+			    rv == QKDN_E_TIMEOUT
+			        ? "it did not accept a connection in time"
+			        : "cannot connect to it");
+		end_probe(ak, probe);
+		return fail(rv, "cannot connect to the KM");
 	}
 	rv = qkdn_sp_call(&c, out.data, out.len, &in, &in_len,
 	                  QKDN_MSG_BYTES_MAX, deadline);
 	qkdn_buf_free(&out);
 	if (rv != 0) {
 		qkdn_sp_close(&c);
-		return fail(rv, rv == QKDN_E_TIMEOUT
-		                    ? "no reply from the KM within the deadline"
-		                    : "connection to the KM failed");
+		/* an idle connection that a restarted KM closed says
+		 * nothing of the KM now: the next call connects afresh */
+		if (rv == QKDN_E_TIMEOUT ||
+		    (rv == QKDN_E_UNREACHABLE && !reused))
+			return fail_unreachable(
+			    ak, probe, rv,
+			    rv == QKDN_E_TIMEOUT
+			        ? "no reply within the deadline"
+			        : "the connection to it failed");
+		pthread_mutex_lock(&ak->mtx);
+		drop_idle(ak);
+		ak->probing = probe ? false : ak->probing;
+		pthread_mutex_unlock(&ak->mtx);
+		return fail(rv, "connection to the KM failed");
 	}
+	settle(ak, probe, NULL);
 	give_conn(ak, &c);
 	rv = qkdn_msg_decode(in, in_len, rsp, &err);
 	sodium_memzero(in, in_len);

@@ -24,6 +24,12 @@ struct qkdn_sp_conn {
 int qkdn_sp_connect(struct qkdn_sp_conn *c, const char *url,
                     uint64_t deadline_ms) __attribute__((warn_unused_result));
 
+/* One attempt only: a refused or missing socket fails at once with
+ * QKDN_E_UNREACHABLE instead of being retried until the deadline. */
+int qkdn_sp_connect_once(struct qkdn_sp_conn *c, const char *url,
+                         uint64_t deadline_ms)
+    __attribute__((warn_unused_result));
+
 /* Send one request and wait for its reply (replies to earlier, abandoned
  * requests are skipped). *rsp is malloc'd; the caller wipes and frees it.
  * On any error the connection must be closed. */

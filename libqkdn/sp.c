@@ -153,6 +153,13 @@ try_connect(struct qkdn_sp_conn *c, const char *url, uint64_t deadline_ms)
 }
 
 int
+qkdn_sp_connect_once(struct qkdn_sp_conn *c, const char *url,
+                     uint64_t deadline_ms)
+{
+	return try_connect(c, url, deadline_ms);
+}
+
+int
 qkdn_sp_connect(struct qkdn_sp_conn *c, const char *url, uint64_t deadline_ms)
 {
 	/* A server that is restarting refuses for a moment: keep trying

@@ -3,7 +3,7 @@
  * (all but the first 32 bytes of each half), so that the two ends' pools
  * differ there.
  *
- *   store_flip STORE_DIR LINK BLOCK_BYTES
+ *   store_flip STORE_DIR LINK BLOCK_BYTES [KEY_FILE]
  *
  * The KM must be stopped (one KM per store). Prints the block ID. */
 #include "store.h"
@@ -30,15 +30,18 @@ main(int argc, char **argv)
 	uint8_t *b = NULL;
 	uint32_t len = 0;
 	int rv;
-	if (argc != 4 || (len = (uint32_t)strtoul(argv[3], NULL, 10)) < 128 ||
+	if ((argc != 4 && argc != 5) ||
+	    (len = (uint32_t)strtoul(argv[3], NULL, 10)) < 128 ||
 	    len > QKDN_BLOCK_BYTES_MAX) {
-		fprintf(stderr,
-		        "usage: store_flip STORE_DIR LINK BLOCK_BYTES\n");
+		fprintf(stderr, "usage: store_flip STORE_DIR LINK BLOCK_BYTES "
+		                "[KEY_FILE]\n");
 		return 2;
 	}
 	if (sodium_init() < 0 || (b = sodium_malloc(len)) == NULL)
 		return 1;
-	if ((rv = km_store_open(&st, argv[1], (uint64_t)1024 << 20)) != 0) {
+	/* KEY_FILE: the node's storage_key (default <STORE_DIR>/storage.key) */
+	if ((rv = km_store_open_keyed(&st, argv[1], argc == 5 ? argv[4] : NULL,
+	                              (uint64_t)1024 << 20)) != 0) {
 		fprintf(stderr, "store %s: %s\n", argv[1], qkdn_strerror(rv));
 		return 1;
 	}

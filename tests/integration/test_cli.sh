@@ -85,11 +85,12 @@ expect 2 "$QKDN" net up "$bad" --run-dir "$TMP/badrun" --json
 	fail "bad file JSON: $(cat "$TMP/out")"
 [ ! -e "$TMP/badrun" ] || fail "run dir made for a bad file"
 
-# nothing to answer: status 1 with the error named
+# nothing to answer: status 1 with the error named (a missing socket fails
+# at once as unreachable, not after the timeout)
 expect 1 "$QKDN" status --km "ipc://$TMP/none.ak" --timeout 300 --json
-[ "$(jq -r .error.name "$TMP/out")" = timeout ] ||
-	fail "timeout JSON: $(cat "$TMP/out")"
-grep -q "^qkdn: timeout: " "$TMP/err" || fail "stderr: $(cat "$TMP/err")"
+[ "$(jq -r .error.name "$TMP/out")" = unreachable ] ||
+	fail "unreachable JSON: $(cat "$TMP/out")"
+grep -q "^qkdn: unreachable: " "$TMP/err" || fail "stderr: $(cat "$TMP/err")"
 
 # the real network
 write_net 8000000

@@ -15,7 +15,7 @@ pause_link
 pid=$(cat "$RUN/km-B.pid")
 kill -TERM "$pid"
 wait_for 10 bash -c "! kill -0 $pid 2>/dev/null" || fail "KM B did not stop"
-blk=$("$BIN/store_flip" "$RUN/B.db" A_B 4096) || fail "could not alter B's block"
+blk=$("$BIN/store_flip" "$RUN/B.db" A_B 4096 "$RUN/B.storage.key") || fail "could not alter B's block"
 restart_km B # not running: just started again
 
 link_field() { status "$1" | jq ".links[0].$2"; }

@@ -6,9 +6,13 @@
 #include "qkdn_err.h"
 #include "qkdn_rpc.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 int
 cli_load_net(const struct cli_args *a, const char *path, const char *run_dir,
@@ -118,6 +122,27 @@ cli_sim_url(const struct cli_cmd *cmd, const struct cli_args *a, char *url,
 	return rv;
 }
 
+bool
+cli_conn_error(const char *url, char *why, size_t len)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	const char *path = url + 6;
+	if (strncmp(url, "ipc://", 6) != 0 ||
+	    strlen(path) >= sizeof(sa.sun_path))
+		return false;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	int rv = connect(fd, (const struct sockaddr *)&sa, sizeof(sa));
+	int err = errno;
+	close(fd);
+	if (rv == 0)
+		return false;
+	snprintf(why, len, "cannot connect to %s: %s", url, strerror(err));
+	return true;
+}
+
 int
 cli_call(const struct cli_args *a, const char *url, const struct qkdn_msg *req,
          struct qkdn_msg *rsp, uint32_t want_type)
@@ -129,6 +154,10 @@ cli_call(const struct cli_args *a, const char *url, const struct qkdn_msg *req,
 		return cli_fail(a, NULL, rv, "cannot dial %s", url);
 	rv = qkdn_rpc_call(s, req, rsp, cli_timeout(a, CLI_TIMEOUT_MS), &err);
 	nng_close(s);
+	char why[QKDN_NET_URL_MAX + 128];
+	if ((rv == QKDN_E_TIMEOUT || rv == QKDN_E_UNREACHABLE) &&
+	    cli_conn_error(url, why, sizeof(why)))
+		return cli_fail(a, NULL, QKDN_E_UNREACHABLE, "%s", why);
 	if (rv != 0)
 		return cli_fail(a, NULL, rv, "%s (%s)", err.reason, url);
 	if (rsp->type != want_type) {

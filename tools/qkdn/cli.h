@@ -106,6 +106,10 @@ int cli_km_url(const struct cli_cmd *cmd, const struct cli_args *a, char *url,
                size_t len);
 int cli_sim_url(const struct cli_cmd *cmd, const struct cli_args *a, char *url,
                 size_t len);
+/* If url is an ipc socket that connect(2) refuses, true with the reason
+ * (e.g. "Permission denied") in why: the dialers retry in the background
+ * and would report only a timeout. */
+bool cli_conn_error(const char *url, char *why, size_t len);
 /* One request to url with --timeout; CLI_OK with rsp of want_type (clear
  * it), else CLI_FAILED with the error printed. */
 int cli_call(const struct cli_args *a, const char *url,

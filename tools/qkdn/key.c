@@ -212,7 +212,11 @@ cli_key_get(const struct cli_cmd *cmd, struct cli_args *a)
 	if (rv == 0) {
 		rv = a->json ? cli_emit(a, doc) : CLI_OK;
 	} else {
-		if (from_km)
+		if (from_km &&
+		    (rv == QKDN_E_TIMEOUT || rv == QKDN_E_UNREACHABLE) &&
+		    cli_conn_error(url, reason, sizeof(reason)))
+			rv = QKDN_E_UNREACHABLE;
+		else if (from_km)
 			snprintf(reason, sizeof(reason), "%s (%s)",
 			         qkdn_ak_last_error(), url);
 		else

@@ -333,10 +333,16 @@ open_sim(struct sim *sim)
 		         strerror(errno));
 		return QKDN_E_IO;
 	}
+	/* Only the emulator's user may pause links, whatever the umask. */
+	nng_listener lst;
 	if ((rv = nng_rep0_open(&sim->ctl)) != 0 ||
 	    (rv = nng_socket_set_size(sim->ctl, NNG_OPT_RECVMAXSZ,
 	                              CTL_MSG_MAX)) != 0 ||
-	    (rv = nng_listen(sim->ctl, net->sim_url, NULL, 0)) != 0) {
+	    (rv = nng_listener_create(&lst, sim->ctl, net->sim_url)) != 0 ||
+	    (strncmp(net->sim_url, "ipc://", 6) == 0 &&
+	     (rv = nng_listener_set_int(lst, NNG_OPT_IPC_PERMISSIONS, 0600)) !=
+	         0) ||
+	    (rv = nng_listener_start(lst, 0)) != 0) {
 		QLOG_ERR(SRC, "cannot listen on %s: %s", net->sim_url,
 		         nng_strerror(rv));
 		return qkdn_err_from_nng(rv);
