@@ -21,8 +21,8 @@
 int
 main(int argc, char **argv)
 {
-	nng_socket s;
-	int rv;
+	nng_socket s = NNG_SOCKET_INITIALIZER;
+	int rv, status = 0;
 	if (argc < 6) {
 		fprintf(stderr,
 		        "usage: kq_push URL LINK BLOCK_BYTES FILL ID...\n");
@@ -37,7 +37,8 @@ main(int argc, char **argv)
 	    (rv = nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 5000)) != 0 ||
 	    (rv = nng_dial(s, argv[1], NULL, 0)) != 0) {
 		fprintf(stderr, "kq_push: %s: %s\n", argv[1], nng_strerror(rv));
-		return 3;
+		status = 3;
+		goto out;
 	}
 	for (int i = 5; i < argc; i++) {
 		struct qkdn_msg m = {.type = QKDN_LINK_BLOCK};
@@ -49,13 +50,15 @@ main(int argc, char **argv)
 		m.u.link_block.bytes.ptr = bytes;
 		if ((rv = qkdn_rpc_pack(&m, &nm)) != 0) {
 			fprintf(stderr, "kq_push: %s\n", qkdn_strerror(rv));
-			return 1;
+			status = 1;
+			goto out;
 		}
 		if ((rv = nng_sendmsg(s, nm, 0)) != 0) {
 			fprintf(stderr, "kq_push: send: %s\n",
 			        nng_strerror(rv));
 			nng_msg_free(nm);
-			return 3;
+			status = 3;
+			goto out;
 		}
 	}
 	printf("sent\n");
@@ -64,7 +67,9 @@ main(int argc, char **argv)
 	char c;
 	while (poll(&p, 1, 30000) > 0 && read(0, &c, 1) > 0)
 		;
-	nng_close(s);
+out:
+	if (nng_socket_id(s) > 0)
+		nng_close(s);
 	free(bytes);
-	return 0;
+	return status;
 }

@@ -37,8 +37,15 @@ echo "median key request: ${base} us alone, ${during} us under $answered forged 
 [ "$answered" -ge 1000 ] || fail "the flood reached B only $answered times"
 limit=$((base + 5000))
 [ "$limit" -ge $((2 * base)) ] || limit=$((2 * base))
-[ "$during" -le "$limit" ] ||
-	fail "forged syncs slowed key supply: ${base} us -> ${during} us"
+# the bound holds for the optimized build; under AddressSanitizer every
+# step costs several times more CPU on the same 2 cores, so there the flood
+# runs for memory safety and its figures are only printed
+if ldd "$BIN/qkdn-km" | grep -q libasan; then
+	echo "(sanitizer build: latency bound not applied)"
+else
+	[ "$during" -le "$limit" ] ||
+		fail "forged syncs slowed key supply: ${base} us -> ${during} us"
+fi
 lines=$(grep -c "" "$RUN/km-B.log")
 [ "$lines" -le 300 ] || fail "KM B wrote $lines log lines for the flood"
 
