@@ -37,10 +37,13 @@ echo "median key request: ${base} us alone, ${during} us under $answered forged 
 [ "$answered" -ge 1000 ] || fail "the flood reached B only $answered times"
 limit=$((base + 5000))
 [ "$limit" -ge $((2 * base)) ] || limit=$((2 * base))
-# the bound holds for the optimized build; under AddressSanitizer every
-# step costs several times more CPU on the same 2 cores, so there the flood
-# runs for memory safety and its figures are only printed
-if ldd "$BIN/qkdn-km" | grep -q libasan; then
+# the bounds hold for the optimized build; under AddressSanitizer every
+# step costs several times more CPU on the same 2 cores, and its shadow
+# memory and quarantine of freed blocks count as the KM's own, so there the
+# abuse runs for memory safety and its figures are only printed
+sanitized=0
+! ldd "$BIN/qkdn-km" | grep -q libasan || sanitized=1
+if [ "$sanitized" = 1 ]; then
 	echo "(sanitizer build: latency bound not applied)"
 else
 	[ "$during" -le "$limit" ] ||
@@ -69,6 +72,7 @@ done
 wait "$big" || fail "kx_abuse: $(cat "$TMP/big.out")"
 echo "KM B anonymous memory peak under 60 oversized senders: $peak KiB" \
 	"($samples samples); $(tail -n 1 "$TMP/big.out")"
-[ "$peak" -lt $((64 * 1024)) ] || fail "KM B's memory reached $peak KiB"
+[ "$sanitized" = 1 ] || [ "$peak" -lt $((64 * 1024)) ] ||
+	fail "KM B's memory reached $peak KiB"
 "$BIN/ak_latency" "$(AK_A)" alice bob 10 >/dev/null || fail "no keys after the abuse"
 echo "ok: key supply kept its latency under forged syncs; memory bounded under oversized frames"
