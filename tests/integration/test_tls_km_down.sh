@@ -23,48 +23,10 @@ if [ ${#STOCK_ENV[@]} -ne 0 ]; then
 fi
 tls_net_up
 
-ND="$TMP/nginx"
-mkdir -p "$ND/html" "$ND/tmp"
 ossl_conf "$TMP/server.cnf" "$(AK_A)" alice "x25519_qkd:X25519" 3000 1
 ossl_conf "$TMP/client.cnf" "$(AK_B)" bob "x25519_qkd:X25519" 3000
 page="qkdn: served while the KM is down"
-printf '<p>%s</p>\n' "$page" >"$ND/html/index.html"
-
-port=$(tls_port)
-user=""
-[ "$(id -u)" -ne 0 ] || user="user root;"
-cat >"$ND/nginx.conf" <<CONF
-$user
-master_process on;
-worker_processes 1;
-daemon off;
-pid $ND/nginx.pid;
-error_log $ND/error.log info;
-env OPENSSL_CONF;
-events { worker_connections 64; }
-http {
-	log_format qkdn '\$pid \$ssl_protocol \$ssl_curve \$status';
-	access_log $ND/access.log qkdn;
-	client_body_temp_path $ND/tmp/body;
-	proxy_temp_path $ND/tmp/proxy;
-	fastcgi_temp_path $ND/tmp/fastcgi;
-	uwsgi_temp_path $ND/tmp/uwsgi;
-	scgi_temp_path $ND/tmp/scgi;
-	server {
-		listen 127.0.0.1:$port ssl;
-		ssl_certificate $CERT;
-		ssl_certificate_key $KEY;
-		ssl_protocols TLSv1.3;
-		ssl_ecdh_curve x25519_qkd:X25519;
-		ssl_session_tickets off;
-		root $ND/html;
-	}
-}
-CONF
-bg_start nginx env OPENSSL_CONF="$TMP/server.cnf" \
-	nginx -p "$ND" -c "$ND/nginx.conf" -e "$ND/error.log"
-nginx_pid=$BG_PID
-wait_listen "$nginx_pid" "$port" nginx
+nginx_start 1 x25519_qkd:X25519 "$page"
 
 # get NAME CONF CURVES: one request; curl's exit status, its time_total in
 # ms in $TMP/NAME.ms, the body in $TMP/NAME.body

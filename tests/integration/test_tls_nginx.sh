@@ -26,50 +26,10 @@ command -v curl >/dev/null || fail "curl is not installed (scripts/setup.sh)"
 tls_net_up
 
 N=20
-ND="$TMP/nginx"
-mkdir -p "$ND/html" "$ND/tmp"
 ossl_conf "$TMP/server.cnf" "$(AK_A)" alice "x25519_qkd:X25519" 3000 16
 ossl_conf "$TMP/client.cnf" "$(AK_B)" bob "x25519_qkd:X25519"
 page="qkdn: this page travelled under a QKD key"
-printf '<p>%s</p>\n' "$page" >"$ND/html/index.html"
-
-port=$(tls_port)
-user=""
-# as root the workers would become "nobody" and lose the KM's Ak socket
-[ "$(id -u)" -ne 0 ] || user="user root;"
-cat >"$ND/nginx.conf" <<CONF
-$user
-master_process on;
-worker_processes 4;
-daemon off;
-pid $ND/nginx.pid;
-error_log $ND/error.log info;
-env OPENSSL_CONF;
-events { worker_connections 64; }
-http {
-	log_format qkdn '\$pid \$ssl_protocol \$ssl_curve \$status';
-	access_log $ND/access.log qkdn;
-	client_body_temp_path $ND/tmp/body;
-	proxy_temp_path $ND/tmp/proxy;
-	fastcgi_temp_path $ND/tmp/fastcgi;
-	uwsgi_temp_path $ND/tmp/uwsgi;
-	scgi_temp_path $ND/tmp/scgi;
-	server {
-		listen 127.0.0.1:$port ssl reuseport;
-		ssl_certificate $CERT;
-		ssl_certificate_key $KEY;
-		ssl_protocols TLSv1.3;
-		ssl_ecdh_curve x25519_qkd;
-		ssl_session_tickets off;
-		root $ND/html;
-	}
-}
-CONF
-
-bg_start nginx env "${STOCK_ENV[@]}" OPENSSL_CONF="$TMP/server.cnf" \
-	nginx -p "$ND" -c "$ND/nginx.conf" -e "$ND/error.log"
-nginx_pid=$BG_PID
-wait_listen "$nginx_pid" "$port" nginx
+nginx_start 4 x25519_qkd "$page"
 workers() { pgrep -P "$nginx_pid" | wc -l; }
 has_workers() { [ "$(workers)" -ge 4 ]; }
 wait_for 10 has_workers || fail "nginx started $(workers) workers, not 4"

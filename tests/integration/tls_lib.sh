@@ -221,3 +221,50 @@ flip_byte() {
 
 # hex_at FILE OFFSET LEN: LEN bytes of FILE from OFFSET, in hex.
 hex_at() { od -An -tx1 -j "$2" -N "$3" "$1" | tr -d ' \n'; }
+
+# nginx_start WORKERS CURVES PAGE: stock nginx serving PAGE over TLS 1.3 in
+# $ND (made here) on a free port ($port), with ssl_ecdh_curve CURVES and
+# OPENSSL_CONF=$TMP/server.cnf, started in the background ($nginx_pid) and
+# listening when this returns; it logs "pid protocol curve status" per
+# request in $ND/access.log
+nginx_start() {
+	ND="$TMP/nginx"
+	mkdir -p "$ND/html" "$ND/tmp"
+	printf '<p>%s</p>\n' "$3" >"$ND/html/index.html"
+	port=$(tls_port)
+	local user=""
+	# as root the workers would become "nobody" and lose the Ak socket
+	[ "$(id -u)" -ne 0 ] || user="user root;"
+	cat >"$ND/nginx.conf" <<CONF
+$user
+master_process on;
+worker_processes $1;
+daemon off;
+pid $ND/nginx.pid;
+error_log $ND/error.log info;
+env OPENSSL_CONF;
+events { worker_connections 64; }
+http {
+	log_format qkdn '\$pid \$ssl_protocol \$ssl_curve \$status';
+	access_log $ND/access.log qkdn;
+	client_body_temp_path $ND/tmp/body;
+	proxy_temp_path $ND/tmp/proxy;
+	fastcgi_temp_path $ND/tmp/fastcgi;
+	uwsgi_temp_path $ND/tmp/uwsgi;
+	scgi_temp_path $ND/tmp/scgi;
+	server {
+		listen 127.0.0.1:$port ssl reuseport;
+		ssl_certificate $CERT;
+		ssl_certificate_key $KEY;
+		ssl_protocols TLSv1.3;
+		ssl_ecdh_curve $2;
+		ssl_session_tickets off;
+		root $ND/html;
+	}
+}
+CONF
+	bg_start nginx env "${STOCK_ENV[@]}" OPENSSL_CONF="$TMP/server.cnf" \
+		nginx -p "$ND" -c "$ND/nginx.conf" -e "$ND/error.log"
+	nginx_pid=$BG_PID
+	wait_listen "$nginx_pid" "$port" nginx
+}
