@@ -53,7 +53,8 @@ ossl_conf() {
 	sed -e "/^#/!{s|@MODULE@|$MODULE|;s|@KM@|$2|;s|@SAE@|$3|" \
 		-e "s|@GROUPS@|$4|;s|@TIMEOUT_MS@|${5:-3000}|" \
 		-e "s|@BATCH@|${6:-1}|}" "$TEMPLATE" >"$1"
-	! grep -v '^#' "$1" | grep -q @ ||
+	# grep -c reads to the end: no early exit for pipefail to trip on
+	[ "$(grep -v '^#' "$1" | grep -c @)" = 0 ] ||
 		fail "unfilled field in $1: $(grep -v '^#' "$1" | grep @)"
 }
 
