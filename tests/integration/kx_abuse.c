@@ -15,6 +15,8 @@
 #include "qkdn_msg.h"
 #include "qkdn_sp.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -86,6 +88,14 @@ abuser(void *arg)
 		for (uint64_t sent = 4; sent < len && qkdn_now_ms() < end_ms;) {
 			ssize_t n =
 			    send(c.fd, chunk, sizeof(chunk), MSG_NOSIGNAL);
+			if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+				/* the socket is non-blocking: wait until the
+				 * KM reads on, or the time is up */
+				struct pollfd p = {.fd = c.fd,
+				                   .events = POLLOUT};
+				(void)poll(&p, 1, 100);
+				continue;
+			}
 			if (n <= 0)
 				break; /* the KM closed the connection */
 			sent += (uint64_t)n;
