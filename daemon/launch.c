@@ -308,6 +308,22 @@ proc_state(pid_t pid)
 	return paren != NULL && paren[1] == ' ' ? paren[2] : 0;
 }
 
+/* Threads of pid still listed in /proc (0 if none or unreadable). */
+static int
+task_count(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%ld/task", (long)pid);
+	DIR *d = opendir(path);
+	int n = 0;
+	if (d == NULL)
+		return 0;
+	for (struct dirent *e; (e = readdir(d)) != NULL;)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
 /* 1 if pid runs, 0 if gone; *status gets its wait status if we reaped it. */
 static int
 probe(pid_t pid, int *status)
@@ -322,9 +338,12 @@ probe(pid_t pid, int *status)
 		return 1;
 	if (kill(pid, 0) != 0 && errno == ESRCH)
 		return 0;
-	/* an unreaped zombie (parent not reaping) has ended all the same */
+	/* An unreaped zombie (parent not reaping) has ended all the same, but
+	 * only once its last thread has: after SIGKILL the leader turns 'Z'
+	 * while a thread still in a system call (an fsync) keeps every
+	 * socket and lock of the process open. */
 	char s = proc_state(pid);
-	return s == 'Z' || s == 'X' ? 0 : 1;
+	return (s == 'Z' || s == 'X') && task_count(pid) <= 1 ? 0 : 1;
 }
 
 bool
@@ -573,6 +592,16 @@ name_silent(struct qkdn_launch_wait *w, size_t n, int timeout_ms, char *why,
 		         timeout_ms);
 }
 
+static void
+redial(nng_socket *s, const char *url)
+{
+	nng_socket fresh;
+	if (qkdn_rpc_dial(&fresh, url) != 0)
+		return; /* keep the old one */
+	nng_close(*s);
+	*s = fresh;
+}
+
 static int
 poll_ready(struct qkdn_launch_wait *w, nng_socket *socks, size_t n,
            int timeout_ms, const volatile sig_atomic_t *interrupted, char *why,
@@ -601,8 +630,14 @@ poll_ready(struct qkdn_launch_wait *w, nng_socket *socks, size_t n,
 		for (size_t i = 0; i < n; i++) {
 			if (w[i].ready)
 				continue;
-			w[i].ready = probe_once(&w[i], socks[i], deadline) == 0;
+			int rv = probe_once(&w[i], socks[i], deadline);
+			w[i].ready = rv == 0;
 			pending += !w[i].ready;
+			/* a call that got no answer may sit on a connection
+			 * to a listener that went away: start afresh */
+			if (rv == QKDN_E_TIMEOUT && w[i].probe == NULL &&
+			    w[i].url[0] != '\0')
+				redial(&socks[i], w[i].url);
 		}
 		if (pending == 0)
 			return 0;

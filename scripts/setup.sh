@@ -8,6 +8,7 @@ packages=(
 	build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
 	libssl-dev libsodium-dev libnng-dev libmsgpack-dev liblmdb-dev
 	libcmocka-dev libcjson-dev openssl curl nginx-light jq procps iproute2
+	gdb
 )
 missing=()
 for p in "${packages[@]}"; do

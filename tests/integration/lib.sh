@@ -17,7 +17,30 @@ fail() {
 	for f in "$RUN"/*.log; do
 		[ -f "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }
 	done
+	[ ! -f "$TMP/stacks.txt" ] || { echo "--- stacks" >&2; head -n 300 "$TMP/stacks.txt" >&2; }
 	exit 1
+}
+
+# launching CMD...: run CMD (which starts daemons and waits until they
+# answer); if it takes longer than 8 s, record the threads of every daemon
+# then running (gdb) so that a failure shows where a silent one waits
+launching() {
+	"$@" &
+	local pid=$! waited=0
+	while kill -0 "$pid" 2>/dev/null && [ $waited -lt 80 ]; do
+		sleep 0.1
+		waited=$((waited + 1))
+	done
+	if kill -0 "$pid" 2>/dev/null && command -v gdb >/dev/null; then
+		local f
+		for f in "$RUN"/*.pid; do
+			[ -f "$f" ] || continue
+			echo "== $f" >>"$TMP/stacks.txt"
+			timeout 20 gdb -batch -p "$(cat "$f")" \
+				-ex 'thread apply all bt' >>"$TMP/stacks.txt" 2>&1 || true
+		done
+	fi
+	wait "$pid"
 }
 
 # Stop the daemons; a sanitizer report in any daemon log fails the test.
@@ -98,7 +121,7 @@ CNF
 }
 
 net_up() {
-	"$QKDN" net up "$CFG" --run-dir "$RUN" >"$TMP/up.out" 2>&1 ||
+	launching "$QKDN" net up "$CFG" --run-dir "$RUN" >"$TMP/up.out" 2>&1 ||
 		{ cat "$TMP/up.out" >&2; fail "qkdn net up"; }
 }
 
@@ -109,8 +132,8 @@ net_up() {
 restart_km() {
 	local kill=()
 	[ "$1" != --kill ] || { kill=(--kill); shift; }
-	"$QKDN" net restart "$1" --config "${2:-$CFG}" --run-dir "$RUN" \
-		"${kill[@]}" >"$TMP/restart.out" 2>&1 ||
+	launching "$QKDN" net restart "$1" --config "${2:-$CFG}" \
+		--run-dir "$RUN" "${kill[@]}" >"$TMP/restart.out" 2>&1 ||
 		fail "km $1 did not come back: $(cat "$TMP/restart.out")"
 }
 
