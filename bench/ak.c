@@ -9,7 +9,10 @@
  *       request, with the CPU each process used;
  *   (d) the KMs' memory, and with --million, B's memory with a million
  *       keys waiting in its store.
- * docs/bench.md explains each figure. */
+ * Kx between the KMs is tcp:// or (--kx tls) tls+tcp://; --kx both
+ * builds a second network with Kx on tls+tcp:// next to the tcp:// one
+ * and measures (b) and (c) on the two in turn, to give TLS's cost as
+ * ratios. docs/bench.md explains each figure. */
 #include "bench.h"
 
 #include "qkdn_ak.h"
@@ -50,122 +53,228 @@ struct opts {
 	int n_clients;
 	bool million, json, keep;
 	bool pause; /* pause the link while measuring */
+	int kx;     /* enum kx_mode */
 };
+
+/* ---- the networks measured ---- */
+
+enum kx_mode { KX_TCP, KX_TLS, KX_BOTH };
+static const char *const kx_words[] = {"tcp", "tls", "both", NULL};
+
+/* A network measured, and where its figures go in JSON. With --kx both
+ * there are two, measured in turn, so that both see the same moments of
+ * this machine's load: [0] with Kx on tcp:// (its figures where a tcp run
+ * puts them) and [1] on tls+tcp:// (under "kx_tls", each figure also over
+ * [0]'s). */
+struct kxnet {
+	struct bench_net *n;
+	cJSON *j;
+};
+
+#define KXNETS_MAX 2
+
+static double
+ratio(double a, double b)
+{
+	return b > 0 ? a / b : 0;
+}
+
+/* "tcp" or "tls": a network's short name in tables */
+static const char *
+kx_word(const struct bench_net *n)
+{
+	return n->kx_tls ? "tls" : "tcp";
+}
 
 /* ---- (b) latency ---- */
 
+#define LAT_WARMUP 50 /* requests of each kind before the samples */
+
+/* the lines of (b) */
+enum { L_FLOOR, L_SRC, L_DST, L_STATUS, L_N };
+
+static const struct {
+	const char *what, *key, *how;
+} lat_lines[L_N] = {
+    {"floor request", "floor", NULL},
+    {"source request at A", "source",
+     "(app -> KM A -> key sync to KM B, ack -> KM A -> app)"},
+    {"destination fetch at B", "destination",
+     "(app -> KM B: by key ID from B's store -> app)"},
+    {"status request at A", "status", NULL},
+};
+
 struct latency {
-	struct bench_samples floor, src, dst;
+	struct bench_samples s[L_N];
 	uint64_t mismatches;
 };
 
 static void
 latency_free(struct latency *lat)
 {
-	bench_samples_free(&lat->floor);
-	bench_samples_free(&lat->src);
-	bench_samples_free(&lat->dst);
+	for (int i = 0; i < L_N; i++)
+		bench_samples_free(&lat->s[i]);
 }
 
-/* Source request at A, then destination fetch at B, one key at a time;
- * each pair follows a floor request (the Ak client to the stub of (a)), so
- * that the ratios compare requests made by the same client code under the
- * same conditions (this machine may be busy with others). */
-static int
-measure_pairs(struct bench_net *n, double seconds, struct latency *lat)
+/* When a measurement of seconds that starts now ends. The clock starts
+ * after the warm-up, which may take a while: the first key sync of a
+ * tls+tcp:// Kx may pay a handshake, and with --kx both there are two
+ * warm-ups. */
+static uint64_t
+clock_after_warmup(double seconds)
 {
-	struct qkdn_ak *a = NULL, *b = NULL;
-	struct qkdn_ak_key ka, kb;
-	struct qkdn_ak *stub = NULL;
+	return bench_now_ns() + (uint64_t)(seconds * 1e9);
+}
+
+/* The Ak clients of one network's pairs: alice at A, bob at B. */
+struct pair_ak {
+	struct qkdn_ak *a, *b;
+};
+
+static int
+pair_ak_open(const struct bench_net *n, struct pair_ak *c)
+{
+	int rv = qkdn_ak_open(&c->a, n->conf->nodes[0].ak_url, "alice",
+	                      CALL_TIMEOUT_MS);
+	if (rv == 0)
+		rv = qkdn_ak_open(&c->b, n->conf->nodes[1].ak_url, "bob",
+		                  CALL_TIMEOUT_MS);
+	return rv;
+}
+
+/* A floor request (the Ak client to the stub of (a)), then a source
+ * request at A and the destination fetch at B; the three times go into lat
+ * if record. *done: when the fetch ended. */
+static int
+one_pair(struct qkdn_ak *stub, const struct pair_ak *c,
+         const struct bench_net *n, struct latency *lat, bool record,
+         uint64_t *done)
+{
+	struct qkdn_ak_key ka = {0}, kb = {0};
+	uint64_t tf = bench_now_ns(), t0, t1;
 	int rv;
-	memset(lat, 0, sizeof(*lat));
-	if ((rv = bench_stub_open(&stub, n->echo.url)) != 0 ||
-	    (rv = qkdn_ak_open(&a, n->conf->nodes[0].ak_url, "alice",
-	                       CALL_TIMEOUT_MS)) != 0 ||
-	    (rv = qkdn_ak_open(&b, n->conf->nodes[1].ak_url, "bob",
-	                       CALL_TIMEOUT_MS)) != 0)
-		goto out;
-	uint64_t start = bench_now_ns(),
-	         end = start + (uint64_t)(seconds * 1e9);
-	for (int i = 0;; i++) {
-		uint64_t tf = bench_now_ns();
-		if ((rv = bench_status_once(stub)) != 0) {
-			bench_note("floor request: %s", qkdn_ak_last_error());
-			goto out;
-		}
-		uint64_t t0 = bench_now_ns();
-		if ((rv = qkdn_ak_get_keys(a, "bob", KEY_BITS, 1, &ka)) != 0) {
-			bench_note("source request at A: %s",
-			           qkdn_ak_last_error());
-			goto out;
-		}
-		uint64_t t1 = bench_now_ns();
-		if ((rv = qkdn_ak_get_keys_by_id(b, &ka.id, 1, &kb)) != 0) {
-			bench_note("destination fetch at B: %s",
-			           qkdn_ak_last_error());
-			goto out;
-		}
-		uint64_t t2 = bench_now_ns();
-		if (ka.len != kb.len || memcmp(ka.bytes, kb.bytes, ka.len) != 0)
-			lat->mismatches++;
-		qkdn_ak_keys_wipe(&ka, 1);
-		qkdn_ak_keys_wipe(&kb, 1);
-		if (i < 50)
-			continue; /* warm-up */
-		if (bench_samples_add(&lat->floor, t0 - tf) != 0 ||
-		    bench_samples_add(&lat->src, t1 - t0) != 0 ||
-		    bench_samples_add(&lat->dst, t2 - t1) != 0) {
-			rv = QKDN_E_NOMEM;
-			goto out;
-		}
-		if (t2 >= end)
-			break;
+	if ((rv = bench_status_once(stub)) != 0) {
+		bench_note("floor request: %s", qkdn_ak_last_error());
+		return rv;
 	}
-out:
+	t0 = bench_now_ns();
+	if ((rv = qkdn_ak_get_keys(c->a, "bob", KEY_BITS, 1, &ka)) != 0) {
+		bench_note("source request at A, Kx %s: %s",
+		           bench_net_kx_scheme(n), qkdn_ak_last_error());
+		return rv;
+	}
+	t1 = bench_now_ns();
+	rv = qkdn_ak_get_keys_by_id(c->b, &ka.id, 1, &kb);
+	*done = bench_now_ns();
+	if (rv != 0)
+		bench_note("destination fetch at B, Kx %s: %s",
+		           bench_net_kx_scheme(n), qkdn_ak_last_error());
+	else if (ka.len != kb.len || memcmp(ka.bytes, kb.bytes, ka.len) != 0)
+		lat->mismatches++;
 	qkdn_ak_keys_wipe(&ka, 1);
 	qkdn_ak_keys_wipe(&kb, 1);
+	if (rv != 0 || !record)
+		return rv;
+	if (bench_samples_add(&lat->s[L_FLOOR], t0 - tf) != 0 ||
+	    bench_samples_add(&lat->s[L_SRC], t1 - t0) != 0 ||
+	    bench_samples_add(&lat->s[L_DST], *done - t1) != 0)
+		return QKDN_E_NOMEM;
+	return 0;
+}
+
+/* Source request at A, then destination fetch at B, one key at a time,
+ * on each of the nn networks in turn (lat[k] for nets[k]); each pair
+ * follows a floor request to nets[0]'s stub, so that the ratios compare
+ * requests made by the same client code under the same conditions (this
+ * machine may be busy with others). */
+static int
+measure_pairs(struct bench_net *const *nets, size_t nn, double seconds,
+              struct latency *lat)
+{
+	struct pair_ak c[KXNETS_MAX] = {{NULL, NULL}};
+	struct qkdn_ak *stub = NULL;
+	uint64_t end = UINT64_MAX, done = 0;
+	int rv;
+	memset(lat, 0, nn * sizeof(*lat));
+	rv = bench_stub_open(&stub, nets[0]->echo.url);
+	for (size_t k = 0; k < nn && rv == 0; k++)
+		rv = pair_ak_open(nets[k], &c[k]);
+	/* each round starts with the next network: neither always goes
+	 * first */
+	for (int i = 0; rv == 0 && done < end; i++) {
+		if (i == LAT_WARMUP)
+			end = clock_after_warmup(seconds);
+		for (size_t j = 0; j < nn && rv == 0; j++) {
+			size_t k = ((size_t)i + j) % nn;
+			rv = one_pair(stub, &c[k], nets[k], &lat[k],
+			              i >= LAT_WARMUP, &done);
+		}
+	}
 	qkdn_ak_close(stub);
-	qkdn_ak_close(a);
-	qkdn_ak_close(b);
+	for (size_t k = 0; k < nn; k++) {
+		qkdn_ak_close(c[k].a);
+		qkdn_ak_close(c[k].b);
+	}
 	return rv;
 }
 
+/* Status requests at A, on each network in turn, into lat[k]. */
 static int
-measure_status(struct bench_net *n, double seconds, struct bench_samples *s)
+measure_status(struct bench_net *const *nets, size_t nn, double seconds,
+               struct latency *lat)
 {
-	struct qkdn_ak *a;
+	struct qkdn_ak *a[KXNETS_MAX] = {NULL};
 	struct qkdn_ak_status st;
-	int rv = qkdn_ak_open(&a, n->conf->nodes[0].ak_url, "alice",
-	                      CALL_TIMEOUT_MS);
-	if (rv != 0)
-		return rv;
-	uint64_t end = bench_now_ns() + (uint64_t)(seconds * 1e9);
-	for (int i = 0; rv == 0; i++) {
-		uint64_t t0 = bench_now_ns();
-		if ((rv = qkdn_ak_status(a, &st)) != 0)
-			break;
-		uint64_t t1 = bench_now_ns();
-		qkdn_ak_status_free(&st);
-		if (i >= 50 && bench_samples_add(s, t1 - t0) != 0)
-			rv = QKDN_E_NOMEM;
-		if (t1 >= end)
-			break;
+	uint64_t end = UINT64_MAX, t1 = 0;
+	int rv = 0;
+	for (size_t k = 0; k < nn && rv == 0; k++)
+		rv = qkdn_ak_open(&a[k], nets[k]->conf->nodes[0].ak_url,
+		                  "alice", CALL_TIMEOUT_MS);
+	for (int i = 0; rv == 0 && t1 < end; i++) {
+		if (i == LAT_WARMUP)
+			end = clock_after_warmup(seconds);
+		for (size_t j = 0; j < nn && rv == 0; j++) {
+			size_t k = ((size_t)i + j) % nn;
+			uint64_t t0 = bench_now_ns();
+			if ((rv = qkdn_ak_status(a[k], &st)) != 0)
+				break;
+			t1 = bench_now_ns();
+			qkdn_ak_status_free(&st);
+			if (i >= LAT_WARMUP &&
+			    bench_samples_add(&lat[k].s[L_STATUS], t1 - t0) !=
+			        0)
+				rv = QKDN_E_NOMEM;
+		}
 	}
-	qkdn_ak_close(a);
+	for (size_t k = 0; k < nn; k++)
+		qkdn_ak_close(a[k]);
 	return rv;
+}
+
+/* p50 and p99 of each line, microseconds */
+struct lat_figs {
+	double p50[L_N], p99[L_N];
+};
+
+static void
+lat_figs_of(struct latency *lat, struct lat_figs *f)
+{
+	for (int i = 0; i < L_N; i++) {
+		f->p50[i] = bench_samples_pct_us(&lat->s[i], 50);
+		f->p99[i] = bench_samples_pct_us(&lat->s[i], 99);
+	}
 }
 
 /* One latency line: p50 as a multiple of the floor measured alongside
  * (floor) and of the floor of (a) (floor_a). */
 static void
 say_lat(const struct bench_out *o, const char *what, double p50, double p99,
-        double floor, double floor_a, const char *aim)
+        double floor, double floor_a, const char *tail)
 {
 	bench_say(o,
 	          "    %-23s p50 %7.1f us = %5.2fx (%5.2fx)   p99 %7.1f us%s%s",
-	          what, p50, floor > 0 ? p50 / floor : 0,
-	          floor_a > 0 ? p50 / floor_a : 0, p99,
-	          aim[0] != '\0' ? "   " : "", aim);
+	          what, p50, ratio(p50, floor), ratio(p50, floor_a), p99,
+	          tail[0] != '\0' ? "   " : "", tail);
 }
 
 static cJSON *
@@ -174,66 +283,105 @@ lat_json(double p50, double p99, double floor, double floor_a)
 	cJSON *j = cJSON_CreateObject();
 	cJSON_AddNumberToObject(j, "p50_us", p50);
 	cJSON_AddNumberToObject(j, "p99_us", p99);
-	cJSON_AddNumberToObject(j, "p50_x_floor", floor > 0 ? p50 / floor : 0);
-	cJSON_AddNumberToObject(j, "p50_x_floor_a",
-	                        floor_a > 0 ? p50 / floor_a : 0);
+	cJSON_AddNumberToObject(j, "p50_x_floor", ratio(p50, floor));
+	cJSON_AddNumberToObject(j, "p50_x_floor_a", ratio(p50, floor_a));
 	return j;
 }
 
-static int
-run_latency(const struct bench_out *o, struct bench_net *n, double seconds,
-            const struct bench_floor *f)
+/* What follows line i: its aim, or with ref (Kx tcp://'s figures, with
+ * --kx both) its ratios to ref's. */
+static void
+lat_tail(char *out, size_t len, int i, const struct lat_figs *f,
+         const struct lat_figs *ref)
 {
-	struct latency lat;
-	struct bench_samples status = {0};
-	char aim[64], cnt[32];
-	int rv;
-	if ((rv = measure_pairs(n, seconds, &lat)) != 0 ||
-	    (rv = measure_status(n, seconds / 2, &status)) != 0)
-		goto out;
-	double fp50 = bench_samples_pct_us(&lat.floor, 50),
-	       fp99 = bench_samples_pct_us(&lat.floor, 99),
-	       sp50 = bench_samples_pct_us(&lat.src, 50),
-	       sp99 = bench_samples_pct_us(&lat.src, 99),
-	       dp50 = bench_samples_pct_us(&lat.dst, 50),
-	       dp99 = bench_samples_pct_us(&lat.dst, 99),
-	       tp50 = bench_samples_pct_us(&status, 50),
-	       tp99 = bench_samples_pct_us(&status, 99);
-	bench_say(o, "(b) I.1 latency of one %d-bit key, 1 client, %s pairs",
-	          KEY_BITS, bench_group(cnt, (double)lat.src.n));
+	if (ref != NULL)
+		snprintf(out, len, "tls/tcp: p50 %.2fx, p99 %.2fx",
+		         ratio(f->p50[i], ref->p50[i]),
+		         ratio(f->p99[i], ref->p99[i]));
+	else if (i == L_SRC)
+		snprintf(out, len, "aim <= %.1fx floor", AIM_SRC_X);
+	else if (i == L_DST)
+		snprintf(out, len, "aim <= %.1fx floor", AIM_DST_X);
+	else if (i == L_STATUS)
+		snprintf(out, len, "(no key work; run after)");
+	else
+		out[0] = '\0';
+}
+
+/* The lines of one network, in text and into j; with ref, each also as a
+ * ratio to ref's. */
+static void
+report_latency(const struct bench_out *o, cJSON *j, const struct lat_figs *f,
+               const struct lat_figs *ref, double floor_a)
+{
+	char tail[96];
+	double fl = f->p50[L_FLOOR];
+	for (int i = 0; i < L_N; i++) {
+		lat_tail(tail, sizeof(tail), i, f, ref);
+		say_lat(o, lat_lines[i].what, f->p50[i], f->p99[i], fl, floor_a,
+		        tail);
+		if (ref == NULL && lat_lines[i].how != NULL)
+			bench_say(o, "      %s", lat_lines[i].how);
+		cJSON *e = lat_json(f->p50[i], f->p99[i], fl, floor_a);
+		if (ref != NULL) {
+			cJSON_AddNumberToObject(e, "p50_x_tcp",
+			                        ratio(f->p50[i], ref->p50[i]));
+			cJSON_AddNumberToObject(e, "p99_x_tcp",
+			                        ratio(f->p99[i], ref->p99[i]));
+		}
+		cJSON_AddItemToObject(j, lat_lines[i].key, e);
+	}
+}
+
+static void
+say_latency_head(const struct bench_out *o, size_t nn, double pairs)
+{
+	char cnt[32];
+	bench_say(o, "(b) I.1 latency of one %d-bit key, 1 client, %s pairs%s",
+	          KEY_BITS, bench_group(cnt, pairs),
+	          nn > 1 ? " on each Kx, tcp:// and tls+tcp:// in turn" : "");
 	bench_say(o, "    ratios: to the p50 of a floor request (Ak client to "
 	             "the stub) made before each pair;");
 	bench_say(o, "    in brackets, to the p50 of (a)'s bare nng echo");
-	say_lat(o, "floor request", fp50, fp99, fp50, f->p50_us, "");
-	snprintf(aim, sizeof(aim), "aim <= %.1fx floor", AIM_SRC_X);
-	say_lat(o, "source request at A", sp50, sp99, fp50, f->p50_us, aim);
-	bench_say(o, "      (app -> KM A -> key sync to KM B, ack -> KM A -> "
-	             "app)");
-	snprintf(aim, sizeof(aim), "aim <= %.1fx floor", AIM_DST_X);
-	say_lat(o, "destination fetch at B", dp50, dp99, fp50, f->p50_us, aim);
-	bench_say(o, "      (app -> KM B: by key ID from B's store -> app)");
-	say_lat(o, "status request at A", tp50, tp99, fp50, f->p50_us,
-	        "(no key work; run after)");
-	if (lat.mismatches > 0)
-		bench_say(o, "    %llu pairs did NOT match",
-		          (unsigned long long)lat.mismatches);
-	bench_blank(o);
+}
 
-	cJSON *j = cJSON_AddObjectToObject(o->root, "latency");
-	cJSON_AddNumberToObject(j, "key_bits", KEY_BITS);
-	cJSON_AddNumberToObject(j, "pairs", (double)lat.src.n);
-	cJSON_AddNumberToObject(j, "mismatches", (double)lat.mismatches);
-	cJSON_AddItemToObject(j, "floor",
-	                      lat_json(fp50, fp99, fp50, f->p50_us));
-	cJSON_AddItemToObject(j, "source",
-	                      lat_json(sp50, sp99, fp50, f->p50_us));
-	cJSON_AddItemToObject(j, "destination",
-	                      lat_json(dp50, dp99, fp50, f->p50_us));
-	cJSON_AddItemToObject(j, "status",
-	                      lat_json(tp50, tp99, fp50, f->p50_us));
+static int
+run_latency(const struct bench_out *o, const struct kxnet *kns, size_t nn,
+            double seconds, const struct bench_floor *f)
+{
+	struct bench_net *nets[KXNETS_MAX];
+	struct latency lat[KXNETS_MAX];
+	struct lat_figs figs[KXNETS_MAX];
+	int rv;
+	for (size_t k = 0; k < nn; k++)
+		nets[k] = kns[k].n;
+	if ((rv = measure_pairs(nets, nn, seconds, lat)) != 0 ||
+	    (rv = measure_status(nets, nn, seconds / 2, lat)) != 0)
+		goto out;
+	say_latency_head(o, nn, (double)lat[0].s[L_SRC].n);
+	for (size_t k = 0; k < nn; k++) {
+		lat_figs_of(&lat[k], &figs[k]);
+		if (nn > 1)
+			bench_say(o, "    Kx %s%s",
+			          bench_net_kx_scheme(nets[k]),
+			          k > 0 ? " (only the source request crosses "
+			                  "Kx; the other lines show the noise)"
+			                : "");
+		cJSON *j = cJSON_AddObjectToObject(kns[k].j, "latency");
+		cJSON_AddNumberToObject(j, "key_bits", KEY_BITS);
+		cJSON_AddNumberToObject(j, "pairs", (double)lat[k].s[L_SRC].n);
+		cJSON_AddNumberToObject(j, "mismatches",
+		                        (double)lat[k].mismatches);
+		report_latency(o, j, &figs[k], k > 0 ? &figs[0] : NULL,
+		               f->p50_us);
+		if (lat[k].mismatches > 0)
+			bench_say(o, "    %llu pairs did NOT match",
+			          (unsigned long long)lat[k].mismatches);
+	}
+	bench_blank(o);
 out:
-	latency_free(&lat);
-	bench_samples_free(&status);
+	for (size_t k = 0; k < nn; k++)
+		latency_free(&lat[k]);
 	return rv;
 }
 
@@ -329,13 +477,139 @@ pairs_mark(void *arg, int phase)
 	bench_cpu_mark(&((struct pairs_run *)arg)->cpu, phase);
 }
 
+/* the figures of one line of (c) */
+struct row {
+	double kps, rps;
+	double km_cpu_us; /* KM A + KM B CPU per key, microseconds */
+};
+
+static double
+km_cpu_us_per_key(const struct bench_cpu *c, uint64_t keys)
+{
+	double s = 0;
+	for (int p = BENCH_P_KM_A; p <= BENCH_P_KM_B; p++)
+		s += c->t1[p] - c->t0[p];
+	return keys > 0 ? s / (double)keys * 1e6 : 0;
+}
+
+/* The table's first columns; with label (--kx both) the Kx of the line. */
+static void
+say_row(const struct bench_out *o, const struct bench_net *n, bool label,
+        int pairs, const struct bench_load *l, const struct pairs_run *r,
+        const struct row *row)
+{
+	char kx[8] = "", k[32], q[32];
+	if (label)
+		snprintf(kx, sizeof(kx), "  %-3s", kx_word(n));
+	bench_say(o,
+	          "    %5d  %8u%s  %10s  %10s  %6llu   %10.0f  %5.0f  %5.0f  "
+	          "%6.0f",
+	          pairs, r->batch, kx, bench_group(k, row->kps),
+	          bench_group(q, row->rps), (unsigned long long)l->errors,
+	          bench_cpu_pct(&r->cpu, BENCH_P_SELF, l->elapsed_s),
+	          bench_cpu_pct(&r->cpu, BENCH_P_KM_A, l->elapsed_s),
+	          bench_cpu_pct(&r->cpu, BENCH_P_KM_B, l->elapsed_s),
+	          bench_cpu_pct(&r->cpu, BENCH_P_SIM, l->elapsed_s));
+	if (l->errors > 0)
+		bench_say(o, "           first error: %s", l->first_error);
+}
+
+static cJSON *
+row_json(int pairs, const struct bench_load *l, const struct pairs_run *r,
+         const struct row *row, const struct row *ref)
+{
+	cJSON *j = cJSON_CreateObject();
+	cJSON_AddNumberToObject(j, "pairs", pairs);
+	cJSON_AddNumberToObject(j, "keys_per_request", r->batch);
+	cJSON_AddNumberToObject(j, "keys_per_s", row->kps);
+	cJSON_AddNumberToObject(j, "requests_per_s", row->rps);
+	cJSON_AddNumberToObject(j, "errors", (double)l->errors);
+	if (l->errors > 0)
+		cJSON_AddStringToObject(j, "first_error", l->first_error);
+	cJSON_AddItemToObject(j, "cpu_pct",
+	                      bench_cpu_json(&r->cpu, l->elapsed_s));
+	cJSON_AddNumberToObject(j, "km_cpu_us_per_key", row->km_cpu_us);
+	if (ref != NULL) {
+		cJSON_AddNumberToObject(j, "keys_per_s_x_tcp",
+		                        ratio(row->kps, ref->kps));
+		cJSON_AddNumberToObject(j, "requests_per_s_x_tcp",
+		                        ratio(row->rps, ref->rps));
+		cJSON_AddNumberToObject(j, "km_cpu_per_key_x_tcp",
+		                        ratio(row->km_cpu_us, ref->km_cpu_us));
+	}
+	return j;
+}
+
+/* One line of (c): pairs client pairs taking batch keys a request on
+ * kn's network for seconds; its figures into *row and kn's JSON array arr.
+ * With ref (the same line on Kx tcp://, with --kx both) a line of ratios
+ * follows. */
 static int
-run_throughput(const struct bench_out *o, struct bench_net *n,
+throughput_line(const struct bench_out *o, const struct kxnet *kn, bool label,
+                int pairs, uint32_t batch, double seconds, struct row *row,
+                const struct row *ref, cJSON *arr)
+{
+	struct pairs_run r = {.cpu.net = kn->n, .net = kn->n, .batch = batch};
+	struct bench_load l = {.threads = pairs,
+	                       .seconds = seconds,
+	                       .warmup_ops = 5,
+	                       .arg = &r,
+	                       .setup = pair_setup,
+	                       .op = pair_op,
+	                       .teardown = pair_teardown,
+	                       .mark = pairs_mark};
+	int rv;
+	if ((rv = bench_net_ensure_key(kn->n, KEY_READY_BYTES)) != 0)
+		return rv;
+	if ((rv = bench_load_run(&l)) != 0) {
+		bench_note("%d pairs, Kx %s: cannot start: %s", pairs,
+		           bench_net_kx_scheme(kn->n), l.first_error);
+		bench_load_free(&l);
+		return rv;
+	}
+	*row = (struct row){.kps = (double)l.units / l.elapsed_s,
+	                    .rps = (double)l.ops / l.elapsed_s,
+	                    .km_cpu_us = km_cpu_us_per_key(&r.cpu, l.units)};
+	say_row(o, kn->n, label, pairs, &l, &r, row);
+	if (ref != NULL)
+		bench_say(o,
+		          "                     tls/tcp: keys/s %.2fx, KM A+B "
+		          "CPU per key %.2fx",
+		          ratio(row->kps, ref->kps),
+		          ratio(row->km_cpu_us, ref->km_cpu_us));
+	cJSON_AddItemToArray(arr, row_json(pairs, &l, &r, row, ref));
+	bench_load_free(&l);
+	return 0;
+}
+
+static void
+say_best(const struct bench_out *o, const struct kxnet *kns, size_t nn,
+         const double *best)
+{
+	char k[32], q[32], t[32];
+	if (nn == 1) {
+		bench_say(o,
+		          "    best with batches: %s keys/s   aim >= %s "
+		          "keys/s per KM pair",
+		          bench_group(k, best[0]),
+		          bench_group(q, AIM_KEYS_PER_S));
+		return;
+	}
+	bench_say(o,
+	          "    best with batches: %s keys/s on Kx %s, %s on %s "
+	          "(%.2fx)   aim >= %s keys/s per KM pair",
+	          bench_group(k, best[0]), bench_net_kx_scheme(kns[0].n),
+	          bench_group(t, best[1]), bench_net_kx_scheme(kns[1].n),
+	          ratio(best[1], best[0]), bench_group(q, AIM_KEYS_PER_S));
+}
+
+static int
+run_throughput(const struct bench_out *o, const struct kxnet *kns, size_t nn,
                const struct opts *op)
 {
 	static const uint32_t batches[] = {1, BATCH};
-	char k[32], q[32];
-	double best = 0;
+	double best[KXNETS_MAX] = {0};
+	cJSON *arr[KXNETS_MAX];
 	int rv = 0;
 	bench_say(o,
 	          "(c) keys/s with N client pairs: each takes %d-bit keys "
@@ -344,68 +618,27 @@ run_throughput(const struct bench_out *o, struct bench_net *n,
 	bench_say(o,
 	          "    (every key counted once; CPU in %% of one core, 200%% "
 	          "is this whole machine)");
-	bench_say(o, "    pairs  keys/req      keys/s  requests/s  errors   "
-	             "CPU: bench   KM A   KM B  qkdsim");
-	cJSON *arr = cJSON_AddArrayToObject(o->root, "throughput");
-	for (int c = 0; c < op->n_clients && rv == 0; c++) {
+	bench_say(o,
+	          "    pairs  keys/req%s      keys/s  requests/s  errors   "
+	          "CPU: bench   KM A   KM B  qkdsim",
+	          nn > 1 ? "  Kx " : "");
+	for (size_t k = 0; k < nn; k++)
+		arr[k] = cJSON_AddArrayToObject(kns[k].j, "throughput");
+	for (int c = 0; c < op->n_clients && rv == 0; c++)
 		for (size_t b = 0; b < 2 && rv == 0; b++) {
-			struct pairs_run r = {
-			    .cpu.net = n, .net = n, .batch = batches[b]};
-			struct bench_load l = {.threads = op->clients[c],
-			                       .seconds = op->seconds,
-			                       .warmup_ops = 5,
-			                       .arg = &r,
-			                       .setup = pair_setup,
-			                       .op = pair_op,
-			                       .teardown = pair_teardown,
-			                       .mark = pairs_mark};
-			if ((rv = bench_net_ensure_key(n, KEY_READY_BYTES)) !=
-			    0)
-				break;
-			if ((rv = bench_load_run(&l)) != 0) {
-				bench_note("%d pairs: cannot start: %s",
-				           op->clients[c], l.first_error);
-				bench_load_free(&l);
-				break;
+			struct row row[KXNETS_MAX];
+			for (size_t k = 0; k < nn && rv == 0; k++) {
+				rv = throughput_line(
+				    o, &kns[k], nn > 1, op->clients[c],
+				    batches[b], op->seconds, &row[k],
+				    k > 0 ? &row[0] : NULL, arr[k]);
+				if (rv == 0 && batches[b] > 1 &&
+				    row[k].kps > best[k])
+					best[k] = row[k].kps;
 			}
-			double kps = (double)l.units / l.elapsed_s,
-			       rps = (double)l.ops / l.elapsed_s;
-			if (batches[b] > 1 && kps > best)
-				best = kps;
-			bench_say(
-			    o,
-			    "    %5d  %8u  %10s  %10s  %6llu   %10.0f  "
-			    "%5.0f  %5.0f  %6.0f",
-			    op->clients[c], batches[b], bench_group(k, kps),
-			    bench_group(q, rps), (unsigned long long)l.errors,
-			    bench_cpu_pct(&r.cpu, BENCH_P_SELF, l.elapsed_s),
-			    bench_cpu_pct(&r.cpu, BENCH_P_KM_A, l.elapsed_s),
-			    bench_cpu_pct(&r.cpu, BENCH_P_KM_B, l.elapsed_s),
-			    bench_cpu_pct(&r.cpu, BENCH_P_SIM, l.elapsed_s));
-			if (l.errors > 0)
-				bench_say(o, "           first error: %s",
-				          l.first_error);
-			cJSON *j = cJSON_CreateObject();
-			cJSON_AddNumberToObject(j, "pairs", op->clients[c]);
-			cJSON_AddNumberToObject(j, "keys_per_request",
-			                        batches[b]);
-			cJSON_AddNumberToObject(j, "keys_per_s", kps);
-			cJSON_AddNumberToObject(j, "requests_per_s", rps);
-			cJSON_AddNumberToObject(j, "errors", (double)l.errors);
-			if (l.errors > 0)
-				cJSON_AddStringToObject(j, "first_error",
-				                        l.first_error);
-			cJSON_AddItemToObject(
-			    j, "cpu_pct", bench_cpu_json(&r.cpu, l.elapsed_s));
-			cJSON_AddItemToArray(arr, j);
-			bench_load_free(&l);
 		}
-	}
 	if (rv == 0)
-		bench_say(o,
-		          "    best with batches: %s keys/s   aim >= %s "
-		          "keys/s per KM pair",
-		          bench_group(k, best), bench_group(q, AIM_KEYS_PER_S));
+		say_best(o, kns, nn, best);
 	bench_blank(o);
 	return rv;
 }
@@ -501,6 +734,29 @@ fill_mark(void *arg, int phase)
 	bench_cpu_mark(&((struct fill *)arg)->cpu, phase);
 }
 
+/* One more latency measurement, with B's store full. */
+static void
+report_full(const struct bench_out *o, struct latency *lat, double floor_a,
+            cJSON *jm)
+{
+	struct lat_figs f;
+	lat_figs_of(lat, &f);
+	double fp50 = f.p50[L_FLOOR];
+	bench_say(o,
+	          "    then, one key at a time: source request p50 %.1f "
+	          "us = %.2fx floor, destination fetch",
+	          f.p50[L_SRC], ratio(f.p50[L_SRC], fp50));
+	bench_say(o,
+	          "      p50 %.1f us = %.2fx floor (floor request "
+	          "alongside: p50 %.1f us)",
+	          f.p50[L_DST], ratio(f.p50[L_DST], fp50), fp50);
+	cJSON *jl = cJSON_AddObjectToObject(jm, "latency_full");
+	for (int i = L_FLOOR; i <= L_DST; i++)
+		cJSON_AddItemToObject(
+		    jl, lat_lines[i].key,
+		    lat_json(f.p50[i], f.p99[i], fp50, floor_a));
+}
+
 static int
 run_million(const struct bench_out *o, struct bench_net *n, double seconds,
             double floor_a, cJSON *jm)
@@ -573,42 +829,39 @@ run_million(const struct bench_out *o, struct bench_net *n, double seconds,
 	cJSON_AddItemToObject(jm, "km_a_after_fill", mem_json(&m));
 
 	/* does a full store slow the fetch down? */
-	if ((rv = measure_pairs(n, seconds / 2, &lat)) == 0) {
-		double fp50 = bench_samples_pct_us(&lat.floor, 50),
-		       sp50 = bench_samples_pct_us(&lat.src, 50),
-		       dp50 = bench_samples_pct_us(&lat.dst, 50);
-		bench_say(
-		    o,
-		    "    then, one key at a time: source request p50 %.1f "
-		    "us = %.2fx floor, destination fetch",
-		    sp50, sp50 / fp50);
-		bench_say(o,
-		          "      p50 %.1f us = %.2fx floor (floor request "
-		          "alongside: p50 %.1f us)",
-		          dp50, dp50 / fp50, fp50);
-		cJSON *jl = cJSON_AddObjectToObject(jm, "latency_full");
-		cJSON_AddItemToObject(
-		    jl, "floor",
-		    lat_json(fp50, bench_samples_pct_us(&lat.floor, 99), fp50,
-		             floor_a));
-		cJSON_AddItemToObject(
-		    jl, "source",
-		    lat_json(sp50, bench_samples_pct_us(&lat.src, 99), fp50,
-		             floor_a));
-		cJSON_AddItemToObject(
-		    jl, "destination",
-		    lat_json(dp50, bench_samples_pct_us(&lat.dst, 99), fp50,
-		             floor_a));
-	}
+	if ((rv = measure_pairs(&n, 1, seconds / 2, &lat)) == 0)
+		report_full(o, &lat, floor_a, jm);
 	latency_free(&lat);
 	return rv;
 }
 
+/* VmRSS etc. of both KMs of kn's network; label: its Kx in the line */
 static int
-run_memory(const struct bench_out *o, struct bench_net *n,
+say_km_memory(const struct bench_out *o, const struct kxnet *kn, bool label,
+              cJSON *j)
+{
+	static const char *const keys[2] = {"km_a", "km_b"};
+	struct bench_mem m;
+	char who[64];
+	int rv;
+	for (int i = 0; i < 2; i++) {
+		if ((rv = bench_mem_read(kn->n->procs[BENCH_P_KM_A + i].pid,
+		                         &m)) != 0)
+			return rv;
+		snprintf(who, sizeof(who), "KM %c after (b) and (c)%s%s",
+		         'A' + i, label ? ", " : "",
+		         label ? kx_word(kn->n) : "");
+		say_mem(o, who, &m);
+		cJSON_AddItemToObject(j, keys[i], mem_json(&m));
+	}
+	return 0;
+}
+
+/* Both KMs of each network; the million keys on the first only. */
+static int
+run_memory(const struct bench_out *o, const struct kxnet *kns, size_t nn,
            const struct opts *op, double floor_a)
 {
-	struct bench_mem m[2];
 	int rv;
 	bench_say(o,
 	          "(d) KM memory, MiB   aim: the KM's own memory under %d "
@@ -616,22 +869,16 @@ run_memory(const struct bench_out *o, struct bench_net *n,
 	          AIM_MEM_MIB);
 	bench_say(o, "                                     VmRSS    VmHWM  "
 	             "private  LMDB map");
-	cJSON *j = cJSON_AddObjectToObject(o->root, "memory");
-	cJSON_AddNumberToObject(j, "aim_mib", AIM_MEM_MIB);
-	for (int i = 0; i < 2; i++) {
-		if ((rv = bench_mem_read(n->procs[BENCH_P_KM_A + i].pid,
-		                         &m[i])) != 0)
+	for (size_t k = 0; k < nn; k++) {
+		cJSON *j = cJSON_AddObjectToObject(kns[k].j, "memory");
+		cJSON_AddNumberToObject(j, "aim_mib", AIM_MEM_MIB);
+		if ((rv = say_km_memory(o, &kns[k], nn > 1, j)) != 0)
 			return rv;
-		say_mem(o,
-		        i == 0 ? "KM A after (b) and (c)"
-		               : "KM B after (b) and (c)",
-		        &m[i]);
 	}
-	cJSON_AddItemToObject(j, "km_a", mem_json(&m[0]));
-	cJSON_AddItemToObject(j, "km_b", mem_json(&m[1]));
 	if (op->million) {
-		cJSON *jm = cJSON_AddObjectToObject(o->root, "million");
-		if ((rv = run_million(o, n, op->seconds, floor_a, jm)) != 0)
+		cJSON *jm = cJSON_AddObjectToObject(kns[0].j, "million");
+		if ((rv = run_million(o, kns[0].n, op->seconds, floor_a, jm)) !=
+		    0)
 			return rv;
 	}
 	bench_say(o, "    private: Private_Dirty of anonymous mappings, [heap] "
@@ -648,10 +895,20 @@ usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: qkdn-bench ak [--seconds S] [--clients N,N,...] "
-	        "[--million | --no-million] [--json] [--no-pause] [--keep]\n"
+	        "[--kx tcp|tls|both]\n"
+	        "                     [--million | --no-million] [--json] "
+	        "[--no-pause] [--keep]\n"
 	        "  --seconds S     per measurement (default 2)\n"
 	        "  --clients LIST  concurrent client pairs for keys/s "
 	        "(default 1,4,16; each 1..%d)\n"
+	        "  --kx WHICH      Kx between the KMs: tcp (default: "
+	        "tcp://), tls (tls+tcp://,\n"
+	        "                  certificates made by qkdn-certs), or both: "
+	        "a second network with\n"
+	        "                  Kx on tls+tcp://, (b) and (c) measured on "
+	        "the two in turn and\n"
+	        "                  each tls figure also given over its tcp "
+	        "twin\n"
 	        "  --no-million    skip filling B's store with a million "
 	        "keys\n"
 	        "  --json          one JSON document on stdout instead of "
@@ -672,6 +929,7 @@ parse(struct opts *o, int argc, char **argv)
 	    {"seconds", BENCH_OPT_SECONDS, .dst = &o->seconds, .min = 0.1},
 	    {"clients", BENCH_OPT_LIST, .dst = o->clients, .n = &o->n_clients,
 	     .max = CLIENT_LISTS_MAX, .hi = CLIENTS_MAX, .dflt = "1,4,16"},
+	    {"kx", BENCH_OPT_CHOICE, .dst = &o->kx, .choices = kx_words},
 	    {"million", BENCH_OPT_FLAG, .dst = &o->million, .value = true},
 	    {"no-million", BENCH_OPT_FLAG, .dst = &o->million, .value = false},
 	    {"json", BENCH_OPT_FLAG, .dst = &o->json, .value = true},
@@ -679,15 +937,87 @@ parse(struct opts *o, int argc, char **argv)
 	    {"no-pause", BENCH_OPT_FLAG, .dst = &o->pause, .value = false},
 	    {"help", BENCH_OPT_HELP, .dst = NULL},
 	};
-	*o = (struct opts){.seconds = 2, .million = true, .pause = true};
+	*o = (struct opts){
+	    .seconds = 2, .million = true, .pause = true, .kx = KX_TCP};
 	return bench_parse("ak", usage, opts, sizeof(opts) / sizeof(opts[0]),
 	                   argc, argv);
 }
 
+/* The link is paused once it holds key; what the KMs and the emulator
+ * then spend doing nothing, into j. */
 static int
-setup_network(const struct bench_out *o, struct bench_net *n, bool pause)
+pause_link(const struct bench_out *o, struct bench_net *n, cJSON *j)
 {
+	struct bench_cpu idle = {.net = n};
 	int rv;
+	if ((rv = bench_net_wait_key(n, BENCH_NET_TOPUP_BYTES)) != 0 ||
+	    (rv = bench_net_link_run(n, false)) != 0)
+		return rv;
+	bench_sleep_ms(200); /* blocks in flight */
+	bench_cpu_mark(&idle, 0);
+	bench_sleep_ms(500);
+	bench_cpu_mark(&idle, 1);
+	bench_say(o,
+	          "  so the link is paused while measuring, and resumed "
+	          "only to top the pool up to %.0f MiB",
+	          BENCH_NET_TOPUP_BYTES / MIB);
+	bench_say(o,
+	          "  idle with the link paused: KM A %.0f%%, KM B %.0f%%, "
+	          "qkdsim %.0f%%",
+	          bench_cpu_pct(&idle, BENCH_P_KM_A, 0.5),
+	          bench_cpu_pct(&idle, BENCH_P_KM_B, 0.5),
+	          bench_cpu_pct(&idle, BENCH_P_SIM, 0.5));
+	cJSON_AddItemToObject(j, "paused_idle_cpu_pct",
+	                      bench_cpu_json(&idle, 0.5));
+	return 0;
+}
+
+/* How the start went, into the text and j: ms until the daemons
+ * answered and until they held key (certificates not counted, shown
+ * apart), and the CPU of taking in key. */
+static void
+say_start(const struct bench_out *o, const struct bench_net *n,
+          uint64_t start_ms, uint64_t key_ms, const struct bench_cpu *intake,
+          cJSON *j)
+{
+	bench_say(o,
+	          "network: KMs and qkdsim answered in %llu ms, %.0f MiB of "
+	          "key after %llu ms more",
+	          (unsigned long long)start_ms, KEY_READY_BYTES / MIB,
+	          (unsigned long long)key_ms);
+	if (n->kx_tls)
+		bench_say(o,
+		          "  (and before them, certificates made by qkdn-certs "
+		          "in %llu ms)",
+		          (unsigned long long)n->certs_ms);
+	bench_say(o,
+	          "  taking in key at %llu Mbit/s costs KM A %.0f%%, KM B "
+	          "%.0f%%, qkdsim %.0f%% of one core",
+	          BENCH_NET_RATE_BPS / 1000000,
+	          bench_cpu_pct(intake, BENCH_P_KM_A, 1.0),
+	          bench_cpu_pct(intake, BENCH_P_KM_B, 1.0),
+	          bench_cpu_pct(intake, BENCH_P_SIM, 1.0));
+	cJSON_AddStringToObject(j, "kx", bench_net_kx_scheme(n));
+	if (n->kx_tls)
+		cJSON_AddNumberToObject(j, "certs_ms", (double)n->certs_ms);
+	cJSON_AddNumberToObject(j, "start_ms", (double)start_ms);
+	cJSON_AddNumberToObject(j, "first_key_ms", (double)key_ms);
+	cJSON_AddItemToObject(j, "intake_cpu_pct", bench_cpu_json(intake, 1.0));
+}
+
+/* Start kn's network and wait for key; label (--kx both): a line first
+ * saying which network this is. */
+static int
+setup_network(const struct bench_out *o, const struct kxnet *kn, bool pause,
+              bool label)
+{
+	struct bench_net *n = kn->n;
+	struct bench_cpu intake = {.net = n};
+	int rv;
+	if (label)
+		bench_say(o, "Kx %s127.0.0.1:%d and :%d, run dir %s:",
+		          bench_net_kx_scheme(n), n->kx_port[0], n->kx_port[1],
+		          n->dir);
 	uint64_t t0 = qkdn_now_ms();
 	if ((rv = bench_net_start(n, "qkdn-bench ak")) != 0)
 		return rv;
@@ -697,56 +1027,37 @@ setup_network(const struct bench_out *o, struct bench_net *n, bool pause)
 	uint64_t t2 = qkdn_now_ms();
 
 	/* what taking in key costs when nothing else happens */
-	struct bench_cpu intake = {.net = n}, idle = {.net = n};
 	bench_cpu_mark(&intake, 0);
 	bench_sleep_ms(1000);
 	bench_cpu_mark(&intake, 1);
-	bench_say(o,
-	          "network: KMs and qkdsim answered in %llu ms, %.0f MiB of "
-	          "key after %llu ms more",
-	          (unsigned long long)(t1 - t0), KEY_READY_BYTES / MIB,
-	          (unsigned long long)(t2 - t1));
-	bench_say(o,
-	          "  taking in key at %llu Mbit/s costs KM A %.0f%%, KM B "
-	          "%.0f%%, qkdsim %.0f%% of one core",
-	          BENCH_NET_RATE_BPS / 1000000,
-	          bench_cpu_pct(&intake, BENCH_P_KM_A, 1.0),
-	          bench_cpu_pct(&intake, BENCH_P_KM_B, 1.0),
-	          bench_cpu_pct(&intake, BENCH_P_SIM, 1.0));
-	cJSON *j = cJSON_AddObjectToObject(o->root, "network");
-	cJSON_AddNumberToObject(j, "start_ms", (double)(t1 - t0));
-	cJSON_AddNumberToObject(j, "first_key_ms", (double)(t2 - t1));
-	cJSON_AddItemToObject(j, "intake_cpu_pct",
-	                      bench_cpu_json(&intake, 1.0));
+	cJSON *j = cJSON_AddObjectToObject(kn->j, "network");
+	say_start(o, n, t1 - t0 - n->certs_ms, t2 - t1, &intake, j);
 	cJSON_AddBoolToObject(j, "link_paused_while_measuring", pause);
-	if (pause) {
-		if ((rv = bench_net_wait_key(n, BENCH_NET_TOPUP_BYTES)) != 0 ||
-		    (rv = bench_net_link_run(n, false)) != 0)
-			return rv;
-		bench_sleep_ms(200); /* blocks in flight */
-		bench_cpu_mark(&idle, 0);
-		bench_sleep_ms(500);
-		bench_cpu_mark(&idle, 1);
-		bench_say(
-		    o,
-		    "  so the link is paused while measuring, and resumed "
-		    "only to top the pool up to %.0f MiB",
-		    BENCH_NET_TOPUP_BYTES / MIB);
-		bench_say(
-		    o,
-		    "  idle with the link paused: KM A %.0f%%, KM B %.0f%%, "
-		    "qkdsim %.0f%%",
-		    bench_cpu_pct(&idle, BENCH_P_KM_A, 0.5),
-		    bench_cpu_pct(&idle, BENCH_P_KM_B, 0.5),
-		    bench_cpu_pct(&idle, BENCH_P_SIM, 0.5));
-		cJSON_AddItemToObject(j, "paused_idle_cpu_pct",
-		                      bench_cpu_json(&idle, 0.5));
-	} else {
+	if (pause)
+		rv = pause_link(o, n, j);
+	else
 		bench_say(o, "  (the link keeps running while measuring: "
 		             "--no-pause)");
-	}
 	bench_blank(o);
-	return 0;
+	return rv;
+}
+
+/* --kx both: the second network, like n but with Kx on tls+tcp://, in
+ * n->dir/tls; started once n's link is paused, so that neither start-up
+ * is measured along with the other's intake of key. */
+static int
+setup_tls_twin(const struct bench_out *o, struct bench_net *n, struct kxnet *kn,
+               bool pause)
+{
+	int rv = bench_net_sub(n, "tls", &kn->n);
+	if (rv != 0)
+		return rv;
+	kn->n->pairs = n->pairs;
+	kn->n->kx_tls = true;
+	kn->j = cJSON_AddObjectToObject(o->root, "kx_tls");
+	bench_note("starting a second qkdn-qkdsim and two qkdn-km, Kx on "
+	           "tls+tcp://");
+	return setup_network(o, kn, pause, true);
 }
 
 static void
@@ -768,10 +1079,21 @@ say_header(const struct bench_out *o, const struct opts *op,
 	          BENCH_NET_RATE_BPS / 1000000, BENCH_NET_BLOCK_BYTES,
 	          BENCH_NET_POOL_MAX_BYTES >> 20);
 	bench_say(o,
-	          "  Kx tcp://127.0.0.1:%d and :%d, Ak ipc://, %d SAE "
+	          "  Kx %s127.0.0.1:%d and :%d, Ak ipc://, %d SAE "
 	          "pairs; run dir %s",
-	          n->kx_port[0], n->kx_port[1], n->pairs, n->dir);
+	          bench_net_kx_scheme(n), n->kx_port[0], n->kx_port[1],
+	          n->pairs, n->dir);
+	if (op->kx == KX_TLS)
+		bench_say(o, "  (Kx certificates made by qkdn-certs in the run "
+		             "dir)");
+	if (op->kx == KX_BOTH) {
+		bench_say(o, "  --kx both: and a second network like it with "
+		             "Kx on tls+tcp:// (in tls/ there);");
+		bench_say(o, "  (b) and (c) take turns between the two, each "
+		             "tls figure also over its tcp one");
+	}
 	cJSON *j = bench_header_end(o, op->seconds);
+	cJSON_AddStringToObject(j, "kx", kx_words[op->kx]);
 	cJSON_AddItemToObject(j, "clients",
 	                      cJSON_CreateIntArray(op->clients, op->n_clients));
 	cJSON_AddBoolToObject(j, "million", op->million);
@@ -787,6 +1109,25 @@ say_header(const struct bench_out *o, const struct opts *op,
 	cJSON_AddNumberToObject(a, "source_x_floor", AIM_SRC_X);
 	cJSON_AddNumberToObject(a, "keys_per_s_batched", AIM_KEYS_PER_S);
 	cJSON_AddNumberToObject(a, "km_memory_mib", AIM_MEM_MIB);
+}
+
+/* Everything after the floor: the network(s), then (b), (c) and (d). */
+static int
+run_on_networks(const struct bench_out *o, struct bench_net *n,
+                const struct opts *op, const struct bench_floor *fl)
+{
+	struct kxnet kns[KXNETS_MAX] = {{.n = n, .j = o->root}};
+	size_t nn = op->kx == KX_BOTH ? 2 : 1;
+	int rv;
+	bench_note("starting qkdn-qkdsim and two qkdn-km%s",
+	           n->kx_tls ? ", Kx on tls+tcp://" : "");
+	if ((rv = setup_network(o, &kns[0], op->pause, nn > 1)) != 0 ||
+	    (nn > 1 && (rv = setup_tls_twin(o, n, &kns[1], op->pause)) != 0))
+		return rv;
+	if ((rv = run_latency(o, kns, nn, op->seconds, fl)) != 0 ||
+	    (rv = run_throughput(o, kns, nn, op)) != 0)
+		return rv;
+	return run_memory(o, kns, nn, op, fl->p50_us);
 }
 
 int
@@ -808,6 +1149,9 @@ bench_ak(int argc, char **argv)
 	for (int i = 0; i < op.n_clients; i++)
 		if (op.clients[i] > n->pairs)
 			n->pairs = op.clients[i];
+	/* with both, this one is the tcp:// network, its tls twin comes
+	 * later */
+	n->kx_tls = op.kx == KX_TLS;
 
 	/* the floor first, on a quiet machine; its echo server before any
 	 * nng thread, and kept for (b) */
@@ -816,12 +1160,7 @@ bench_ak(int argc, char **argv)
 	    (rv = bench_floor_run(&o, &n->echo, op.seconds, FLOOR_CLIENTS,
 	                          &fl)) != 0)
 		goto out;
-	bench_note("starting qkdn-qkdsim and two qkdn-km");
-	if ((rv = setup_network(&o, n, op.pause)) != 0 ||
-	    (rv = run_latency(&o, n, op.seconds, &fl)) != 0 ||
-	    (rv = run_throughput(&o, n, &op)) != 0 ||
-	    (rv = run_memory(&o, n, &op, fl.p50_us)) != 0)
-		goto out;
+	rv = run_on_networks(&o, n, &op, &fl);
 out:
 	bench_net_stop(n);
 	bench_echo_stop(&n->echo);

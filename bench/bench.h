@@ -190,18 +190,32 @@ struct bench_net {
 	char dir[PATH_MAX];
 	char cnf[PATH_MAX + 16];
 	int kx_port[2];
-	int pairs; /* SAE pairs in the network file; set before start */
+	int pairs;         /* SAE pairs in the network file; set before start */
+	bool kx_tls;       /* Kx on tls+tcp://, certificates made in dir by
+	                      qkdn-certs; set before start */
+	uint64_t certs_ms; /* how long qkdn-certs took, in bench_net_start */
 	struct qkdn_net *conf;
 	struct qkdn_proc procs[BENCH_N_PROCS]; /* BENCH_P_SELF unused */
 	struct qkdn_ak *probe[2];              /* status at A and at B */
 	struct bench_echo echo; /* the floor's echo server, if started */
 	bool paused;
+	/* a second network in a subdirectory of dir (ak --kx both): stopped,
+	 * shown and freed with this one */
+	struct bench_net *also;
 };
 
 /* SAE pair's name: side 0 "alice", "alice1", ...; side 1 "bob", ... */
 void bench_net_sae(char *out, size_t len, int side, int pair);
 /* A fresh run directory under $TMPDIR and two free Kx ports. */
 int bench_net_dir(struct bench_net *n) __attribute__((warn_unused_result));
+/* A second network in parent->dir/name, with Kx ports of its own (none of
+ * parent's), hung on parent->also; *out is parent->also. Make it just
+ * before starting it: a port picked early may meanwhile be the source
+ * port of another connection. */
+int bench_net_sub(struct bench_net *parent, const char *name,
+                  struct bench_net **out) __attribute__((warn_unused_result));
+/* "tcp://" or "tls+tcp://": the scheme of n's Kx addresses. */
+const char *bench_net_kx_scheme(const struct bench_net *n);
 /* Write the network file (a comment names who), start the emulator and
  * both KMs next to this executable (as children: they die with it), and
  * poll their status until they answer. */
@@ -227,10 +241,11 @@ int bench_net_link_run(struct bench_net *n, bool run)
  * top the pool up to BENCH_NET_TOPUP_BYTES, then paused again. */
 int bench_net_ensure_key(struct bench_net *n, uint64_t need)
     __attribute__((warn_unused_result));
-/* Stop the KMs, then the emulator. */
+/* Stop the KMs, then the emulator (and so for n->also). */
 void bench_net_stop(struct bench_net *n);
+/* Frees n->conf and n->also, not n. */
 void bench_net_free(struct bench_net *n);
-/* The last lines of each daemon's log, to stderr. */
+/* The last lines of each daemon's log (n->also's too), to stderr. */
 void bench_net_log_tails(const struct bench_net *n, int lines);
 
 /* CPU each process used between two marks. */
@@ -254,6 +269,8 @@ enum bench_opt_kind {
 	BENCH_OPT_LIST,    /* --NAME 1,4,16: into (int *)dst, count in *n */
 	BENCH_OPT_PATH,    /* --NAME PATH: its realpath into (char *)dst,
 	                      PATH_MAX bytes */
+	BENCH_OPT_CHOICE,  /* --NAME WORD: *(int *)dst = WORD's index in
+	                      choices */
 	BENCH_OPT_HELP,    /* --help (and -h): usage on stdout */
 };
 
@@ -267,6 +284,7 @@ struct bench_opt {
 	int *n, max;      /* LIST: the count, and at most max numbers */
 	long hi;          /* LIST: each 1..hi */
 	const char *dflt; /* LIST: the default, and the example of errors */
+	const char *const *choices; /* CHOICE: the words, NULL-terminated */
 };
 
 /* Parse a subcommand's arguments (argv[0] is its name, cmd) by its table

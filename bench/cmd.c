@@ -42,6 +42,28 @@ set_list(const struct bench_opt *o, const char *text)
 	return n > 0 ? 0 : -1;
 }
 
+/* WORD's index in o->choices; otherwise says which words it takes and
+ * returns -1. */
+static int
+set_choice(const char *cmd, const struct bench_opt *o, const char *word)
+{
+	int i;
+	for (i = 0; o->choices[i] != NULL; i++)
+		if (strcmp(o->choices[i], word) == 0) {
+			*(int *)o->dst = i;
+			return 0;
+		}
+	fprintf(stderr, "qkdn-bench %s: --%s takes", cmd, o->name);
+	for (int k = 0; k < i; k++)
+		fprintf(stderr, "%s%s",
+		        k == 0      ? " "
+		        : k + 1 < i ? ", "
+		                    : " or ",
+		        o->choices[k]);
+	fprintf(stderr, "\n");
+	return -1;
+}
+
 /* One option with its value; 0, or 2 after saying why not. */
 static int
 set_opt(const char *cmd, const struct bench_opt *o, const char *arg)
@@ -76,6 +98,8 @@ set_opt(const char *cmd, const struct bench_opt *o, const char *arg)
 			return 2;
 		}
 		return 0;
+	case BENCH_OPT_CHOICE:
+		return set_choice(cmd, o, arg) == 0 ? 0 : 2;
 	case BENCH_OPT_HELP:
 		break;
 	}

@@ -2,7 +2,9 @@
  * temporary directory, qkdn-qkdsim and two qkdn-km started next to this
  * executable, status polled until they answer and hold key, and the link
  * paused while measuring (taking in key costs the KMs CPU that would
- * otherwise be measured along with the rest). docs/bench.md describes it. */
+ * otherwise be measured along with the rest). Kx is tcp:// or, with
+ * kx_tls, tls+tcp:// with certificates made by qkdn-certs. docs/bench.md
+ * describes it. */
 #include "bench.h"
 
 #include "qkdn_ak.h"
@@ -14,11 +16,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define PROBE_TIMEOUT_MS  1000
 #define START_DEADLINE_MS 15000
 #define KEY_DEADLINE_MS   60000
+#define CERTS_DEADLINE_MS 30000
 #define MIB               (1024.0 * 1024.0)
 
 void
@@ -29,6 +34,29 @@ bench_net_sae(char *out, size_t len, int side, int pair)
 		snprintf(out, len, "%s", base);
 	else
 		snprintf(out, len, "%s%d", base, pair);
+}
+
+/* Two free Kx ports for n, distinct from each other and from avoid's (may
+ * be NULL). */
+static int
+pick_ports(struct bench_net *n, const struct bench_net *avoid)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		int a = bench_free_port(), b = bench_free_port();
+		if (a < 0 || b < 0)
+			return QKDN_E_IO;
+		bool taken =
+		    a == b ||
+		    (avoid != NULL &&
+		     (a == avoid->kx_port[0] || a == avoid->kx_port[1] ||
+		      b == avoid->kx_port[0] || b == avoid->kx_port[1]));
+		if (!taken) {
+			n->kx_port[0] = a;
+			n->kx_port[1] = b;
+			return 0;
+		}
+	}
+	return QKDN_E_IO;
 }
 
 int
@@ -48,11 +76,68 @@ bench_net_dir(struct bench_net *n)
 		return QKDN_E_IO;
 	}
 	snprintf(n->cnf, sizeof(n->cnf), "%s/network.cnf", n->dir);
-	do {
-		n->kx_port[0] = bench_free_port();
-		n->kx_port[1] = bench_free_port();
-	} while (n->kx_port[0] == n->kx_port[1] && n->kx_port[0] > 0);
-	return n->kx_port[0] < 0 || n->kx_port[1] < 0 ? QKDN_E_IO : 0;
+	return pick_ports(n, NULL);
+}
+
+int
+bench_net_sub(struct bench_net *parent, const char *name,
+              struct bench_net **out)
+{
+	struct bench_net *n = calloc(1, sizeof(*n));
+	if ((*out = parent->also = n) == NULL)
+		return QKDN_E_NOMEM;
+	if (snprintf(n->dir, sizeof(n->dir), "%s/%s", parent->dir, name) >=
+	        (int)sizeof(n->dir) ||
+	    mkdir(n->dir, 0700) != 0) {
+		bench_note("cannot make %s/%s", parent->dir, name);
+		n->dir[0] = '\0';
+		return QKDN_E_IO;
+	}
+	snprintf(n->cnf, sizeof(n->cnf), "%s/network.cnf", n->dir);
+	return pick_ports(n, parent);
+}
+
+const char *
+bench_net_kx_scheme(const struct bench_net *n)
+{
+	return n->kx_tls ? "tls+tcp://" : "tcp://";
+}
+
+/* The network's CA and the certificates of nodes A and B, in n->dir, by
+ * qkdn-certs (scripts/make-certs.sh) run as a child without a shell; its
+ * output goes to certs.log there, shown if it fails. */
+static int
+make_certs(struct bench_net *n)
+{
+	char prog[PATH_MAX], why[PATH_MAX + 128], how[96];
+	struct qkdn_proc p = {.name = "certs"};
+	if (qkdn_launch_find_program("qkdn-certs", false, prog, sizeof(prog)) !=
+	    0) {
+		bench_note("qkdn-certs must sit next to qkdn-bench (it is "
+		           "scripts/make-certs.sh, copied there by cmake)");
+		return QKDN_E_CONFIG;
+	}
+	/* one day is plenty: the certificates die with the run directory */
+	char *argv[] = {prog, n->dir, "--days", "1", "node", "A", "B", NULL};
+	int rv = qkdn_launch_spawn(&p, n->dir, argv, QKDN_LAUNCH_CHILD, why,
+	                           sizeof(why));
+	if (rv != 0) {
+		bench_note("%s", why);
+		return rv;
+	}
+	qkdn_launch_await_exit(&p, 1, CERTS_DEADLINE_MS);
+	if (p.state == QKDN_PROC_EXITED && p.status >= 0 &&
+	    WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0)
+		return 0;
+	if (p.state == QKDN_PROC_RUNNING) {
+		bench_stop(&p, 1);
+		bench_note("qkdn-certs took over %d ms", CERTS_DEADLINE_MS);
+	} else {
+		qkdn_launch_describe(&p, how, sizeof(how));
+		bench_note("qkdn-certs %s", how);
+	}
+	qkdn_launch_log_tail(stderr, "qkdn-bench", n->dir, &p, 20);
+	return QKDN_E_CONFIG;
 }
 
 static int
@@ -75,12 +160,18 @@ write_network(struct bench_net *n, const char *who)
 			fprintf(f, "%s%s", p + side > 0 ? ", " : "", name);
 		}
 	fprintf(f, "\n");
-	for (int i = 0; i < 2; i++)
+	if (n->kx_tls)
+		fprintf(f, "ca = %s/ca.pem\n", n->dir);
+	for (int i = 0; i < 2; i++) {
 		fprintf(f,
-		        "\n[%c]\nkx = tcp://127.0.0.1:%d\nmap_size_mb = %d\n"
+		        "\n[%c]\nkx = %s127.0.0.1:%d\nmap_size_mb = %d\n"
 		        "key_ttl = %d\n",
-		        'A' + i, n->kx_port[i], BENCH_NET_MAP_SIZE_MB,
-		        BENCH_NET_KEY_TTL_S);
+		        'A' + i, bench_net_kx_scheme(n), n->kx_port[i],
+		        BENCH_NET_MAP_SIZE_MB, BENCH_NET_KEY_TTL_S);
+		if (n->kx_tls)
+			fprintf(f, "cert = %s/%c.pem\nkey = %s/%c.key\n",
+			        n->dir, 'A' + i, n->dir, 'A' + i);
+	}
 	fprintf(f,
 	        "\n[A_B]\nnodes = A, B\nrate = %llu\nblock_bytes = %d\n"
 	        "pool_max_bytes = %llu\n",
@@ -203,7 +294,11 @@ int
 bench_net_start(struct bench_net *n, const char *who)
 {
 	char err[QKDN_REASON_MAX + QKDN_NET_PATH_MAX];
+	uint64_t t0 = qkdn_now_ms();
 	int rv;
+	if (n->kx_tls && (rv = make_certs(n)) != 0)
+		return rv;
+	n->certs_ms = qkdn_now_ms() - t0;
 	if ((rv = write_network(n, who)) != 0)
 		return rv;
 	if ((n->conf = calloc(1, sizeof(*n->conf))) == NULL)
@@ -327,6 +422,8 @@ bench_net_ensure_key(struct bench_net *n, uint64_t need)
 void
 bench_net_stop(struct bench_net *n)
 {
+	if (n->also != NULL)
+		bench_net_stop(n->also);
 	for (int i = 0; i < 2; i++) {
 		qkdn_ak_close(n->probe[i]);
 		n->probe[i] = NULL;
@@ -339,6 +436,11 @@ bench_net_stop(struct bench_net *n)
 void
 bench_net_free(struct bench_net *n)
 {
+	if (n->also != NULL) {
+		bench_net_free(n->also);
+		free(n->also);
+		n->also = NULL;
+	}
 	free(n->conf);
 	n->conf = NULL;
 }
@@ -350,6 +452,8 @@ bench_net_log_tails(const struct bench_net *n, int lines)
 		if (n->procs[i].name[0] != '\0')
 			qkdn_launch_log_tail(stderr, "qkdn-bench", n->dir,
 			                     &n->procs[i], lines);
+	if (n->also != NULL)
+		bench_net_log_tails(n->also, lines);
 }
 
 /* ---- CPU accounting ---- */

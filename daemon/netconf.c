@@ -272,6 +272,7 @@ enum kind {
 	K_UID,  /* int64_t uid, absent -> -1 */
 	K_NODE, /* int: index of a node named by ID */
 	K_PAIR, /* int[2]: two distinct node IDs, sorted by ID */
+	K_BOOL, /* bool: yes/no, true/false, 1/0 */
 };
 
 struct item {
@@ -298,6 +299,9 @@ static const struct item node_items[] = {
     ITEM("store", K_PATH, false, N, store, "%s.db", 0, 0),
     ITEM("storage_key", K_PATH, false, N, storage_key, "%s.storage.key", 0, 0),
     ITEM("kq_uid", K_UID, false, N, kq_uid, NULL, 0, 4294967294u),
+    ITEM("cert", K_PATH, false, N, cert, NULL, 0, 0),
+    ITEM("key", K_PATH, false, N, key, NULL, 0, 0),
+    ITEM("ak_trusted", K_BOOL, false, N, ak_trusted, NULL, 0, 0),
     ITEM("map_size_mb", K_MIB, false, N, map_bytes, "1024", 1, 1u << 20),
     ITEM("key_ttl", K_U32, false, N, key_ttl_s, "600", 1, 31536000),
     ITEM("kx_timeout_ms", K_U32, false, N, kx_timeout_ms, "2000", 1, 3600000),
@@ -325,6 +329,7 @@ static const struct item sae_items[] = {
 static const struct item root_items[] = {
     {.key = "nodes"},      {.key = "links"}, {.key = "saes"},
     {.key = "controller"}, {.key = "sim"},   {.key = "run_dir"},
+    {.key = "ca"},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -477,6 +482,17 @@ parse_item(struct ctx *c, const char *sect, const struct item *it,
 	}
 	case K_PAIR:
 		return parse_pair(c, sect, it->key, v, dst);
+	case K_BOOL:
+		if (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 ||
+		    strcmp(v, "1") == 0)
+			*(bool *)dst = true;
+		else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0 ||
+		         strcmp(v, "0") == 0)
+			*(bool *)dst = false;
+		else
+			return fail(c, sect, it->key, "'%s' is not yes or no",
+			            v);
+		return 0;
 	}
 	return QKDN_E_INTERNAL;
 }
@@ -594,6 +610,11 @@ load_sae(struct ctx *c, const char *sect)
 	if (dup >= 0)
 		return fail(c, sect, "id", "SAE ID '%s' already used by [%s]",
 		            s->id, c->sae_sect[dup]);
+	/* a certificate names a node or an SAE by one CN: never both */
+	if ((dup = qkdn_net_node_index(net, s->id)) >= 0)
+		return fail(c, sect, "id",
+		            "SAE ID '%s' is also the ID of node [%s]", s->id,
+		            c->node_sect[dup]);
 	c->sae_sect[net->n_saes++] = sect;
 	return 0;
 }
@@ -675,6 +696,79 @@ check_unique(struct ctx *c)
 	return 0;
 }
 
+static bool
+is_tls(const char *url)
+{
+	return strncmp(url, "tls+tcp://", 10) == 0;
+}
+
+/* Whether a tcp:// URL's host is a loopback address. */
+static bool
+tcp_on_loopback(const char *url)
+{
+	const char *h = url + strlen("tcp://");
+	return strncmp(h, "127.", 4) == 0 ||
+	       strncmp(h, "localhost:", 10) == 0 ||
+	       strncmp(h, "[::1]:", 6) == 0;
+}
+
+/* Does node i speak TLS on Kx, as a server or as a client of a peer? */
+static bool
+node_needs_tls(const struct qkdn_net *net, size_t i)
+{
+	if (is_tls(net->nodes[i].kx_url) || is_tls(net->nodes[i].ak_url))
+		return true;
+	for (size_t k = 0; k < net->n_links; k++) {
+		const struct qkdn_net_link *l = &net->links[k];
+		for (int e = 0; e < 2; e++)
+			if ((size_t)l->node[e] == i &&
+			    is_tls(net->nodes[l->node[1 - e]].kx_url))
+				return true;
+	}
+	return false;
+}
+
+/* TLS needs the CA, and each node that uses it its certificate and key;
+ * a plain tcp:// Ak carries no identity, so it stays on loopback. */
+static int
+check_tls(struct ctx *c, STACK_OF(CONF_VALUE) * root)
+{
+	struct qkdn_net *net = c->net;
+	const char *ca = get(root, "ca");
+	int rv;
+	if (ca != NULL && (rv = expand(c, ROOT, "ca", K_PATH, ca, net->ca,
+	                               sizeof(net->ca))) != 0)
+		return rv;
+	for (size_t i = 0; i < net->n_nodes; i++) {
+		const struct qkdn_net_node *nd = &net->nodes[i];
+		const char *s = c->node_sect[i];
+		bool tcp_ak = strncmp(nd->ak_url, "tcp://", 6) == 0;
+		if (tcp_ak && !tcp_on_loopback(nd->ak_url))
+			return fail(
+			    c, s, "ak",
+			    "%s: a plain tcp:// Ak carries no identity; "
+			    "bind it to a loopback address or use "
+			    "tls+tcp://",
+			    nd->ak_url);
+		if (nd->ak_trusted && !tcp_ak)
+			return fail(
+			    c, s, "ak_trusted",
+			    "applies to a tcp:// ak only (ipc:// checks "
+			    "the peer's uid, tls+tcp:// its certificate)");
+		if (!node_needs_tls(net, i))
+			continue;
+		if (net->ca[0] == '\0')
+			return fail(c, ROOT, "ca",
+			            "required: node [%s] uses tls+tcp://", s);
+		if (nd->cert[0] == '\0' || nd->key[0] == '\0')
+			return fail(
+			    c, s, nd->cert[0] == '\0' ? "cert" : "key",
+			    "required: this node uses tls+tcp:// (its own "
+			    "address or a peer's Kx)");
+	}
+	return 0;
+}
+
 /* A section no list names is most likely a typo in a list. */
 static int
 check_unlisted(struct ctx *c)
@@ -749,7 +843,7 @@ load_root(struct ctx *c, const char *run_dir)
 	    (rv = load_list(c, root, "saes", QKDN_NET_SAES_MAX, "SAEs",
 	                    load_sae)) != 0)
 		return rv;
-	if ((rv = check_unique(c)) != 0)
+	if ((rv = check_unique(c)) != 0 || (rv = check_tls(c, root)) != 0)
 		return rv;
 	return check_unlisted(c);
 }

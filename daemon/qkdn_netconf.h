@@ -8,6 +8,7 @@
  *   saes  = alice, bob      # sections describing SAEs
  *   controller = distributed   # or centralized
  *   sim = sim.ctl           # emulator control address (optional)
+ *   ca = ca.pem             # CA of every tls+tcp:// certificate
  *
  *   [A]                     # a node; its ID is the section name unless
  *   ak = A.ak               # "id = ..." is given. Addresses without "://"
@@ -16,6 +17,9 @@
  *   store = A.db            # relative paths are in the run directory
  *   storage_key = A.storage.key   # the store's sealing key (default)
  *   kq_uid = 0              # uid of the QKD module (default: the KM's)
+ *   cert = A.pem            # TLS certificate (CN = node ID) and key, for
+ *   key = A.key             # tls+tcp:// addresses (docs/tls.md)
+ *   ak_trusted = yes        # a tcp:// ak (loopback only) serves keys
  *
  *   [A_B]
  *   nodes = A, B
@@ -29,6 +33,7 @@
 
 #include "qkdn_msg.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +51,11 @@ struct qkdn_net_node {
 	char store[QKDN_NET_PATH_MAX]; /* LMDB directory */
 	/* node storage key file, kept apart from the store it seals */
 	char storage_key[QKDN_NET_PATH_MAX];
+	/* this node's TLS certificate (CN = id) and key: for its tls+tcp://
+	 * listeners and as a Kx client of tls+tcp:// peers */
+	char cert[QKDN_NET_PATH_MAX];
+	char key[QKDN_NET_PATH_MAX];
+	bool ak_trusted;    /* a tcp:// Ak (loopback) may serve key requests */
 	int64_t kq_uid;     /* Kq-1 peers must run as this uid; -1: the KM's */
 	uint64_t map_bytes; /* LMDB map size (default 1 GiB) */
 	uint32_t key_ttl_s; /* unfetched keys expire (default 600) */
@@ -73,6 +83,7 @@ struct qkdn_net {
 	char path[QKDN_NET_PATH_MAX];    /* the file read */
 	char run_dir[QKDN_NET_PATH_MAX]; /* absolute */
 	char sim_url[QKDN_NET_URL_MAX];  /* emulator control (REP) */
+	char ca[QKDN_NET_PATH_MAX];      /* CA of every tls+tcp:// peer */
 	enum qkdn_ctl_mode controller;
 	size_t n_nodes, n_links, n_saes;
 	struct qkdn_net_node nodes[QKDN_NET_NODES_MAX];

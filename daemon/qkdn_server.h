@@ -12,7 +12,14 @@
  * then waits, and takes no new request, until it does).
  *
  * The server owns the decoded request: it stays valid until the reply and
- * is cleared (its key material wiped) after it. */
+ * is cleared (its key material wiped) after it.
+ *
+ * Listeners: ipc://, tcp:// (nng's own) and tls+tcp:// (OpenSSL, in
+ * tls_front.c: nng 1.5.2 cannot say which certificate a peer presented).
+ * Every listener caps its connections (in all, and from one peer address
+ * on tcp and tls) and closes a connection that sent no request for idle_ms;
+ * one with a request in flight is never closed as idle. A refused
+ * connection is logged (rate-limited) with the peer's address and why. */
 #ifndef QKDN_SERVER_H
 #define QKDN_SERVER_H
 
@@ -32,6 +39,25 @@ struct qkdn_handler {
 	bool on_worker; /* touches LMDB or a long-held lock */
 };
 
+/* PEM files of a tls+tcp:// listener (paths as given; read at start). */
+struct qkdn_tls_files {
+	const char *ca; /* the network's CA: client certificates chain to it */
+	const char *cert; /* this node's certificate (chain) */
+	const char *key;  /* its private key */
+};
+
+/* Defaults of the connection limits (a field left 0 takes them; a
+ * negative field means no limit). 256 connections: twice the Ak server's
+ * 128 contexts, so pooled, mostly idle clients fit while file descriptors
+ * (and, on tls+tcp://, one thread each) stay bounded. 32 from one address:
+ * a peer KM needs one per link and an application host a few, and one host
+ * can then hold at most an eighth of the listener. 60 s idle: far above any
+ * request's deadline, so only forgotten connections are closed (a client
+ * reconnects, and retries a request the server never read). */
+#define QKDN_SERVER_MAX_CONNS_DEFAULT          256
+#define QKDN_SERVER_MAX_CONNS_PER_HOST_DEFAULT 32
+#define QKDN_SERVER_IDLE_MS_DEFAULT            60000
+
 struct qkdn_server_config {
 	const char *name;    /* "Ak", "Kx": in reasons and logs */
 	const char *log_src; /* log source tag, e.g. "ak" */
@@ -46,6 +72,10 @@ struct qkdn_server_config {
 	size_t n_handlers;
 	void *arg; /* handed to handlers by qkdn_server_arg */
 	atomic_uint_fast64_t *errors; /* counts error replies, if not NULL */
+	const struct qkdn_tls_files *tls; /* required for a tls+tcp:// url */
+	int max_conns;          /* connections at once on the listener */
+	int max_conns_per_host; /* from one peer address, tcp and tls */
+	int idle_ms; /* a connection with no request this long is closed */
 };
 
 int qkdn_server_start(struct qkdn_server **out,
@@ -63,6 +93,9 @@ void *qkdn_server_slot(struct qkdn_server_req *r);
 struct qkdn_server_req *qkdn_server_req_of_slot(void *slot);
 /* The peer's uid on ipc:// (false elsewhere). */
 bool qkdn_server_peer_uid(const struct qkdn_server_req *r, uint64_t *uid);
+/* The verified certificate CN of a request that came over tls+tcp://,
+ * NULL for ipc:// and tcp://. Valid until the reply. */
+const char *qkdn_server_peer_name(const struct qkdn_server_req *r);
 /* Send rsp (its req_id set here), then clear it and the request. */
 void qkdn_server_reply(struct qkdn_server_req *r, struct qkdn_msg *rsp);
 /* Send an ERROR reply (code < 0) with reason, counted and logged. */

@@ -1,9 +1,13 @@
 #include "qkdn_server.h"
 
+#include "qkdn_clock.h"
 #include "qkdn_err.h"
 #include "qkdn_log.h"
 #include "qkdn_rpc.h"
+#include "qkdn_tls_front.h"
 
+#include <arpa/inet.h>
+#include <limits.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/supplemental/util/platform.h>
 #include <nng/transport/ipc/ipc.h>
@@ -11,6 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define SWEEP_MIN_MS 50
+#define SWEEP_MAX_MS 1000
+#define ADDR_MAX     64
 
 enum req_state { REQ_RECV, REQ_HANDLING, REQ_WAIT, REQ_SEND };
 
@@ -23,6 +31,10 @@ struct qkdn_server_req {
 	const struct qkdn_handler *h;
 	bool has_uid;
 	uint64_t uid;
+	bool counted;     /* in its pipe's in-flight count */
+	uint32_t pipe_id; /* the pipe it came on */
+	bool has_name;    /* came over tls+tcp:// */
+	char peer_name[QKDN_TLS_NAME_MAX];
 	struct qkdn_server_req *next_work; /* in the worker queue */
 	_Alignas(max_align_t) unsigned char slot[];
 };
@@ -41,6 +53,30 @@ struct qkdn_server {
 	bool stopping;
 	struct qkdn_server_req *head, *tail;
 	nng_thread **threads;
+	/* limits, resolved from the config (INT_MAX / -1: none) */
+	int max_conns, max_per_host, idle_ms;
+	/* ipc:// and tcp://: the listener's pipes, by pipe ID (open
+	 * addressing, linear probes; a power of two of slots) */
+	bool track;
+	nng_mtx *pipes_mtx;
+	struct pipe_ent *pipes;
+	size_t pipes_cap, n_pipes;
+	nng_aio *sweep;
+	struct qkdn_log_limit conn_refusals, idles;
+	/* tls+tcp://: the front and the inproc listener it feeds */
+	struct qkdn_tls_front *front;
+	nng_listener inproc;
+	char inproc_url[96];
+};
+
+/* One admitted pipe of the ipc:// or tcp:// listener. */
+struct pipe_ent {
+	uint32_t id;         /* 0: a free slot */
+	int inflight;        /* requests received and not yet answered */
+	uint64_t last_ms;    /* last request received or answered */
+	bool closing;        /* closed by the idle sweep */
+	char host[ADDR_MAX]; /* tcp: the peer's address (per-host cap) */
+	char addr[ADDR_MAX]; /* for logs */
 };
 
 static struct qkdn_server_req *
@@ -83,6 +119,113 @@ qkdn_server_peer_uid(const struct qkdn_server_req *r, uint64_t *uid)
 	return r->has_uid;
 }
 
+const char *
+qkdn_server_peer_name(const struct qkdn_server_req *r)
+{
+	return r->has_name ? r->peer_name : NULL;
+}
+
+static size_t
+slot_home(const struct qkdn_server *s, uint32_t id)
+{
+	return (size_t)(id * 2654435761u) & (s->pipes_cap - 1);
+}
+
+static struct pipe_ent *
+pipe_find(struct qkdn_server *s, uint32_t id)
+{
+	for (size_t i = slot_home(s, id);; i = (i + 1) & (s->pipes_cap - 1)) {
+		if (s->pipes[i].id == id)
+			return &s->pipes[i];
+		if (s->pipes[i].id == 0)
+			return NULL;
+	}
+}
+
+static void
+pipe_put(struct pipe_ent *tab, size_t cap, const struct pipe_ent *e)
+{
+	size_t i = (size_t)(e->id * 2654435761u) & (cap - 1);
+	while (tab[i].id != 0)
+		i = (i + 1) & (cap - 1);
+	tab[i] = *e;
+}
+
+/* Insert, doubling the table when half full (the table only grows past
+ * its first size when there is no connection cap). */
+static int
+pipe_insert(struct qkdn_server *s, const struct pipe_ent *e)
+{
+	if ((s->n_pipes + 1) * 2 > s->pipes_cap) {
+		size_t cap = s->pipes_cap * 2;
+		struct pipe_ent *tab = calloc(cap, sizeof(*tab));
+		if (tab == NULL)
+			return QKDN_E_NOMEM;
+		for (size_t i = 0; i < s->pipes_cap; i++)
+			if (s->pipes[i].id != 0)
+				pipe_put(tab, cap, &s->pipes[i]);
+		free(s->pipes);
+		s->pipes = tab;
+		s->pipes_cap = cap;
+	}
+	pipe_put(s->pipes, s->pipes_cap, e);
+	s->n_pipes++;
+	return 0;
+}
+
+/* Remove with backward shifts, so probes never meet a hole. */
+static void
+pipe_remove(struct qkdn_server *s, struct pipe_ent *e)
+{
+	size_t mask = s->pipes_cap - 1, i = (size_t)(e - s->pipes), j = i;
+	for (;;) {
+		j = (j + 1) & mask;
+		if (s->pipes[j].id == 0)
+			break;
+		size_t k = slot_home(s, s->pipes[j].id);
+		bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+		if (!stays) {
+			s->pipes[i] = s->pipes[j];
+			i = j;
+		}
+	}
+	memset(&s->pipes[i], 0, sizeof(s->pipes[i]));
+	s->n_pipes--;
+}
+
+/* A request arrived on its pipe: the pipe is busy, not idle. */
+static void
+req_begin(struct qkdn_server_req *r)
+{
+	struct qkdn_server *s = r->srv;
+	if (!s->track)
+		return;
+	nng_mtx_lock(s->pipes_mtx);
+	struct pipe_ent *e = pipe_find(s, r->pipe_id);
+	if (e != NULL) {
+		e->inflight++;
+		e->last_ms = qkdn_now_ms();
+		r->counted = true;
+	}
+	nng_mtx_unlock(s->pipes_mtx);
+}
+
+static void
+req_end(struct qkdn_server_req *r)
+{
+	struct qkdn_server *s = r->srv;
+	if (!r->counted)
+		return;
+	r->counted = false;
+	nng_mtx_lock(s->pipes_mtx);
+	struct pipe_ent *e = pipe_find(s, r->pipe_id);
+	if (e != NULL) {
+		e->inflight--;
+		e->last_ms = qkdn_now_ms();
+	}
+	nng_mtx_unlock(s->pipes_mtx);
+}
+
 void
 qkdn_server_reply(struct qkdn_server_req *r, struct qkdn_msg *rsp)
 {
@@ -92,6 +235,8 @@ qkdn_server_reply(struct qkdn_server_req *r, struct qkdn_msg *rsp)
 	int rv = qkdn_rpc_pack(rsp, &nm);
 	qkdn_msg_clear(rsp); /* wipes the keys of a KEY_RSP */
 	qkdn_msg_clear(&r->req);
+	req_end(r);
+	r->has_name = false;
 	if (rv != 0) {
 		struct qkdn_msg e;
 		qkdn_rpc_error(&e, req_id, rv, "reply could not be encoded");
@@ -169,6 +314,23 @@ worker(void *arg)
 	nng_mtx_unlock(s->mtx);
 }
 
+/* Only the tls+tcp:// front's inproc listener carries identities, and
+ * every request through it does: the pipe's listener says which. */
+static bool
+take_name(struct qkdn_server_req *r, nng_msg *nm)
+{
+	struct qkdn_server *s = r->srv;
+	r->has_name = false;
+	if (s->front == NULL ||
+	    nng_listener_id(nng_pipe_listener(nng_msg_get_pipe(nm))) !=
+	        nng_listener_id(s->inproc))
+		return true;
+	if (qkdn_tls_front_take_name(nm, r->peer_name) != 0)
+		return false;
+	r->has_name = true;
+	return true;
+}
+
 static void
 dispatch(struct qkdn_server_req *r, nng_msg *nm)
 {
@@ -176,6 +338,14 @@ dispatch(struct qkdn_server_req *r, nng_msg *nm)
 	struct qkdn_decode_error err = {0};
 	nng_pipe p = nng_msg_get_pipe(nm);
 	r->has_uid = nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &r->uid) == 0;
+	r->pipe_id = (uint32_t)nng_pipe_id(p);
+	req_begin(r);
+	if (!take_name(r, nm)) {
+		qkdn_rpc_free_wiped(nm);
+		qkdn_server_error(r, QKDN_E_INTERNAL,
+		                  "request without its TLS peer's identity");
+		return;
+	}
 	int rv = qkdn_rpc_unpack(nm, &r->req, &err);
 	qkdn_rpc_free_wiped(nm);
 	if (rv != 0) {
@@ -230,6 +400,233 @@ server_cb(void *arg)
 	}
 }
 
+/* The peer of an ipc:// or tcp:// pipe, for logs (addr) and the per-host
+ * cap (host: tcp only, empty otherwise). */
+static void
+pipe_peer(nng_pipe p, char *addr, char *host)
+{
+	nng_sockaddr sa;
+	char ip[INET6_ADDRSTRLEN] = "";
+	uint64_t uid, pid;
+	host[0] = 0;
+	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) == 0) {
+		if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_PID, &pid) != 0)
+			pid = 0;
+		snprintf(addr, ADDR_MAX, "ipc peer uid %llu pid %llu",
+		         (unsigned long long)uid, (unsigned long long)pid);
+		return;
+	}
+	if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != 0) {
+		snprintf(addr, ADDR_MAX, "an unknown peer");
+		return;
+	}
+	if (sa.s_family == NNG_AF_INET) {
+		inet_ntop(AF_INET, &sa.s_in.sa_addr, ip, sizeof(ip));
+		snprintf(addr, ADDR_MAX, "%s:%u", ip,
+		         (unsigned)ntohs(sa.s_in.sa_port));
+	} else if (sa.s_family == NNG_AF_INET6) {
+		inet_ntop(AF_INET6, sa.s_in6.sa_addr, ip, sizeof(ip));
+		snprintf(addr, ADDR_MAX, "[%s]:%u", ip,
+		         (unsigned)ntohs(sa.s_in6.sa_port));
+	} else {
+		snprintf(addr, ADDR_MAX, "an ipc peer");
+		return;
+	}
+	snprintf(host, ADDR_MAX, "%s", ip);
+}
+
+/* Why a new pipe is over a cap (NULL: admitted, and added). */
+static const char *
+admit_locked(struct qkdn_server *s, const struct pipe_ent *e, char *why,
+             size_t len)
+{
+	if ((int)s->n_pipes >= s->max_conns) {
+		snprintf(why, len, "over the connection cap (%d)",
+		         s->max_conns);
+		return why;
+	}
+	int same = 0;
+	for (size_t i = 0; e->host[0] != 0 && i < s->pipes_cap; i++)
+		if (s->pipes[i].id != 0 &&
+		    strcmp(s->pipes[i].host, e->host) == 0)
+			same++;
+	if (same >= s->max_per_host) {
+		snprintf(why, len,
+		         "over the connection cap (%d from one address)",
+		         s->max_per_host);
+		return why;
+	}
+	if (pipe_insert(s, e) != 0) {
+		snprintf(why, len, "out of memory");
+		return why;
+	}
+	return NULL;
+}
+
+/* NNG_PIPE_EV_ADD_PRE: count the pipe, or close it before it is used. */
+static void
+pipe_added(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct qkdn_server *s = arg;
+	struct pipe_ent e = {.id = (uint32_t)nng_pipe_id(p),
+	                     .last_ms = qkdn_now_ms()};
+	char why[96];
+	(void)ev;
+	pipe_peer(p, e.addr, e.host);
+	nng_mtx_lock(s->pipes_mtx);
+	const char *over = admit_locked(s, &e, why, sizeof(why));
+	nng_mtx_unlock(s->pipes_mtx);
+	if (over == NULL)
+		return;
+	QLOG_LIMITED(&s->conn_refusals, QKDN_LOG_WARN, s->cfg.log_src,
+	             "refused a %s connection from %s: %s", s->cfg.name, e.addr,
+	             over);
+	nng_pipe_close(p);
+}
+
+/* NNG_PIPE_EV_REM_POST: also runs for pipes refused above, which were
+ * never counted. */
+static void
+pipe_removed(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct qkdn_server *s = arg;
+	(void)ev;
+	nng_mtx_lock(s->pipes_mtx);
+	struct pipe_ent *e = pipe_find(s, (uint32_t)nng_pipe_id(p));
+	if (e != NULL)
+		pipe_remove(s, e);
+	nng_mtx_unlock(s->pipes_mtx);
+}
+
+static int
+sweep_every_ms(const struct qkdn_server *s)
+{
+	int ms = s->idle_ms / 4;
+	return ms < SWEEP_MIN_MS   ? SWEEP_MIN_MS
+	       : ms > SWEEP_MAX_MS ? SWEEP_MAX_MS
+	                           : ms;
+}
+
+/* Close the pipes that have no request in flight and had none for
+ * idle_ms; a few at a time, outside the lock (closing runs REM_POST). */
+static void
+sweep_cb(void *arg)
+{
+	struct qkdn_server *s = arg;
+	if (nng_aio_result(s->sweep) != 0)
+		return; /* stopping */
+	for (;;) {
+		struct pipe_ent idle[16];
+		int n = 0;
+		nng_mtx_lock(s->pipes_mtx);
+		uint64_t now = qkdn_now_ms(); /* not before a last_ms */
+		for (size_t i = 0; i < s->pipes_cap && n < 16; i++) {
+			struct pipe_ent *e = &s->pipes[i];
+			if (e->id != 0 && !e->closing && e->inflight == 0 &&
+			    now - e->last_ms >= (uint64_t)s->idle_ms) {
+				e->closing = true;
+				idle[n++] = *e;
+			}
+		}
+		nng_mtx_unlock(s->pipes_mtx);
+		for (int i = 0; i < n; i++) {
+			nng_pipe p = NNG_PIPE_INITIALIZER;
+			p.id = idle[i].id;
+			QLOG_LIMITED(&s->idles, QKDN_LOG_DEBUG, s->cfg.log_src,
+			             "closed an idle %s connection from %s "
+			             "(no request for %d ms)",
+			             s->cfg.name, idle[i].addr, s->idle_ms);
+			nng_pipe_close(p);
+		}
+		if (n < 16)
+			break;
+	}
+	nng_sleep_aio(sweep_every_ms(s), s->sweep);
+}
+
+static int
+limit_of(int v, int dflt)
+{
+	return v == 0 ? dflt : v < 0 ? INT_MAX : v;
+}
+
+/* Caps and the idle sweep of the nng ipc:// or tcp:// listener. */
+static int
+track_pipes(struct qkdn_server *s)
+{
+	int rv;
+	s->pipes_cap = 16;
+	while (s->max_conns != INT_MAX &&
+	       s->pipes_cap < 2 * (size_t)s->max_conns)
+		s->pipes_cap *= 2;
+	if ((s->pipes = calloc(s->pipes_cap, sizeof(*s->pipes))) == NULL)
+		return NNG_ENOMEM;
+	if ((rv = nng_mtx_alloc(&s->pipes_mtx)) != 0 ||
+	    (rv = nng_aio_alloc(&s->sweep, sweep_cb, s)) != 0 ||
+	    (rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, pipe_added,
+	                          s)) != 0 ||
+	    (rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_removed,
+	                          s)) != 0)
+		return rv;
+	s->track = true;
+	if (s->idle_ms > 0)
+		nng_sleep_aio(sweep_every_ms(s), s->sweep);
+	return 0;
+}
+
+static int
+listen_nng(struct qkdn_server *s)
+{
+	const struct qkdn_server_config *cfg = &s->cfg;
+	nng_listener l;
+	int rv;
+	if ((rv = track_pipes(s)) != 0 ||
+	    (rv = nng_listener_create(&l, s->sock, cfg->url)) != 0)
+		return rv;
+	if (cfg->ipc_mode != 0 && strncmp(cfg->url, "ipc://", 6) == 0)
+		nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, cfg->ipc_mode);
+	if ((rv = nng_listener_start(l, 0)) != 0)
+		QLOG_ERR(cfg->log_src, "cannot listen on %s: %s", cfg->url,
+		         nng_strerror(rv));
+	return rv;
+}
+
+/* tls+tcp://: the front terminates TLS and feeds an inproc listener. */
+static int
+listen_tls(struct qkdn_server *s)
+{
+	const struct qkdn_server_config *cfg = &s->cfg;
+	const struct qkdn_tls_files *t = cfg->tls;
+	int rv;
+	if (t == NULL || t->ca == NULL || t->cert == NULL || t->key == NULL) {
+		QLOG_ERR(cfg->log_src,
+		         "%s on %s needs a CA, a certificate and a key",
+		         cfg->name, cfg->url);
+		return QKDN_E_CONFIG;
+	}
+	snprintf(s->inproc_url, sizeof(s->inproc_url),
+	         "inproc://qkdn-%s-tls-%p", cfg->name, (void *)s);
+	if ((rv = nng_listener_create(&s->inproc, s->sock, s->inproc_url)) !=
+	        0 ||
+	    (rv = nng_listener_start(s->inproc, 0)) != 0)
+		return rv;
+	struct qkdn_tls_front_config fc = {
+	    .name = cfg->name,
+	    .log_src = cfg->log_src,
+	    .url = cfg->url,
+	    .ca = t->ca,
+	    .cert = t->cert,
+	    .key = t->key,
+	    .inproc_url = s->inproc_url,
+	    .max_conns = s->max_conns,
+	    .max_conns_per_host = s->max_per_host,
+	    .idle_ms = s->idle_ms,
+	    .recv_max = cfg->recv_max,
+	    .refusals = &s->conn_refusals,
+	};
+	return qkdn_tls_front_start(&s->front, &fc);
+}
+
 int
 qkdn_server_start(struct qkdn_server **out,
                   const struct qkdn_server_config *cfg)
@@ -239,6 +636,12 @@ qkdn_server_start(struct qkdn_server **out,
 	if (s == NULL)
 		return QKDN_E_NOMEM;
 	s->cfg = *cfg;
+	s->max_conns = limit_of(cfg->max_conns, QKDN_SERVER_MAX_CONNS_DEFAULT);
+	s->max_per_host = limit_of(cfg->max_conns_per_host,
+	                           QKDN_SERVER_MAX_CONNS_PER_HOST_DEFAULT);
+	s->idle_ms = cfg->idle_ms == 0  ? QKDN_SERVER_IDLE_MS_DEFAULT
+	             : cfg->idle_ms < 0 ? -1
+	                                : cfg->idle_ms;
 	s->req_size = sizeof(struct qkdn_server_req) +
 	              (cfg->slot_size + _Alignof(max_align_t) - 1) /
 	                  _Alignof(max_align_t) * _Alignof(max_align_t);
@@ -265,23 +668,17 @@ qkdn_server_start(struct qkdn_server **out,
 	for (int i = 0; i < cfg->workers; i++)
 		if ((rv = nng_thread_create(&s->threads[i], worker, s)) != 0)
 			goto fail;
-	nng_listener l;
-	if ((rv = nng_listener_create(&l, s->sock, cfg->url)) != 0)
+	rv = strncmp(cfg->url, "tls+tcp://", 10) == 0 ? listen_tls(s)
+	                                              : listen_nng(s);
+	if (rv != 0)
 		goto fail;
-	if (cfg->ipc_mode != 0 && strncmp(cfg->url, "ipc://", 6) == 0)
-		nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, cfg->ipc_mode);
-	if ((rv = nng_listener_start(l, 0)) != 0) {
-		QLOG_ERR(cfg->log_src, "cannot listen on %s: %s", cfg->url,
-		         nng_strerror(rv));
-		goto fail;
-	}
 	for (int i = 0; i < cfg->contexts; i++)
 		recv_next(req_at(s, i));
 	*out = s;
 	return 0;
 fail:
 	qkdn_server_stop(s);
-	return qkdn_err_from_nng(rv);
+	return rv < 0 ? rv : qkdn_err_from_nng(rv); /* qkdn's are negative */
 }
 
 void
@@ -289,6 +686,11 @@ qkdn_server_stop(struct qkdn_server *s)
 {
 	if (s == NULL)
 		return;
+	/* its threads wait for replies from this socket: they go first */
+	qkdn_tls_front_stop(s->front);
+	s->front = NULL;
+	if (s->sweep != NULL)
+		nng_aio_stop(s->sweep);
 	/* handlers running on workers finish (and may reply) first */
 	if (s->mtx != NULL) {
 		nng_mtx_lock(s->mtx);
@@ -304,11 +706,15 @@ qkdn_server_stop(struct qkdn_server *s)
 		if (req_at(s, i)->aio != NULL)
 			nng_aio_stop(req_at(s, i)->aio);
 	if (s->sock_open)
-		nng_close(s->sock);
+		nng_close(s->sock); /* the last pipe callbacks run in here */
 	for (int i = 0; s->reqs != NULL && i < s->cfg.contexts; i++) {
 		nng_aio_free(req_at(s, i)->aio);
 		qkdn_msg_clear(&req_at(s, i)->req);
 	}
+	nng_aio_free(s->sweep);
+	if (s->pipes_mtx != NULL)
+		nng_mtx_free(s->pipes_mtx);
+	free(s->pipes);
 	if (s->cv != NULL)
 		nng_cv_free(s->cv);
 	if (s->mtx != NULL)

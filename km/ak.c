@@ -21,11 +21,14 @@ struct km_ak {
 	struct qkdn_server *srv;
 };
 
-/* Ak authentication: the SAE must be attached to this node, and an ipc
- * peer must run as the SAE's configured uid, or as the KM's own uid when
- * the SAE has none (the socket may be open to all users when some SAE of
- * the node runs as another uid). tcp:// Ak carries no peer identity: only
- * SAEs without a configured uid may use it. */
+/* Ak authentication: the SAE must be attached to this node, and
+ *  - over tls+tcp:// the client's certificate must name the SAE;
+ *  - over ipc:// the peer must run as the SAE's configured uid, or as the
+ *    KM's own uid when the SAE has none (the socket may be open to all
+ *    users when some SAE of the node runs as another uid);
+ *  - a plain tcp:// Ak carries no identity at all: it serves keys only
+ *    when the network file marks it trusted (one host, loopback), and
+ *    then only to SAEs without a configured uid. */
 static int
 check_sae(struct qkdn_server_req *w, const char *sae, char *why, size_t whylen)
 {
@@ -37,6 +40,15 @@ check_sae(struct qkdn_server_req *w, const char *sae, char *why, size_t whylen)
 		         km->node->id);
 		return QKDN_E_NOT_AUTHORISED;
 	}
+	const char *cert_name = qkdn_server_peer_name(w);
+	if (cert_name != NULL) {
+		if (strcmp(cert_name, sae) == 0)
+			return 0;
+		snprintf(why, whylen,
+		         "the client's certificate names %s, not SAE %s",
+		         cert_name, sae);
+		return QKDN_E_NOT_AUTHORISED;
+	}
 	int64_t uid = net->saes[i].uid;
 	uint64_t peer_uid;
 	if (qkdn_server_peer_uid(w, &peer_uid)) {
@@ -46,6 +58,11 @@ check_sae(struct qkdn_server_req *w, const char *sae, char *why, size_t whylen)
 			         sae, (unsigned long long)want);
 			return QKDN_E_NOT_AUTHORISED;
 		}
+	} else if (!km->node->ak_trusted) {
+		snprintf(why, whylen,
+		         "a plain tcp:// Ak carries no identity: use ipc:// or "
+		         "tls+tcp://, or mark this listener ak_trusted");
+		return QKDN_E_NOT_AUTHORISED;
 	} else if (uid >= 0) {
 		snprintf(why, whylen,
 		         "SAE %s has a uid and must connect over ipc", sae);
@@ -182,6 +199,8 @@ km_ak_start(struct km *km, struct km_ak **out)
 		if (km->net->saes[i].node == km->self &&
 		    km->net->saes[i].uid >= 0)
 			mode = 0666;
+	const struct qkdn_tls_files tls = {
+	    .ca = km->net->ca, .cert = km->node->cert, .key = km->node->key};
 	struct qkdn_server_config cfg = {
 	    .name = "Ak",
 	    .log_src = SRC,
@@ -196,6 +215,7 @@ km_ak_start(struct km *km, struct km_ak **out)
 	    .n_handlers = sizeof(handlers) / sizeof(handlers[0]),
 	    .arg = km,
 	    .errors = &km->ak_errors,
+	    .tls = &tls, /* the connection caps are the skeleton's defaults */
 	};
 	int rv = qkdn_server_start(&ak->srv, &cfg);
 	if (rv != 0) {

@@ -7,6 +7,7 @@
 #include "qkdn_err.h"
 #include "qkdn_log.h"
 #include "qkdn_rpc.h"
+#include "qkdn_sp.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,25 @@ open_links(struct km *km)
 	return 0;
 }
 
+/* The node's certificate for its Kx senders, if any peer's Kx is
+ * tls+tcp:// (the network file then has the CA, certificate and key). */
+static int
+open_kx_tls(struct km *km)
+{
+	bool needed = false;
+	for (size_t i = 0; i < km->n_links; i++)
+		needed |= strncmp(km->net->nodes[km->links[i].peer].kx_url,
+		                  "tls+tcp://", 10) == 0;
+	if (!needed)
+		return 0;
+	char why[256];
+	int rv = qkdn_sp_tls_new(&km->kx_tls, km->net->ca, km->node->cert,
+	                         km->node->key, why, sizeof(why));
+	if (rv != 0)
+		QLOG_ERR(SRC, "TLS for Kx: %s", why);
+	return rv;
+}
+
 int
 km_start(struct km **out, const struct qkdn_net *net, int self)
 {
@@ -66,7 +86,7 @@ km_start(struct km **out, const struct qkdn_net *net, int self)
 	if (km_store_recovered(km->st))
 		QLOG_WARN(SRC, "last run did not stop cleanly: resuming past "
 		               "the leased key");
-	if ((rv = open_links(km)) != 0)
+	if ((rv = open_links(km)) != 0 || (rv = open_kx_tls(km)) != 0)
 		goto fail;
 	for (size_t i = 0; i < km->n_links; i++)
 		if ((rv = km_kx_link_open(km, &km->links[i])) != 0)
@@ -97,6 +117,7 @@ km_stop(struct km *km)
 		km_kx_link_close(km, &km->links[i]);
 	km_ak_stop(km->ak);
 	km_kq_stop(km->kq);
+	qkdn_sp_tls_free(km->kx_tls); /* the senders that used it are gone */
 	for (size_t i = 0; i < km->n_links; i++) {
 		/* only a KM that ran owns the positions it would save */
 		if (km->serving && km_pool_save(&km->links[i].pool) != 0)

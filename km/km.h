@@ -57,6 +57,8 @@ struct km {
 	struct km_ak *ak;
 	struct km_kx_server *kx_srv;
 	struct km_kq *kq;
+	/* this node's TLS identity as a Kx client (NULL: no tls+tcp:// peer) */
+	struct qkdn_sp_tls *kx_tls;
 	bool serving; /* start-up completed: stop may save and mark clean */
 	atomic_uint_fast64_t keys_supplied;
 	atomic_uint_fast64_t ak_errors; /* error replies, counted by */

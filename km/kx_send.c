@@ -298,6 +298,32 @@ finish_batch(struct km_kx_link *kl, struct km_keyreq *batch, int rv,
 	}
 }
 
+/* Connect to the peer's Kx, over TLS with this node's certificate when
+ * its address is tls+tcp:// (its certificate must name the peer). */
+static int
+connect_peer(struct km_kx_link *kl, uint64_t deadline)
+{
+	kl->conn.tls = kl->km->kx_tls;
+	kl->conn.peer_name = kl->km->net->nodes[kl->l->peer].id;
+	int rv = qkdn_sp_connect(
+	    &kl->conn, kl->km->net->nodes[kl->l->peer].kx_url, deadline);
+	if (rv != 0)
+		kl->conn.fd = -1;
+	return rv;
+}
+
+/* What a failed round trip means to the requests waiting on it: a peer
+ * whose certificate is wrong is refused as such; anything else is the
+ * peer being out of reach. */
+static int
+peer_error(int rv)
+{
+	return rv == QKDN_E_TIMEOUT || rv == QKDN_E_AUTH_FAILED ||
+	               rv == QKDN_E_CONFIG
+	           ? rv
+	           : QKDN_E_UNREACHABLE;
+}
+
 /* One KEY_SYNC round trip; the reply decides the batch's fate. Success
  * counts only with the acknowledgement's tag: a forged ack (from anyone
  * who can reach this connection, but lacks the pool's bits) must never
@@ -314,35 +340,33 @@ exchange(struct km_kx_link *kl, struct sent_sync *sync, char *why,
 	size_t in_len = 0;
 	int rv;
 
-	/* a connection kept from before may have been closed by a peer
-	 * that restarted since: then one fresh connection is tried. Sending
-	 * the sync again is safe: a peer that stored it refuses the known
-	 * IDs as a replay. */
-	bool kept = kl->conn.fd >= 0;
+	/* a connection kept from before that the peer closed (idle, or a
+	 * restart) is retried once on a fresh one: by qkdn_sp_call if it
+	 * carried a call before, here if it was only opened while idle.
+	 * Sending the sync again is safe: a peer that stored it refuses the
+	 * known IDs as a replay. */
+	bool idle_conn = kl->conn.fd >= 0 && kl->conn.calls == 0;
 	for (;;) {
-		if (kl->conn.fd < 0 &&
-		    (rv = qkdn_sp_connect(
-		         &kl->conn, kl->km->net->nodes[kl->l->peer].kx_url,
-		         deadline)) != 0) {
-			kl->conn.fd = -1;
+		if (kl->conn.fd < 0 && (rv = connect_peer(kl, deadline)) != 0) {
 			atomic_store(&kl->up, false);
-			snprintf(why, whylen, "peer KM %s unreachable", peer);
-			return rv == QKDN_E_TIMEOUT ? rv : QKDN_E_UNREACHABLE;
+			snprintf(why, whylen, "peer KM %s unreachable: %s",
+			         peer, qkdn_sp_last_error());
+			return peer_error(rv);
 		}
 		rv = qkdn_sp_call(&kl->conn, sync->msg.data, sync->msg.len, &in,
 		                  &in_len, QKDN_MSG_BYTES_MAX, deadline);
-		if (rv != QKDN_E_UNREACHABLE || !kept)
+		if (rv != QKDN_E_UNREACHABLE || !idle_conn)
 			break;
 		qkdn_sp_close(&kl->conn);
-		kept = false;
+		idle_conn = false;
 	}
 	if (rv != 0) {
 		qkdn_sp_close(&kl->conn);
 		atomic_store(&kl->up, false);
 		snprintf(why, whylen, "peer KM %s: %s", peer,
 		         rv == QKDN_E_TIMEOUT ? "no answer within the deadline"
-		                              : "connection lost");
-		return rv == QKDN_E_TIMEOUT ? rv : QKDN_E_UNREACHABLE;
+		                              : qkdn_sp_last_error());
+		return peer_error(rv);
 	}
 	atomic_store(&kl->up, true);
 	rv = qkdn_msg_decode(in, in_len, &ack, &err);
@@ -393,11 +417,7 @@ sender(void *arg)
 			/* idle: keep a connection to the peer for status */
 			if (kl->conn.fd < 0) {
 				nng_mtx_unlock(km->mtx);
-				if (qkdn_sp_connect(
-				        &kl->conn,
-				        km->net->nodes[kl->l->peer].kx_url,
-				        qkdn_now_ms() + 200) != 0)
-					kl->conn.fd = -1;
+				(void)connect_peer(kl, qkdn_now_ms() + 200);
 				atomic_store(&kl->up, kl->conn.fd >= 0);
 				nng_mtx_lock(km->mtx);
 			}

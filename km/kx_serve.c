@@ -19,6 +19,10 @@
 #include <string.h>
 
 #define SRC "kx"
+/* connection caps of the Kx listener */
+#define KX_CONNS_FREE     16
+#define KX_CONNS_PER_LINK 4
+#define KX_CONNS_PER_HOST 8
 /* contexts beyond the syncs that may wait for a block (WAITS_PER_LINK per
  * link), so that waiting syncs never hold every context; few enough that
  * an honest sync queues behind few others when anyone floods the port */
@@ -215,6 +219,17 @@ handle_sync(struct qkdn_server_req *w, struct qkdn_msg *req)
 		rv = QKDN_E_BAD_REQUEST;
 		goto refuse;
 	}
+	/* over tls+tcp:// only the peer node of the link may sync it */
+	const char *cert_name = qkdn_server_peer_name(w);
+	const char *peer = km->net->nodes[l->peer].id;
+	if (cert_name != NULL && strcmp(cert_name, peer) != 0) {
+		snprintf(why, sizeof(why),
+		         "the peer's certificate names %s, but link %s joins "
+		         "this node to %s",
+		         cert_name, l->conf->id, peer);
+		rv = QKDN_E_NOT_AUTHORISED;
+		goto refuse;
+	}
 	if ((rv = check_sync_saes(km, l, ks, &total, why, sizeof(why))) != 0)
 		goto refuse;
 	if ((bytes = malloc(total)) == NULL) {
@@ -290,6 +305,8 @@ km_kx_server_start(struct km *km, struct km_kx_server **out)
 	struct km_kx_server *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return QKDN_E_NOMEM;
+	const struct qkdn_tls_files tls = {
+	    .ca = km->net->ca, .cert = km->node->cert, .key = km->node->key};
 	struct qkdn_server_config cfg = {
 	    .name = "Kx",
 	    .log_src = SRC,
@@ -303,6 +320,11 @@ km_kx_server_start(struct km *km, struct km_kx_server **out)
 	    .n_handlers = sizeof(handlers) / sizeof(handlers[0]),
 	    .arg = km,
 	    .errors = &km->kx_errors,
+	    .tls = &tls,
+	    /* a peer KM keeps one connection per link: a few more for
+	     * restarts and probes, and nothing for anyone else */
+	    .max_conns = KX_CONNS_FREE + KX_CONNS_PER_LINK * (int)km->n_links,
+	    .max_conns_per_host = KX_CONNS_PER_HOST,
 	};
 	int rv = qkdn_server_start(&s->srv, &cfg);
 	if (rv != 0) {

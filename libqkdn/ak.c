@@ -10,7 +10,10 @@
  * handle backs off. For BACKOFF_FIRST_MS, doubling to BACKOFF_MAX_MS
  * while the KM stays away, calls fail at once; after it one call at a
  * time probes the KM while the others still fail at once, and the first
- * answer from the KM ends the back-off. */
+ * answer from the KM ends the back-off.
+ *
+ * A tls+tcp:// KM: the handle holds the TLS credentials (loaded at open)
+ * and the KM's expected name; qkdn_sp.h authenticates each connection. */
 #include "qkdn_ak.h"
 
 #include "qkdn_clock.h"
@@ -40,9 +43,11 @@ static_assert(sizeof(qkdn_key_id) == sizeof(qkdn_uuid), "key ID size");
 
 struct qkdn_ak {
 	struct qkdn_fork_obj fork; /* lock held across fork() */
-	char url[256];
+	char url[QKDN_SP_URL_MAX];
 	qkdn_name sae;
 	int timeout_ms;
+	struct qkdn_sp_tls *tls; /* tls+tcp:// only; read-only once open */
+	qkdn_name km_name;       /* "" : any KM certificate of the CA */
 	pthread_mutex_t mtx;
 	pid_t pid; /* the process the idle connections belong to */
 	size_t n_idle;
@@ -64,6 +69,15 @@ fail(int code, const char *reason)
 	return code;
 }
 
+/* The failure of the SP client, with its reason. */
+static int
+fail_sp(int code, const char *what)
+{
+	char why[QKDN_REASON_MAX + 64];
+	snprintf(why, sizeof(why), "%s: %s", what, qkdn_sp_last_error());
+	return fail(code, why);
+}
+
 const char *
 qkdn_ak_last_error(void)
 {
@@ -74,11 +88,42 @@ int
 qkdn_ak_open(struct qkdn_ak **out, const char *km_url, const char *sae,
              int timeout_ms)
 {
-	struct qkdn_ak *ak;
-	if (strncmp(km_url, "ipc://", 6) != 0 &&
-	    strncmp(km_url, "tcp://", 6) != 0)
+	struct qkdn_ak_opts o = {.timeout_ms = timeout_ms};
+	return qkdn_ak_open_opts(out, km_url, sae, &o);
+}
+
+/* The TLS credentials and the KM's expected name, for tls+tcp://. */
+static int
+open_tls(struct qkdn_ak *ak, const struct qkdn_ak_opts *o)
+{
+	char why[QKDN_REASON_MAX];
+	int rv;
+	if (o->km_name != NULL && qkdn_name_set(ak->km_name, o->km_name) != 0)
+		return fail(QKDN_E_CONFIG, "KM name must be 1..63 bytes");
+	if (o->ca == NULL || o->cert == NULL || o->key == NULL)
 		return fail(QKDN_E_CONFIG,
-		            "KM address must be ipc://PATH or tcp://HOST:PORT");
+		            "a tls+tcp:// KM needs a CA, a certificate and a "
+		            "key (ca, cert, key)");
+	if ((rv = qkdn_sp_tls_new(&ak->tls, o->ca, o->cert, o->key, why,
+	                          sizeof(why))) != 0)
+		return fail(rv, why);
+	return 0;
+}
+
+int
+qkdn_ak_open_opts(struct qkdn_ak **out, const char *km_url, const char *sae,
+                  const struct qkdn_ak_opts *opts)
+{
+	static const struct qkdn_ak_opts none = {0};
+	const struct qkdn_ak_opts *o = opts != NULL ? opts : &none;
+	bool tls = strncmp(km_url, "tls+tcp://", 10) == 0;
+	struct qkdn_ak *ak;
+	int rv;
+	if (strncmp(km_url, "ipc://", 6) != 0 &&
+	    strncmp(km_url, "tcp://", 6) != 0 && !tls)
+		return fail(QKDN_E_CONFIG,
+		            "KM address must be ipc://PATH, tcp://HOST:PORT "
+		            "or tls+tcp://HOST:PORT");
 	if (strlen(km_url) >= sizeof(ak->url))
 		return fail(QKDN_E_CONFIG, "KM address too long");
 	if ((ak = calloc(1, sizeof(*ak))) == NULL)
@@ -87,8 +132,12 @@ qkdn_ak_open(struct qkdn_ak **out, const char *km_url, const char *sae,
 		free(ak);
 		return fail(QKDN_E_BAD_REQUEST, "SAE ID must be 1..63 bytes");
 	}
+	if (tls && (rv = open_tls(ak, o)) != 0) {
+		free(ak);
+		return rv;
+	}
 	snprintf(ak->url, sizeof(ak->url), "%s", km_url);
-	ak->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
+	ak->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 5000;
 	ak->pid = getpid();
 	pthread_mutex_init(&ak->mtx, NULL);
 	/* so that fork() never leaves a child with the handle's lock held
@@ -105,8 +154,10 @@ qkdn_ak_close(struct qkdn_ak *ak)
 	if (ak == NULL)
 		return;
 	qkdn_fork_unregister(&ak->fork);
+	/* in a fork() child, closing writes nothing to the parent's */
 	for (size_t i = 0; i < ak->n_idle; i++)
 		qkdn_sp_close(&ak->idle[i]);
+	qkdn_sp_tls_free(ak->tls); /* after every connection made with it */
 	pthread_mutex_destroy(&ak->mtx);
 	free(ak);
 }
@@ -225,6 +276,8 @@ take_conn(struct qkdn_ak *ak, struct qkdn_sp_conn *c, uint64_t deadline,
 	}
 	pthread_mutex_unlock(&ak->mtx);
 	*reused = false;
+	c->tls = ak->tls;
+	c->peer_name = ak->km_name[0] != '\0' ? ak->km_name : NULL;
 	/* once: a dead KM costs a call one attempt, not the deadline */
 	return qkdn_sp_connect_once(c, ak->url, deadline);
 }
@@ -285,15 +338,16 @@ call(struct qkdn_ak *ak, const struct qkdn_msg *req, struct qkdn_msg *rsp,
 			        ? "it did not accept a connection in time"
 			        : "cannot connect to it");
 		end_probe(ak, probe);
-		return fail(rv, "cannot connect to the KM");
+		return fail_sp(rv, "cannot connect to the KM");
 	}
 	rv = qkdn_sp_call(&c, out.data, out.len, &in, &in_len,
 	                  QKDN_MSG_BYTES_MAX, deadline);
 	qkdn_buf_free(&out);
 	if (rv != 0) {
 		qkdn_sp_close(&c);
-		/* an idle connection that a restarted KM closed says
-		 * nothing of the KM now: the next call connects afresh */
+		/* a pooled connection that failed (qkdn_sp_call already
+		 * retried a stale one once) starts no back-off: the next
+		 * call connects afresh */
 		if (rv == QKDN_E_TIMEOUT ||
 		    (rv == QKDN_E_UNREACHABLE && !reused))
 			return fail_unreachable(
@@ -305,7 +359,7 @@ call(struct qkdn_ak *ak, const struct qkdn_msg *req, struct qkdn_msg *rsp,
 		drop_idle(ak);
 		ak->probing = probe ? false : ak->probing;
 		pthread_mutex_unlock(&ak->mtx);
-		return fail(rv, "connection to the KM failed");
+		return fail_sp(rv, "connection to the KM failed");
 	}
 	settle(ak, probe, NULL);
 	give_conn(ak, &c);

@@ -6,6 +6,10 @@
  *   qkdn_ak_get_keys(ak, "bob", 256, 1, keys);       // source side
  *   qkdn_ak_get_keys_by_id(ak, &keys[0].id, 1, out); // destination side
  *
+ * Over tls+tcp:// the KM is authenticated by its certificate (chain to
+ * the network's CA, subject CN = its node ID) and the SAE by its own
+ * (subject CN = the SAE ID); see struct qkdn_ak_opts.
+ *
  * A handle may be used from several threads at once. Every call waits at
  * most the handle's timeout. Calls return 0 or a negative qkdn error code
  * (qkdn_err.h); qkdn_ak_last_error() then gives the reason.
@@ -47,8 +51,31 @@ struct qkdn_ak_key {
 	uint8_t bytes[QKDN_AK_KEY_BYTES_MAX];
 };
 
+/* km_url is ipc://PATH, tcp://HOST:PORT or tls+tcp://HOST:PORT (the last
+ * needs qkdn_ak_open_opts). Opening contacts nobody: connections are made
+ * per call. */
 int qkdn_ak_open(struct qkdn_ak **out, const char *km_url, const char *sae,
                  int timeout_ms) __attribute__((warn_unused_result));
+
+/* What qkdn_ak_open_opts takes besides the KM and the SAE. Zero it, then
+ * set what applies; a field added later is zero for old callers. */
+struct qkdn_ak_opts {
+	int timeout_ms; /* deadline of each call; <= 0: 5000 */
+	/* For a tls+tcp:// KM, PEM files (required there, unused for
+	 * ipc:// and tcp://): */
+	const char *ca;   /* the network's CA, which signs the KM */
+	const char *cert; /* this SAE's certificate (subject CN = SAE ID) */
+	const char *key;  /* its private key */
+	/* The KM's node ID: its certificate's subject CN must equal it.
+	 * NULL: any server certificate the CA signed. */
+	const char *km_name;
+};
+
+/* As qkdn_ak_open, with options; opts may be NULL. The files are read
+ * here, so a missing or bad one fails at once (QKDN_E_CONFIG). */
+int qkdn_ak_open_opts(struct qkdn_ak **out, const char *km_url, const char *sae,
+                      const struct qkdn_ak_opts *opts)
+    __attribute__((warn_unused_result));
 void qkdn_ak_close(struct qkdn_ak *ak);
 
 /* Key request: count keys of bits each, shared with dst_sae. out must hold

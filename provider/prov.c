@@ -133,7 +133,7 @@ parse_uint(const char *s, unsigned long lo, unsigned long hi,
 	return 1;
 }
 
-enum setting_type { S_URL, S_SAE, S_UINT };
+enum setting_type { S_URL, S_NAME, S_PATH, S_UINT };
 
 /* The provider's settings: key in openssl.cnf, environment override,
  * type, range, and where the value goes. */
@@ -145,9 +145,17 @@ static const struct setting {
 	const char *why;
 } settings[] = {
     {"km", "QKDN_KM", S_URL, 0, 0, offsetof(struct qprov_ctx, km),
-     "expected ipc://PATH or tcp://HOST:PORT"},
-    {"sae", "QKDN_SAE", S_SAE, 0, 0, offsetof(struct qprov_ctx, sae),
+     "expected ipc://PATH, tcp://HOST:PORT or tls+tcp://HOST:PORT"},
+    {"sae", "QKDN_SAE", S_NAME, 0, 0, offsetof(struct qprov_ctx, sae),
      "expected an SAE ID of 1..63 bytes"},
+    {"ca", "QKDN_CA", S_PATH, 0, 0, offsetof(struct qprov_ctx, ca),
+     "expected a file name"},
+    {"cert", "QKDN_CERT", S_PATH, 0, 0, offsetof(struct qprov_ctx, cert),
+     "expected a file name"},
+    {"key", "QKDN_KEY", S_PATH, 0, 0, offsetof(struct qprov_ctx, key),
+     "expected a file name"},
+    {"km_name", "QKDN_KM_NAME", S_NAME, 0, 0,
+     offsetof(struct qprov_ctx, km_name), "expected a node ID of 1..63 bytes"},
     {"timeout_ms", "QKDN_TIMEOUT_MS", S_UINT, 1, 600000,
      offsetof(struct qprov_ctx, timeout_ms),
      "expected milliseconds in 1..600000"},
@@ -161,22 +169,47 @@ static const struct setting {
      "expected a TLS group code point in 0x0001..0xFFFF"},
 };
 
+/* The scheme's length if value starts with one the Ak client speaks. */
+static size_t
+km_scheme(const char *value)
+{
+	static const char *const schemes[] = {"ipc://", "tcp://", "tls+tcp://"};
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+		if (strncmp(value, schemes[i], strlen(schemes[i])) == 0)
+			return strlen(schemes[i]);
+	return 0;
+}
+
+static size_t
+field_size(const struct setting *s)
+{
+	switch (s->type) {
+	case S_URL:
+		return sizeof(((struct qprov_ctx *)0)->km);
+	case S_PATH:
+		return QPROV_PATH_MAX;
+	default:
+		return QKDN_AK_NAME_MAX;
+	}
+}
+
 static void
 apply_setting(struct qprov_ctx *ctx, const struct setting *s, const char *value)
 {
 	char *field = (char *)ctx + s->off;
-	size_t size = s->type == S_URL ? sizeof(ctx->km) : sizeof(ctx->sae);
+	size_t size = field_size(s), scheme;
 	unsigned long v;
 	switch (s->type) {
 	case S_URL:
-		if ((strncmp(value, "ipc://", 6) != 0 &&
-		     strncmp(value, "tcp://", 6) != 0) ||
-		    strlen(value) <= 6 || strlen(value) >= size)
+		scheme = km_scheme(value);
+		if (scheme == 0 || strlen(value) <= scheme ||
+		    strlen(value) >= size)
 			bad_setting(ctx, s->key, value, s->why);
 		else
 			snprintf(field, size, "%s", value);
 		return;
-	case S_SAE:
+	case S_NAME:
+	case S_PATH:
 		if (value[0] == '\0' || strlen(value) >= size)
 			bad_setting(ctx, s->key, value, s->why);
 		else
@@ -224,6 +257,24 @@ read_config(struct qprov_ctx *ctx, OSSL_FUNC_core_get_params_fn *get_params)
 	if (ctx->group_qkd == ctx->group_hyb)
 		bad_setting(ctx, "x25519_qkd_group_id", "",
 		            "must differ from qkd_group_id");
+}
+
+/* The Ak handle, with the TLS settings (the Ak client ignores them for
+ * ipc:// and tcp://). */
+static void
+open_ak(struct qprov_ctx *ctx)
+{
+	struct qkdn_ak_opts o = {
+	    .timeout_ms = (int)ctx->timeout_ms,
+	    .ca = ctx->ca[0] != '\0' ? ctx->ca : NULL,
+	    .cert = ctx->cert[0] != '\0' ? ctx->cert : NULL,
+	    .key = ctx->key[0] != '\0' ? ctx->key : NULL,
+	    .km_name = ctx->km_name[0] != '\0' ? ctx->km_name : NULL,
+	};
+	if (qkdn_ak_open_opts(&ctx->ak, ctx->km, ctx->sae, &o) != 0)
+		snprintf(ctx->config_error, sizeof(ctx->config_error),
+		         "km = \"%.60s\": %.240s", ctx->km,
+		         qkdn_ak_last_error());
 }
 
 /* Provider dispatch */
@@ -359,14 +410,11 @@ OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
 	}
 	read_config(ctx, get_params);
 	/* opening the Ak handle contacts nobody (connections are made per
-	 * call); doing it here leaves no lazily taken lock for a fork() */
+	 * call) but reads the TLS files; doing it here leaves no lazily
+	 * taken lock for a fork() */
 	if (ctx->config_error[0] == '\0' && ctx->km[0] != '\0' &&
-	    ctx->sae[0] != '\0' &&
-	    qkdn_ak_open(&ctx->ak, ctx->km, ctx->sae, (int)ctx->timeout_ms) !=
-	        0)
-		snprintf(ctx->config_error, sizeof(ctx->config_error),
-		         "km = \"%.40s\": %.100s", ctx->km,
-		         qkdn_ak_last_error());
+	    ctx->sae[0] != '\0')
+		open_ak(ctx);
 	/* X25519 comes from the application's providers (default) through
 	 * a child context, fetched when first used */
 	if ((ctx->libctx = OSSL_LIB_CTX_new_child(handle, in)) == NULL ||

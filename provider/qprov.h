@@ -36,6 +36,7 @@
 #define QPROV_BATCH_MAX          256
 #define QPROV_GROUP_QKD_DEFAULT  0xFE60
 #define QPROV_GROUP_HYB_DEFAULT  0xFE61
+#define QPROV_PATH_MAX           1024 /* ca, cert, key */
 
 /* Reason codes on OpenSSL's error queue (library "qkdn"). Stable. A failed
  * KM call raises the qkdn error code itself (1 .. -QKDN_E_LAST_ - 1, with
@@ -68,10 +69,13 @@ struct qprov_ctx {
 	/* configuration, fixed after init */
 	char km[256];
 	char sae[QKDN_AK_NAME_MAX];
+	/* a tls+tcp:// KM: PEM files and the KM's node ID ("" unset) */
+	char ca[QPROV_PATH_MAX], cert[QPROV_PATH_MAX], key[QPROV_PATH_MAX];
+	char km_name[QKDN_AK_NAME_MAX];
 	unsigned timeout_ms;
 	unsigned batch;
 	unsigned group_qkd, group_hyb;
-	char config_error[160]; /* first bad setting, "" if none */
+	char config_error[320]; /* first bad setting, "" if none */
 
 	/* opened at load (that contacts no KM) unless the configuration is
 	 * bad; shared by threads */

@@ -3,6 +3,7 @@
  * them. */
 #include "cli.h"
 
+#include "qkdn_ak.h"
 #include "qkdn_err.h"
 #include "qkdn_rpc.h"
 
@@ -66,12 +67,14 @@ given_url(const struct cli_cmd *cmd, const struct cli_args *a, const char *opt,
 }
 
 int
-cli_km_url(const struct cli_cmd *cmd, const struct cli_args *a, char *url,
-           size_t len)
+cli_km_find(const struct cli_cmd *cmd, const struct cli_args *a,
+            struct cli_km *km)
 {
 	struct qkdn_net *net = NULL;
 	bool given;
-	int rv = given_url(cmd, a, "km", a->km, url, len, &given);
+	int rv;
+	memset(km, 0, sizeof(*km));
+	rv = given_url(cmd, a, "km", a->km, km->url, sizeof(km->url), &given);
 	if (rv != 0 || given)
 		return rv;
 	/* The KM is the --node one, else that of the SAE asking. */
@@ -95,9 +98,54 @@ cli_km_url(const struct cli_cmd *cmd, const struct cli_args *a, char *url,
 			              a->config, a->sae);
 	}
 	if (rv == 0)
-		rv = copy_url(cmd, "config", net->nodes[i].ak_url, url, len);
+		rv = copy_url(cmd, "config", net->nodes[i].ak_url, km->url,
+		              sizeof(km->url));
+	if (rv == 0) {
+		snprintf(km->node, sizeof(km->node), "%s", net->nodes[i].id);
+		snprintf(km->ca, sizeof(km->ca), "%s", net->ca);
+	}
 	free(net);
 	return rv;
+}
+
+/* An option's value, else the environment's, else NULL. */
+static const char *
+opt_or_env(const char *opt, const char *env)
+{
+	const char *v = opt != NULL ? opt : secure_getenv(env);
+	return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+/* v, else dflt if not "", else NULL. */
+static const char *
+or_default(const char *v, const char *dflt)
+{
+	return v != NULL ? v : dflt[0] != '\0' ? dflt : NULL;
+}
+
+int
+cli_ak_open(const struct cli_args *a, const struct cli_km *km, const char *sae,
+            struct qkdn_ak **out)
+{
+	char reason[QKDN_REASON_MAX + QKDN_NET_URL_MAX + 64];
+	struct qkdn_ak_opts o = {
+	    .timeout_ms = cli_timeout(a, CLI_TIMEOUT_MS),
+	    .ca = or_default(opt_or_env(a->ca, "QKDN_CA"), km->ca),
+	    .cert = opt_or_env(a->cert, "QKDN_CERT"),
+	    .key = opt_or_env(a->key, "QKDN_KEY"),
+	    /* the node whose address --config gave */
+	    .km_name =
+	        or_default(opt_or_env(a->km_name, "QKDN_KM_NAME"), km->node),
+	};
+	int rv = qkdn_ak_open_opts(out, km->url, sae, &o);
+	if (rv == 0)
+		return CLI_OK;
+	snprintf(reason, sizeof(reason), "%s (%s)", qkdn_ak_last_error(),
+	         km->url);
+	/* an address or a TLS file that is no good: the command line's */
+	if (rv == QKDN_E_CONFIG)
+		return cli_fail_config(a, reason);
+	return cli_fail_reason(a, NULL, rv, reason);
 }
 
 int

@@ -35,7 +35,13 @@ enum cli_opt_bit {
 	OPT_CONFIG = 1u << 12,
 	OPT_NODE = 1u << 13,
 	OPT_KILL = 1u << 14,
+	OPT_CA = 1u << 15,
+	OPT_CERT = 1u << 16,
+	OPT_KEY = 1u << 17,
+	OPT_KM_NAME = 1u << 18,
 };
+/* The options of the commands that talk to a KM over Ak. */
+#define OPT_AK_TLS (OPT_CA | OPT_CERT | OPT_KEY | OPT_KM_NAME)
 #define OPT_COMMON (OPT_JSON | OPT_TIMEOUT | OPT_HELP)
 
 #define CLI_ARGS_MAX 8 /* positional arguments after the command words */
@@ -51,6 +57,7 @@ struct cli_args {
 	uint32_t timeout_ms; /* 0: the command's default */
 	uint32_t bits, count;
 	const char *run_dir, *km, *sae, *to, *ids_from, *sim, *config, *node;
+	const char *ca, *cert, *key, *km_name; /* tls+tcp:// Ak */
 	struct cli_list ids;
 	const char *arg[CLI_ARGS_MAX];
 	size_t n_arg;
@@ -102,8 +109,23 @@ int cli_emit(const struct cli_args *a, cJSON *doc);
  * (the message printed). */
 int cli_load_net(const struct cli_args *a, const char *path,
                  const char *run_dir, struct qkdn_net **out);
-int cli_km_url(const struct cli_cmd *cmd, const struct cli_args *a, char *url,
-               size_t len);
+/* A KM to talk to over Ak: its address and, when --config gave it, its
+ * node ID and the network's CA ("" otherwise). */
+struct cli_km {
+	char url[QKDN_NET_URL_MAX];
+	char node[QKDN_NAME_MAX];
+	char ca[QKDN_NET_PATH_MAX];
+};
+int cli_km_find(const struct cli_cmd *cmd, const struct cli_args *a,
+                struct cli_km *km);
+/* The Ak handle to km for sae, with the TLS options: --ca, --cert, --key,
+ * --km-name, else the environment's QKDN_CA, QKDN_CERT, QKDN_KEY,
+ * QKDN_KM_NAME, else (CA and KM name) what --config gave. CLI_OK, or an
+ * exit status with the error printed: a bad address or TLS file is a
+ * usage error (2). */
+struct qkdn_ak;
+int cli_ak_open(const struct cli_args *a, const struct cli_km *km,
+                const char *sae, struct qkdn_ak **out);
 int cli_sim_url(const struct cli_cmd *cmd, const struct cli_args *a, char *url,
                 size_t len);
 /* If url is an ipc socket that connect(2) refuses, true with the reason

@@ -183,7 +183,8 @@ cli_key_get(const struct cli_cmd *cmd, struct cli_args *a)
 	struct id_list ids = {0};
 	struct qkdn_ak *ak = NULL;
 	cJSON *doc = NULL, *arr = NULL;
-	char url[QKDN_NET_URL_MAX];
+	struct cli_km km;
+	const char *url = km.url;
 	char reason[QKDN_REASON_MAX + QKDN_NET_URL_MAX + 64] = "";
 	size_t total, done = 0;
 	bool from_km = true;
@@ -192,9 +193,10 @@ cli_key_get(const struct cli_cmd *cmd, struct cli_args *a)
 	/* before any output: stdout's buffer is ours to wipe */
 	setvbuf(stdout, stdout_buf, _IOFBF, sizeof(stdout_buf));
 	if ((rv = check_mode(cmd, a)) != 0 ||
-	    (rv = cli_km_url(cmd, a, url, sizeof(url))) != 0)
+	    (rv = cli_km_find(cmd, a, &km)) != 0)
 		goto out;
-	if (a->to == NULL && (rv = collect_ids(cmd, a, &ids)) != 0)
+	if ((a->to == NULL && (rv = collect_ids(cmd, a, &ids)) != 0) ||
+	    (rv = cli_ak_open(a, &km, a->sae, &ak)) != 0)
 		goto out;
 	total = a->to != NULL ? (a->count ? a->count : 1) : ids.n;
 	if (a->json) {
@@ -204,8 +206,7 @@ cli_key_get(const struct cli_cmd *cmd, struct cli_args *a)
 	if (sodium_init() < 0 || (a->json && arr == NULL)) {
 		rv = QKDN_E_NOMEM;
 		from_km = false;
-	} else if ((rv = qkdn_ak_open(&ak, url, a->sae,
-	                              cli_timeout(a, CLI_TIMEOUT_MS))) == 0) {
+	} else {
 		rv = fetch(a, ak, a->to != NULL ? NULL : &ids, total, arr,
 		           &done, &from_km);
 	}

@@ -14,7 +14,7 @@
 
 static int cmd_help(const struct cli_cmd *cmd, struct cli_args *a);
 
-#define KM_OPTS  (OPT_KM | OPT_CONFIG | OPT_RUN_DIR | OPT_NODE)
+#define KM_OPTS  (OPT_KM | OPT_CONFIG | OPT_RUN_DIR | OPT_NODE | OPT_AK_TLS)
 #define SIM_OPTS (OPT_SIM | OPT_CONFIG | OPT_RUN_DIR)
 
 static const struct cli_cmd commands[] = {
@@ -54,13 +54,15 @@ static const struct cli_cmd commands[] = {
               "ID])\n"
               "            --sae SAE (--to SAE [--bits N] [--count N]\n"
               "                       | --id UUID [--id UUID ...] | "
-              "--ids-from FILE)",
+              "--ids-from FILE)\n"
+              "            [--ca FILE --cert FILE --key FILE] [--km-name ID]",
      .summary = "get new keys shared with another SAE, or the keys with "
                 "given IDs"},
     {.group = "status",
      .run = cli_status,
      .opts = KM_OPTS,
-     .usage = "status (--km ADDR | --config FILE [--run-dir DIR] --node ID)",
+     .usage = "status (--km ADDR | --config FILE [--run-dir DIR] --node ID)\n"
+              "            [--ca FILE --cert FILE --key FILE] [--km-name ID]",
      .summary = "show a KM's counters and its links' key pools"},
     {.group = "link",
      .name = "pause",
@@ -120,6 +122,10 @@ static const struct cli_opt options[] = {
     {"config", OPT_CONFIG, ARG_STR, ARGS_AT(config), 0, 0, 0},
     {"node", OPT_NODE, ARG_STR, ARGS_AT(node), 0, 0, 0},
     {"kill", OPT_KILL, ARG_FLAG, ARGS_AT(kill), 0, 0, 0},
+    {"ca", OPT_CA, ARG_STR, ARGS_AT(ca), 0, 0, 0},
+    {"cert", OPT_CERT, ARG_STR, ARGS_AT(cert), 0, 0, 0},
+    {"key", OPT_KEY, ARG_STR, ARGS_AT(key), 0, 0, 0},
+    {"km-name", OPT_KM_NAME, ARG_STR, ARGS_AT(km_name), 0, 0, 0},
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -136,20 +142,28 @@ print_usage(FILE *f)
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		fprintf(f, "  qkdn %s\n        %s\n", commands[i].usage,
 		        commands[i].summary);
-	fprintf(f,
-	        "\noptions of every command:\n"
-	        "  --json        print one JSON document on stdout\n"
-	        "  --timeout MS  deadline of each request (default 5000; for "
-	        "net up and\n"
-	        "                net restart the start-up deadline, default "
-	        "15000; for\n"
-	        "                net down the grace before SIGKILL, default "
-	        "10000)\n"
-	        "  -h, --help    show usage\n"
-	        "\nADDR is an nng URL: ipc:///path or tcp://host:port.\n"
-	        "exit status: 0 success, 1 the operation failed, 2 usage "
-	        "error.\n"
-	        "See docs/cli.md for the output formats.\n");
+	fprintf(
+	    f,
+	    "\noptions of every command:\n"
+	    "  --json        print one JSON document on stdout\n"
+	    "  --timeout MS  deadline of each request (default 5000; for "
+	    "net up and\n"
+	    "                net restart the start-up deadline, default "
+	    "15000; for\n"
+	    "                net down the grace before SIGKILL, default "
+	    "10000)\n"
+	    "  -h, --help    show usage\n"
+	    "\nADDR is ipc:///path, tcp://host:port or tls+tcp://host:port.\n"
+	    "For tls+tcp:// (key get, status): --ca FILE (the network's "
+	    "CA),\n"
+	    "--cert FILE and --key FILE (the SAE's certificate and key), "
+	    "--km-name ID\n"
+	    "(the KM's node ID, which its certificate must name); else "
+	    "QKDN_CA,\n"
+	    "QKDN_CERT, QKDN_KEY, QKDN_KM_NAME.\n"
+	    "exit status: 0 success, 1 the operation failed, 2 usage "
+	    "error.\n"
+	    "See docs/cli.md for the output formats.\n");
 }
 
 static void

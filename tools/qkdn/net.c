@@ -3,6 +3,7 @@
  * started, awaited and stopped through the launcher (qkdn_launch.h). */
 #include "cli.h"
 
+#include "qkdn_ak.h"
 #include "qkdn_err.h"
 #include "qkdn_launch.h"
 
@@ -183,18 +184,57 @@ start_all(const struct cli_args *a, const struct qkdn_net *net, const char *dir,
 /* Wait until each of procs answers on urls[i]; if one does not, stop them
  * all, fail naming it and what was stopped (taking *doc, which may be
  * NULL, as cli_fail does) and show its log's tail. */
+/* How the start-up wait reaches a KM whose Ak is tls+tcp:// (nng's own
+ * probe cannot): a status call through the Ak client with the node's
+ * certificate, which may ask for status (it names no SAE). */
+struct tls_probe {
+	const char *url;
+	struct qkdn_ak_opts opts;
+};
+
+static int
+probe_tls(void *arg)
+{
+	const struct tls_probe *p = arg;
+	struct qkdn_ak *ak;
+	struct qkdn_ak_status st = {0};
+	int rv = qkdn_ak_open_opts(&ak, p->url, "qkdn-cli", &p->opts);
+	if (rv != 0)
+		return rv;
+	rv = qkdn_ak_status(ak, &st);
+	qkdn_ak_status_free(&st);
+	qkdn_ak_close(ak);
+	return rv;
+}
+
+/* nodes[i]: the node procs[i] serves, or NULL (the emulator) */
 static int
 await_started(const struct cli_args *a, const char *dir,
-              struct qkdn_proc *procs, const char *const *urls, size_t n,
+              struct qkdn_proc *procs, const char *const *urls,
+              const struct qkdn_net *net,
+              const struct qkdn_net_node *const *nodes, size_t n,
               const char *stopped, cJSON **doc)
 {
 	struct qkdn_launch_wait *w = calloc(n, sizeof(*w));
+	struct tls_probe *tp = calloc(n, sizeof(*tp));
 	char why[1024];
 	int rv = QKDN_E_NOMEM;
-	if (w != NULL) {
+	if (w != NULL && tp != NULL) {
 		for (size_t i = 0; i < n; i++) {
 			w[i].p = &procs[i];
 			w[i].url = urls[i];
+			if (nodes[i] == NULL ||
+			    strncmp(urls[i], "tls+tcp://", 10) != 0)
+				continue;
+			tp[i] = (struct tls_probe){
+			    .url = urls[i],
+			    .opts = {.timeout_ms = 200,
+			             .ca = net->ca,
+			             .cert = nodes[i]->cert,
+			             .key = nodes[i]->key,
+			             .km_name = nodes[i]->id}};
+			w[i].probe = probe_tls;
+			w[i].arg = &tp[i];
 		}
 		rv = qkdn_launch_await(w, n, cli_timeout(a, UP_TIMEOUT_MS),
 		                       &interrupted, why, sizeof(why));
@@ -213,6 +253,7 @@ await_started(const struct cli_args *a, const char *dir,
 				                     &procs[i], TAIL_LINES);
 	}
 	free(w);
+	free(tp);
 	return rv;
 }
 
@@ -252,6 +293,7 @@ cli_net_up(const struct cli_cmd *cmd, struct cli_args *a)
 	struct qkdn_net *net = NULL;
 	struct qkdn_proc *procs = NULL;
 	const char **urls = NULL;
+	const struct qkdn_net_node **nodes = NULL;
 	char dir[PATH_MAX], config[PATH_MAX];
 	size_t n = 0;
 	int rv;
@@ -263,23 +305,27 @@ cli_net_up(const struct cli_cmd *cmd, struct cli_args *a)
 	n = net->n_nodes + 1;
 	procs = calloc(n, sizeof(*procs));
 	urls = calloc(n, sizeof(*urls));
-	if (procs == NULL || urls == NULL) {
+	nodes = calloc(n, sizeof(*nodes));
+	if (procs == NULL || urls == NULL || nodes == NULL) {
 		rv = cli_fail(a, NULL, QKDN_E_NOMEM, "starting %zu daemons", n);
 		goto out;
 	}
 	catch_signals();
 	if ((rv = start_all(a, net, dir, config, procs)) != 0)
 		goto out;
-	for (size_t i = 0; i < n; i++)
-		urls[i] = i == 0 ? net->sim_url : net->nodes[i - 1].ak_url;
-	if ((rv = await_started(a, dir, procs, urls, n, "all daemons stopped",
-	                        NULL)) != 0)
+	for (size_t i = 0; i < n; i++) {
+		nodes[i] = i == 0 ? NULL : &net->nodes[i - 1];
+		urls[i] = i == 0 ? net->sim_url : nodes[i]->ak_url;
+	}
+	if ((rv = await_started(a, dir, procs, urls, net, nodes, n,
+	                        "all daemons stopped", NULL)) != 0)
 		goto out;
 	if (a->json)
 		rv = cli_emit(a, up_json(net, dir, procs));
 	else
 		up_text(net, dir);
 out:
+	free(nodes);
 	free(urls);
 	free(procs);
 	free(net);
@@ -440,7 +486,9 @@ cli_net_restart(const struct cli_cmd *cmd, struct cli_args *a)
 	}
 	const char *url = net->nodes[node].ak_url;
 	snprintf(stopped, sizeof(stopped), "%s stopped", km.name);
-	if ((rv = await_started(a, dir, &km, &url, 1, stopped, &doc)) != 0)
+	const struct qkdn_net_node *nd = &net->nodes[node];
+	if ((rv = await_started(a, dir, &km, &url, net, &nd, 1, stopped,
+	                        &doc)) != 0)
 		goto out;
 	if (a->json) {
 		cJSON_AddItemToObject(doc, "node",

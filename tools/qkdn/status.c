@@ -1,6 +1,8 @@
-/* status: a KM's counters and the key left in each of its link pools. */
+/* status: a KM's counters and the key left in each of its link pools,
+ * asked over Ak (so tls+tcp:// works as for key get). */
 #include "cli.h"
 
+#include "qkdn_ak.h"
 #include "qkdn_err.h"
 
 #include <inttypes.h>
@@ -22,7 +24,8 @@ static const char *const col_head[N_COLS] = {
     "LINK", "PEER", "OUT_BYTES", "IN_BYTES", "BLOCKS", "UP", "SYNC"};
 
 static void
-link_cells(const struct qkdn_link_status *l, char cell[N_COLS][QKDN_NAME_MAX])
+link_cells(const struct qkdn_ak_link_status *l,
+           char cell[N_COLS][QKDN_NAME_MAX])
 {
 	snprintf(cell[COL_LINK], QKDN_NAME_MAX, "%s", l->link);
 	snprintf(cell[COL_PEER], QKDN_NAME_MAX, "%s", l->peer);
@@ -31,10 +34,10 @@ link_cells(const struct qkdn_link_status *l, char cell[N_COLS][QKDN_NAME_MAX])
 	snprintf(cell[COL_BLOCKS], QKDN_NAME_MAX, "%" PRIu64, l->blocks);
 	snprintf(cell[COL_UP], QKDN_NAME_MAX, "%s", l->up ? "yes" : "no");
 	/* "ok", or how many key syncs failed authentication */
-	if (l->out_of_sync || l->sync_failures > 0)
+	if (!l->in_sync || l->sync_failures > 0)
 		snprintf(cell[COL_SYNC], QKDN_NAME_MAX,
-		         "%s (%" PRIu64 " failed)",
-		         l->out_of_sync ? "OUT" : "ok", l->sync_failures);
+		         "%s (%" PRIu64 " failed)", !l->in_sync ? "OUT" : "ok",
+		         l->sync_failures);
 	else
 		snprintf(cell[COL_SYNC], QKDN_NAME_MAX, "ok");
 }
@@ -53,13 +56,13 @@ print_row(char cell[N_COLS][QKDN_NAME_MAX], const int *width)
 }
 
 static void
-status_text(const struct qkdn_status_rsp *s)
+status_text(const struct qkdn_ak_status *s)
 {
 	char cell[N_COLS][QKDN_NAME_MAX];
 	int width[N_COLS];
 	printf("node: %s\n", s->node);
-	printf("keys supplied: %" PRIu64 "\n", s->keys_supplied);
-	printf("keys pending: %" PRIu64 "\n", s->keys_pending);
+	printf("keys supplied: %" PRIu64 "\n", s->supplied);
+	printf("keys pending: %" PRIu64 "\n", s->pending);
 	printf("errors: %" PRIu64 " (Ak %" PRIu64 ", Kx %" PRIu64 ")\n",
 	       s->errors, s->ak_errors, s->kx_errors);
 	if (s->n_links == 0) {
@@ -68,7 +71,7 @@ status_text(const struct qkdn_status_rsp *s)
 	}
 	for (int c = 0; c < N_COLS; c++)
 		width[c] = (int)strlen(col_head[c]);
-	for (uint32_t i = 0; i < s->n_links; i++) {
+	for (size_t i = 0; i < s->n_links; i++) {
 		link_cells(&s->links[i], cell);
 		for (int c = 0; c < N_COLS; c++)
 			if ((int)strlen(cell[c]) > width[c])
@@ -77,33 +80,33 @@ status_text(const struct qkdn_status_rsp *s)
 	for (int c = 0; c < N_COLS; c++)
 		snprintf(cell[c], QKDN_NAME_MAX, "%s", col_head[c]);
 	print_row(cell, width);
-	for (uint32_t i = 0; i < s->n_links; i++) {
+	for (size_t i = 0; i < s->n_links; i++) {
 		link_cells(&s->links[i], cell);
 		print_row(cell, width);
 	}
 }
 
 static cJSON *
-status_json(const struct qkdn_status_rsp *s)
+status_json(const struct qkdn_ak_status *s)
 {
 	cJSON *doc = cJSON_CreateObject();
 	cJSON_AddStringToObject(doc, "node", s->node);
-	cJSON_AddNumberToObject(doc, "supplied", (double)s->keys_supplied);
-	cJSON_AddNumberToObject(doc, "pending", (double)s->keys_pending);
+	cJSON_AddNumberToObject(doc, "supplied", (double)s->supplied);
+	cJSON_AddNumberToObject(doc, "pending", (double)s->pending);
 	cJSON_AddNumberToObject(doc, "errors", (double)s->errors);
 	cJSON_AddNumberToObject(doc, "ak_errors", (double)s->ak_errors);
 	cJSON_AddNumberToObject(doc, "kx_errors", (double)s->kx_errors);
 	cJSON *links = cJSON_AddArrayToObject(doc, "links");
-	for (uint32_t i = 0; i < s->n_links; i++) {
-		const struct qkdn_link_status *l = &s->links[i];
+	for (size_t i = 0; i < s->n_links; i++) {
+		const struct qkdn_ak_link_status *l = &s->links[i];
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "link", l->link);
 		cJSON_AddStringToObject(o, "peer", l->peer);
 		cJSON_AddNumberToObject(o, "out", (double)l->out_bytes);
 		cJSON_AddNumberToObject(o, "in", (double)l->in_bytes);
 		cJSON_AddNumberToObject(o, "blocks", (double)l->blocks);
-		cJSON_AddBoolToObject(o, "up", l->up != 0);
-		cJSON_AddBoolToObject(o, "in_sync", l->out_of_sync == 0);
+		cJSON_AddBoolToObject(o, "up", l->up);
+		cJSON_AddBoolToObject(o, "in_sync", l->in_sync);
 		cJSON_AddNumberToObject(o, "sync_failures",
 		                        (double)l->sync_failures);
 		cJSON_AddItemToArray(links, o);
@@ -111,19 +114,36 @@ status_json(const struct qkdn_status_rsp *s)
 	return doc;
 }
 
+/* A failed status call, as key get words it. */
+static int
+status_failed(const struct cli_args *a, const char *url, int rv)
+{
+	char reason[QKDN_REASON_MAX + QKDN_NET_URL_MAX + 64];
+	if ((rv == QKDN_E_TIMEOUT || rv == QKDN_E_UNREACHABLE) &&
+	    cli_conn_error(url, reason, sizeof(reason)))
+		return cli_fail(a, NULL, QKDN_E_UNREACHABLE, "%s", reason);
+	snprintf(reason, sizeof(reason), "%s (%s)", qkdn_ak_last_error(), url);
+	return cli_fail_reason(a, NULL, rv, reason);
+}
+
 int
 cli_status(const struct cli_cmd *cmd, struct cli_args *a)
 {
-	struct qkdn_msg req = {.type = QKDN_STATUS_REQ}, rsp;
-	char url[QKDN_NET_URL_MAX];
+	struct qkdn_ak_status st = {0};
+	struct qkdn_ak *ak = NULL;
+	struct cli_km km;
 	int rv;
-	if ((rv = cli_km_url(cmd, a, url, sizeof(url))) != 0 ||
-	    (rv = cli_call(a, url, &req, &rsp, QKDN_STATUS_RSP)) != 0)
+	/* a status request names no SAE: the handle's is a placeholder */
+	if ((rv = cli_km_find(cmd, a, &km)) != 0 ||
+	    (rv = cli_ak_open(a, &km, "qkdn-cli", &ak)) != 0)
 		return rv;
-	if (a->json)
-		rv = cli_emit(a, status_json(&rsp.u.status_rsp));
+	if ((rv = qkdn_ak_status(ak, &st)) != 0)
+		rv = status_failed(a, km.url, rv);
+	else if (a->json)
+		rv = cli_emit(a, status_json(&st));
 	else
-		status_text(&rsp.u.status_rsp);
-	qkdn_msg_clear(&rsp);
+		status_text(&st);
+	qkdn_ak_status_free(&st);
+	qkdn_ak_close(ak);
 	return rv;
 }
