@@ -215,7 +215,11 @@ km_ak_start(struct km *km, struct km_ak **out)
 	    .n_handlers = sizeof(handlers) / sizeof(handlers[0]),
 	    .arg = km,
 	    .errors = &km->ak_errors,
-	    .tls = &tls, /* the connection caps are the skeleton's defaults */
+	    .tls = &tls,
+	    /* a plain tcp:// Ak is loopback only: every client has the same
+	     * address, so only the listener's total cap applies to it */
+	    .max_conns_per_host =
+	        strncmp(km->node->ak_url, "tcp://", 6) == 0 ? -1 : 0,
 	};
 	int rv = qkdn_server_start(&ak->srv, &cfg);
 	if (rv != 0) {

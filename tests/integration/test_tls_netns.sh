@@ -73,8 +73,9 @@ mkdir -p "$RUN"
 "$BIN/qkdn-qkdsim" --config "$CFG" --run-dir "$RUN" >"$RUN/qkdsim.log" 2>&1 &
 SIM_PID=$!
 # the emulator goes first at exit; the test's status is kept for the
-# teardown that follows (it reads $?)
-trap "rc=\$?; kill $SIM_PID 2>/dev/null; (exit \$rc); netns_teardown" EXIT
+# teardown that follows (it reads $?; errexit would end the trap at the
+# subshell's non-zero exit)
+trap "rc=\$?; set +e; kill $SIM_PID 2>/dev/null; (exit \$rc); netns_teardown" EXIT
 wait_for 10 test -S "$RUN/sim.ctl" || fail "the emulator did not start"
 start_km 1 A "$CFG"
 start_km 2 B "$CFG"

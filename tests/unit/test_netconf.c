@@ -396,6 +396,50 @@ test_node_errors(void **state)
 	                  5, "is also [qkdn] sim");
 }
 
+/* TLS: the CA and each TLS node's certificate and key are required; a
+ * plain tcp:// Ak stays on loopback; ak_trusted only for it; an SAE may
+ * not take a node's ID (a certificate CN names one or the other). */
+static void
+test_tls_errors(void **state)
+{
+	(void)state;
+	expect_text_error("[qkdn]\nnodes = A\n[A]\nkx = tls+tcp://h:1\n"
+	                  "cert = A.pem\nkey = A.key\n",
+	                  1, "[qkdn] ca: required: node [A] uses tls+tcp://");
+	expect_text_error("[qkdn]\nnodes = A\nca = ca.pem\n[A]\n"
+	                  "kx = tcp://h:1\nak = tls+tcp://h:2\nkey = A.key\n",
+	                  4, "[A] cert: required: this node uses tls+tcp://");
+	/* a node whose peer listens with TLS needs its own certificate */
+	expect_text_error("[qkdn]\nnodes = A, B\nlinks = L\nca = ca.pem\n"
+	                  "[A]\nkx = tcp://h:1\n"
+	                  "[B]\nkx = tls+tcp://h:2\ncert = B.pem\nkey = B.key\n"
+	                  "[L]\nnodes = A, B\nrate = 1\n",
+	                  5, "[A] cert: required");
+	expect_text_error("[qkdn]\nnodes = A\n[A]\nkx = tcp://h:1\n"
+	                  "ak = tcp://10.0.0.1:2\n",
+	                  5,
+	                  "[A] ak: tcp://10.0.0.1:2: a plain tcp:// Ak "
+	                  "carries no identity");
+	expect_text_error("[qkdn]\nnodes = A\n[A]\nkx = tcp://h:1\n"
+	                  "ak_trusted = yes\n",
+	                  5, "[A] ak_trusted: applies to a tcp:// ak only");
+	expect_text_error("[qkdn]\nnodes = A\n[A]\nkx = tcp://h:1\n"
+	                  "ak = tcp://127.0.0.1:2\nak_trusted = maybe\n",
+	                  6, "[A] ak_trusted: 'maybe' is not yes or no");
+	expect_text_error("[qkdn]\nnodes = A\nsaes = s\n[A]\nkx = tcp://h:1\n"
+	                  "[s]\nid = A\nnode = A\n",
+	                  7, "[s] id: SAE ID 'A' is also the ID of node [A]");
+	write_cnf("[qkdn]\nnodes = A\nca = /etc/ca.pem\n[A]\n"
+	          "kx = tls+tcp://h:1\nak = tcp://127.0.0.1:2\n"
+	          "ak_trusted = yes\ncert = A.pem\nkey = /k/A.key\n");
+	struct qkdn_net *net = load_ok(cnf, "/tmp/qkdn-run");
+	assert_string_equal(net->ca, "/etc/ca.pem");
+	assert_string_equal(net->nodes[0].cert, "/tmp/qkdn-run/A.pem");
+	assert_string_equal(net->nodes[0].key, "/k/A.key");
+	assert_true(net->nodes[0].ak_trusted);
+	free(net);
+}
+
 static void
 test_ipc_path_too_long(void **state)
 {
@@ -543,6 +587,7 @@ main(void)
 	    cmocka_unit_test(test_too_many),
 	    cmocka_unit_test(test_node_errors),
 	    cmocka_unit_test(test_ipc_path_too_long),
+	    cmocka_unit_test(test_tls_errors),
 	    cmocka_unit_test(test_link_errors),
 	    cmocka_unit_test(test_sae_errors),
 	    cmocka_unit_test(test_lookups),
