@@ -21,6 +21,7 @@
 
 int bench_ak(int argc, char **argv);
 int bench_tls(int argc, char **argv);
+int bench_relay(int argc, char **argv);
 
 /* ---- time ---- */
 
@@ -138,12 +139,19 @@ struct bench_echo {
 
 int bench_echo_start(struct bench_echo *e, const char *dir)
     __attribute__((warn_unused_result));
+/* The same server on url (e.g. tcp://127.0.0.1:PORT for a Kx floor). */
+int bench_echo_start_url(struct bench_echo *e, const char *url)
+    __attribute__((warn_unused_result));
 void bench_echo_stop(struct bench_echo *e);
 /* A client socket, dialled as qkdn_rpc_dial does. */
 int bench_echo_open(nng_socket *s, const char *url)
     __attribute__((warn_unused_result));
 /* One synchronous round trip of a 64-byte message. */
 int bench_echo_once(nng_socket s) __attribute__((warn_unused_result));
+/* One synchronous round trip of a req_len-byte request (at least 5) that
+ * the server answers with rsp_len bytes. */
+int bench_echo_sized_once(nng_socket s, size_t req_len, size_t rsp_len)
+    __attribute__((warn_unused_result));
 
 /* The Ak client to the echo server's stub: a status request answered at
  * once with an empty status reply. */

@@ -29,6 +29,11 @@
 #define PAYLOAD         64
 #define CALL_TIMEOUT_MS 5000
 #define MSGPACK_ARRAY4  0x94 /* how every qkdn message starts */
+/* A sized echo request (bench_echo_sized_once) starts with this byte, then
+ * the reply's length (4 bytes, big-endian): so the Kx floor of `relay`
+ * sends a message the size of a relay hop and gets back one the size of
+ * its completion, as a KM would, instead of the hop echoed. */
+#define ECHO_SIZED 0x01
 
 /* ---- the echo server (child process) ---- */
 
@@ -49,7 +54,17 @@ static nng_msg *
 echo_reply(nng_msg *in)
 {
 	struct qkdn_msg req, rsp = {.type = QKDN_STATUS_RSP};
+	const uint8_t *body = nng_msg_body(in);
 	nng_msg *out;
+	if (nng_msg_len(in) >= 5 && body[0] == ECHO_SIZED) {
+		size_t len = (size_t)body[1] << 24 | (size_t)body[2] << 16 |
+		             (size_t)body[3] << 8 | body[4];
+		if (nng_msg_alloc(&out, len) != 0)
+			return in;
+		memset(nng_msg_body(out), 0, len);
+		nng_msg_free(in);
+		return out;
+	}
 	if (nng_msg_len(in) == 0 ||
 	    ((const uint8_t *)nng_msg_body(in))[0] != MSGPACK_ARRAY4 ||
 	    qkdn_rpc_unpack(in, &req, NULL) != 0)
@@ -216,6 +231,33 @@ bench_echo_once(nng_socket s)
 	if ((rv = nng_recvmsg(s, &m, 0)) != 0)
 		return qkdn_err_from_nng(rv);
 	rv = nng_msg_len(m) == PAYLOAD ? 0 : QKDN_E_BAD_REQUEST;
+	nng_msg_free(m);
+	return rv;
+}
+
+int
+bench_echo_sized_once(nng_socket s, size_t req_len, size_t rsp_len)
+{
+	nng_msg *m;
+	int rv;
+	if (req_len < 5 || rsp_len > UINT32_MAX)
+		return QKDN_E_BAD_REQUEST;
+	if ((rv = nng_msg_alloc(&m, req_len)) != 0)
+		return qkdn_err_from_nng(rv);
+	uint8_t *b = nng_msg_body(m);
+	memset(b, 0, req_len);
+	b[0] = ECHO_SIZED;
+	b[1] = (uint8_t)(rsp_len >> 24);
+	b[2] = (uint8_t)(rsp_len >> 16);
+	b[3] = (uint8_t)(rsp_len >> 8);
+	b[4] = (uint8_t)rsp_len;
+	if ((rv = nng_sendmsg(s, m, 0)) != 0) {
+		nng_msg_free(m);
+		return qkdn_err_from_nng(rv);
+	}
+	if ((rv = nng_recvmsg(s, &m, 0)) != 0)
+		return qkdn_err_from_nng(rv);
+	rv = nng_msg_len(m) == rsp_len ? 0 : QKDN_E_BAD_REQUEST;
 	nng_msg_free(m);
 	return rv;
 }
@@ -463,11 +505,19 @@ report(const struct bench_out *o, const struct bench_floor *f)
 int
 bench_echo_start(struct bench_echo *e, const char *dir)
 {
+	char url[sizeof(e->url)];
+	snprintf(url, sizeof(url), "ipc://%s/echo.ipc", dir);
+	return bench_echo_start_url(e, url);
+}
+
+int
+bench_echo_start_url(struct bench_echo *e, const char *url)
+{
 	struct echo_args ea;
 	int ready[2], rv;
 	char c;
 	memset(e, 0, sizeof(*e));
-	snprintf(e->url, sizeof(e->url), "ipc://%s/echo.ipc", dir);
+	snprintf(e->url, sizeof(e->url), "%s", url);
 	snprintf(ea.url, sizeof(ea.url), "%s", e->url);
 	if (pipe(ready) != 0)
 		return QKDN_E_IO;

@@ -3,6 +3,8 @@
  *
  *   qkdn-bench ak [--seconds S] [--clients 1,4,16] [--no-million] [--json]
  *   qkdn-bench tls [--seconds S] [--threads 2,4] [--json]
+ *   qkdn-bench relay [--seconds S] [--mode distributed|centralized|both]
+ *                    [--json]
  */
 #include "bench.h"
 
@@ -18,6 +20,8 @@ static const struct {
      "key supply over Ak (Q.4160 I.1): floor, latency, keys/s, memory"},
     {"tls", bench_tls,
      "TLS 1.3 handshakes/s through the provider: X25519, qkd, x25519_qkd"},
+    {"relay", bench_relay,
+     "key relay over 1-4 hops: keys/s, latency a hop, efficiency, routing"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -296,6 +296,8 @@ static const struct item node_items[] = {
     ITEM("ak", K_ADDR, false, N, ak_url, "%s.ak", 0, 0),
     ITEM("kx", K_ADDR, true, N, kx_url, NULL, 0, 0),
     ITEM("kq", K_ADDR, false, N, kq_url, "%s.kq", 0, 0),
+    ITEM("ck", K_ADDR, false, N, ck_url, "%s.ck", 0, 0),
+    ITEM("cx", K_ADDR, false, N, cx_url, "%s.cx", 0, 0),
     ITEM("store", K_PATH, false, N, store, "%s.db", 0, 0),
     ITEM("storage_key", K_PATH, false, N, storage_key, "%s.storage.key", 0, 0),
     ITEM("kq_uid", K_UID, false, N, kq_uid, NULL, 0, 4294967294u),
@@ -329,7 +331,7 @@ static const struct item sae_items[] = {
 static const struct item root_items[] = {
     {.key = "nodes"},      {.key = "links"}, {.key = "saes"},
     {.key = "controller"}, {.key = "sim"},   {.key = "run_dir"},
-    {.key = "ca"},
+    {.key = "ca"},         {.key = "ck"},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -658,8 +660,13 @@ check_unique(struct ctx *c)
 	const struct qkdn_net *net = c->net;
 	struct {
 		const char *addr, *sect, *key;
-	} a[1 + 3 * QKDN_NET_NODES_MAX] = {{net->sim_url, ROOT, "sim"}};
+	} a[2 + 5 * QKDN_NET_NODES_MAX] = {{net->sim_url, ROOT, "sim"}};
 	size_t n = 1;
+	/* the controllers' addresses of the mode in use */
+	bool central = net->controller == QKDN_CTL_CENTRALIZED;
+	if (central)
+		a[n].addr = net->central_ck_url, a[n].sect = ROOT,
+		a[n++].key = "ck";
 
 	for (size_t i = 0; i < net->n_nodes; i++) {
 		const struct qkdn_net_node *nd = &net->nodes[i];
@@ -667,6 +674,12 @@ check_unique(struct ctx *c)
 		a[n].addr = nd->ak_url, a[n].sect = s, a[n++].key = "ak";
 		a[n].addr = nd->kx_url, a[n].sect = s, a[n++].key = "kx";
 		a[n].addr = nd->kq_url, a[n].sect = s, a[n++].key = "kq";
+		if (!central) {
+			a[n].addr = nd->ck_url, a[n].sect = s,
+			a[n++].key = "ck";
+			a[n].addr = nd->cx_url, a[n].sect = s,
+			a[n++].key = "cx";
+		}
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(nd->store, net->nodes[j].store) == 0)
 				return fail(c, s, "store",
@@ -826,6 +839,12 @@ load_root(struct ctx *c, const char *run_dir)
 		return fail(c, ROOT, "controller",
 		            "'%s' is neither 'distributed' nor 'centralized'",
 		            ctl);
+
+	const char *ck = get(root, "ck");
+	if ((rv = expand(c, ROOT, "ck", K_ADDR, ck != NULL ? ck : "central.ck",
+	                 net->central_ck_url, sizeof(net->central_ck_url))) !=
+	    0)
+		return rv;
 
 	const char *sim = get(root, "sim");
 	if ((rv = expand(c, ROOT, "sim", K_ADDR, sim != NULL ? sim : "sim.ctl",

@@ -9,11 +9,14 @@
  *   controller = distributed   # or centralized
  *   sim = sim.ctl           # emulator control address (optional)
  *   ca = ca.pem             # CA of every tls+tcp:// certificate
+ *   ck = central.ck         # centralized: the controller's Ck address
  *
  *   [A]                     # a node; its ID is the section name unless
  *   ak = A.ak               # "id = ..." is given. Addresses without "://"
  *   kx = tcp://127.0.0.1:17101  # are ipc sockets in the run directory.
  *   kq = A.kq
+ *   ck = A.ck               # distributed: this node's controller (Ck)
+ *   cx = A.cx               # distributed: its Cx, for peer controllers
  *   store = A.db            # relative paths are in the run directory
  *   storage_key = A.storage.key   # the store's sealing key (default)
  *   kq_uid = 0              # uid of the QKD module (default: the KM's)
@@ -48,6 +51,10 @@ struct qkdn_net_node {
 	char ak_url[QKDN_NET_URL_MAX]; /* Ak: applications -> this KM */
 	char kx_url[QKDN_NET_URL_MAX]; /* Kx: peer KMs -> this KM */
 	char kq_url[QKDN_NET_URL_MAX]; /* Kq-1: emulator -> this KM */
+	/* distributed mode: this node's controller, Ck (its KM -> it, and
+	 * CLI queries) and Cx (peer controllers -> it) */
+	char ck_url[QKDN_NET_URL_MAX];
+	char cx_url[QKDN_NET_URL_MAX];
 	char store[QKDN_NET_PATH_MAX]; /* LMDB directory */
 	/* node storage key file, kept apart from the store it seals */
 	char storage_key[QKDN_NET_PATH_MAX];
@@ -84,6 +91,8 @@ struct qkdn_net {
 	char run_dir[QKDN_NET_PATH_MAX]; /* absolute */
 	char sim_url[QKDN_NET_URL_MAX];  /* emulator control (REP) */
 	char ca[QKDN_NET_PATH_MAX];      /* CA of every tls+tcp:// peer */
+	/* centralized mode: the controller's Ck address (KMs, CLI) */
+	char central_ck_url[QKDN_NET_URL_MAX];
 	enum qkdn_ctl_mode controller;
 	size_t n_nodes, n_links, n_saes;
 	struct qkdn_net_node nodes[QKDN_NET_NODES_MAX];

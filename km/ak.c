@@ -2,6 +2,7 @@
 
 #include "kx.h"
 #include "node.h"
+#include "relay.h"
 #include "route.h"
 #include "qkdn_err.h"
 #include "qkdn_log.h"
@@ -110,6 +111,11 @@ handle_key_req(struct qkdn_server_req *w, struct qkdn_msg *req)
 		goto fail;
 	}
 	struct km_route route = km_route(km, kr->dst_sae, why, sizeof(why));
+	if (route.kind == KM_ROUTE_RELAY) {
+		/* answered once the relay completed (or failed) */
+		km_relay_keyreq(km, w, kr, route.node);
+		return;
+	}
 	if (route.kind != KM_ROUTE_DIRECT) {
 		rv = route.code;
 		goto fail;

@@ -4,6 +4,8 @@
 #include "kq.h"
 #include "kx.h"
 #include "node.h"
+#include "ctl_client.h"
+#include "relay.h"
 #include "qkdn_err.h"
 #include "qkdn_log.h"
 #include "qkdn_rpc.h"
@@ -91,7 +93,9 @@ km_start(struct km **out, const struct qkdn_net *net, int self)
 	for (size_t i = 0; i < km->n_links; i++)
 		if ((rv = km_kx_link_open(km, &km->links[i])) != 0)
 			goto fail;
-	if ((rv = km_kx_server_start(km, &km->kx_srv)) != 0 ||
+	if ((rv = km_relay_start(km)) != 0 ||
+	    (rv = km_ctl_start(km, &km->ctl)) != 0 ||
+	    (rv = km_kx_server_start(km, &km->kx_srv)) != 0 ||
 	    (rv = km_kq_start(km, &km->kq)) != 0 ||
 	    (rv = km_ak_start(km, &km->ak)) != 0)
 		goto fail;
@@ -111,10 +115,15 @@ km_stop(struct km *km)
 {
 	if (km == NULL)
 		return;
-	/* peers first, then the requests waiting on them, then apps */
-	km_kx_server_stop(km->kx_srv);
+	/* The relay control thread first (new relays fail), then the links
+	 * (their queued hops answer the requests they hold, on servers still
+	 * running), then peers (no worker asks the controller any more), then
+	 * the controller client, then apps. */
+	km_relay_stop(km);
 	for (size_t i = 0; i < km->n_links; i++)
 		km_kx_link_close(km, &km->links[i]);
+	km_kx_server_stop(km->kx_srv);
+	km_ctl_stop(km->ctl);
 	km_ak_stop(km->ak);
 	km_kq_stop(km->kq);
 	qkdn_sp_tls_free(km->kx_tls); /* the senders that used it are gone */
@@ -125,6 +134,7 @@ km_stop(struct km *km)
 			          km->links[i].conf->id);
 		km_pool_fini(&km->links[i].pool);
 	}
+	km_relay_free(km);
 	free(km->links);
 	km_store_close(km->st, km->serving);
 	nng_mtx_free(km->mtx);
@@ -141,4 +151,5 @@ km_tick(struct km *km)
 	for (size_t i = 0; i < km->n_links; i++)
 		km_pool_gc(&km->links[i].pool);
 	nng_mtx_unlock(km->mtx);
+	km_relay_tick(km);
 }

@@ -18,6 +18,18 @@
 #include <stdbool.h>
 
 struct km_kx_link; /* kx.c */
+struct km_ctl;     /* ctl_client.h */
+struct km_relay;   /* relay.h */
+
+/* Relay counters (STATUS_RSP.relay, struct qkdn_relay_stats says what each
+ * counts; in_flight is started - completed - failed). */
+struct km_relay_counters {
+	atomic_uint_fast64_t started, completed, failed;
+	atomic_uint_fast64_t forwarded, delivered, rejected;
+	atomic_uint_fast64_t next_hop_reqs, relay_req_notifs, relay_req_rsps;
+	atomic_uint_fast64_t done_notifs, reservations, allocations;
+	atomic_uint_fast64_t keys_relayed;
+};
 
 /* A key request waiting for the peer KM (Q.4160 I.1 step 1 -> 2). */
 struct km_keyreq {
@@ -63,6 +75,9 @@ struct km {
 	atomic_uint_fast64_t keys_supplied;
 	atomic_uint_fast64_t ak_errors; /* error replies, counted by */
 	atomic_uint_fast64_t kx_errors; /* the servers */
+	struct km_ctl *ctl;             /* the controller client */
+	struct km_relay *relay;         /* the relay engine */
+	struct km_relay_counters rc;
 };
 
 /* Start the KM of node `self` of net: open the store, load the pools,

@@ -7,6 +7,7 @@
 #include "kx.h"
 
 #include "node.h"
+#include "relay.h"
 #include "qkdn_clock.h"
 #include "qkdn_err.h"
 #include "qkdn_log.h"
@@ -32,7 +33,9 @@ struct km_kx_link {
 	nng_thread *thread;
 	nng_cv *cv; /* with km->mtx: work queued or stopping */
 	bool stopping;
-	struct km_keyreq *head, *tail; /* waiting */
+	struct km_keyreq *head, *tail;   /* waiting */
+	struct km_hop *hops, *hops_tail; /* relay hops waiting */
+	bool hop_turn; /* both wait: alternate, so neither starves */
 	struct qkdn_sp_conn conn;
 	atomic_bool up;
 };
@@ -324,22 +327,21 @@ peer_error(int rv)
 	           : QKDN_E_UNREACHABLE;
 }
 
-/* One KEY_SYNC round trip; the reply decides the batch's fate. Success
- * counts only with the acknowledgement's tag: a forged ack (from anyone
- * who can reach this connection, but lacks the pool's bits) must never
- * make this KM hand out keys its peer did not store. */
+/* One round trip of the encoded request msg to the peer KM: 0 with its
+ * reply decoded into *reply, or an error with why. *sent says whether the
+ * request may have reached the peer (anything but a failed connect). */
 static int
-exchange(struct km_kx_link *kl, struct sent_sync *sync, char *why,
-         size_t whylen)
+roundtrip(struct km_kx_link *kl, const struct qkdn_buf *msg, uint64_t deadline,
+          struct qkdn_msg *reply, bool *sent, char *why, size_t whylen)
 {
 	const char *peer = kl->km->net->nodes[kl->l->peer].id;
-	uint64_t deadline = qkdn_now_ms() + kl->km->node->kx_timeout_ms;
 	struct qkdn_decode_error err = {0};
-	struct qkdn_msg ack;
 	uint8_t *in = NULL;
 	size_t in_len = 0;
 	int rv;
 
+	*sent = false;
+	memset(reply, 0, sizeof(*reply));
 	/* a connection kept from before that the peer closed (idle, or a
 	 * restart) is retried once on a fresh one: by qkdn_sp_call if it
 	 * carried a call before, here if it was only opened while idle.
@@ -353,8 +355,9 @@ exchange(struct km_kx_link *kl, struct sent_sync *sync, char *why,
 			         peer, qkdn_sp_last_error());
 			return peer_error(rv);
 		}
-		rv = qkdn_sp_call(&kl->conn, sync->msg.data, sync->msg.len, &in,
-		                  &in_len, QKDN_MSG_BYTES_MAX, deadline);
+		*sent = true;
+		rv = qkdn_sp_call(&kl->conn, msg->data, msg->len, &in, &in_len,
+		                  QKDN_MSG_BYTES_MAX, deadline);
 		if (rv != QKDN_E_UNREACHABLE || !idle_conn)
 			break;
 		qkdn_sp_close(&kl->conn);
@@ -369,13 +372,31 @@ exchange(struct km_kx_link *kl, struct sent_sync *sync, char *why,
 		return peer_error(rv);
 	}
 	atomic_store(&kl->up, true);
-	rv = qkdn_msg_decode(in, in_len, &ack, &err);
+	rv = qkdn_msg_decode(in, in_len, reply, &err);
 	free(in); /* an acknowledgement: no key material */
 	if (rv != 0) {
 		snprintf(why, whylen, "bad reply from peer KM: %.200s",
 		         err.reason);
 		return QKDN_E_INTERNAL;
 	}
+	return 0;
+}
+
+/* One KEY_SYNC round trip; the reply decides the batch's fate. Success
+ * counts only with the acknowledgement's tag: a forged ack (from anyone
+ * who can reach this connection, but lacks the pool's bits) must never
+ * make this KM hand out keys its peer did not store. */
+static int
+exchange(struct km_kx_link *kl, struct sent_sync *sync, char *why,
+         size_t whylen)
+{
+	const char *peer = kl->km->net->nodes[kl->l->peer].id;
+	uint64_t deadline = qkdn_now_ms() + kl->km->node->kx_timeout_ms;
+	struct qkdn_msg ack;
+	bool sent;
+	int rv = roundtrip(kl, &sync->msg, deadline, &ack, &sent, why, whylen);
+	if (rv != 0)
+		return rv;
 	if (ack.type == QKDN_ERROR) {
 		snprintf(why, whylen, "peer KM refused: %.200s",
 		         ack.u.error.reason);
@@ -406,6 +427,231 @@ exchange(struct km_kx_link *kl, struct sent_sync *sync, char *why,
 	return rv;
 }
 
+/* Encode h's KEY_RELAY over the pool bits just taken (MAC key, ack key,
+ * pad) and wrap it with its tag into out. */
+static int
+build_relay(struct km_kx_link *kl, struct km_hop *h,
+            const struct qkdn_segment *segs, uint32_t nsegs,
+            const uint8_t *bits, struct qkdn_buf *out, uint8_t tag[16])
+{
+	size_t n = (size_t)h->count * (h->bits / 8);
+	struct qkdn_msg m = {.type = QKDN_KEY_RELAY};
+	struct qkdn_key_relay *kr = &m.u.key_relay;
+	struct qkdn_buf body = {0};
+	uint8_t *ct = NULL;
+	uint64_t now = qkdn_now_ms();
+	int rv = QKDN_E_NOMEM;
+	kr->relay_id = h->relay_id;
+	kr->route.n = h->route_n;
+	kr->route.v = h->route;
+	kr->hop = h->hop;
+	memcpy(kr->src_sae, h->src_sae, sizeof(kr->src_sae));
+	memcpy(kr->dst_sae, h->dst_sae, sizeof(kr->dst_sae));
+	kr->bits = h->bits;
+	kr->ttl_ms = h->hold_ttl_ms != 0    ? h->hold_ttl_ms
+	             : h->deadline_ms > now ? (uint32_t)(h->deadline_ms - now)
+	                                    : 1;
+	memcpy(kr->link, kl->l->conf->id, sizeof(kr->link));
+	kr->segs.n = nsegs;
+	kr->segs.v = (struct qkdn_segment *)segs;
+	kr->ids.n = h->count;
+	kr->ids.v = h->ids;
+	if (!h->keys_from_pad) {
+		/* the one-time pad: keys XOR the bits after both MAC keys */
+		if ((ct = malloc(n)) == NULL)
+			return rv;
+		for (size_t i = 0; i < n; i++)
+			ct[i] = h->keys[i] ^ bits[KEYS_AT + i];
+		kr->ciphertext.len = (uint32_t)n;
+		kr->ciphertext.ptr = ct;
+	}
+	if ((rv = qkdn_msg_encode(&m, qkdn_buf_write, &body)) == 0) {
+		km_mac_tag(tag, body.data, body.len, bits);
+		struct qkdn_msg a = {.type = QKDN_KEY_RELAY_AUTH};
+		a.u.key_relay_auth.relay.len = (uint32_t)body.len;
+		a.u.key_relay_auth.relay.ptr = body.data;
+		a.u.key_relay_auth.tag.len = 16;
+		a.u.key_relay_auth.tag.ptr = tag;
+		rv = qkdn_msg_encode(&a, qkdn_buf_write, out);
+	}
+	qkdn_buf_free(&body);
+	if (ct != NULL) {
+		sodium_memzero(ct, n);
+		free(ct);
+	}
+	return rv;
+}
+
+/* What the next KM answered to a hop: 0 only for a completion whose tag
+ * verifies under the hop's ack key. *skip: the peer named a block to skip
+ * through (missing there, or used already), worth a retry. */
+static int
+hop_reply(struct km_kx_link *kl, struct km_hop *h, const struct qkdn_msg *r,
+          const uint8_t tag[16], const uint8_t *ack_key, uint64_t *skip,
+          bool *mismatch, char *why, size_t whylen)
+{
+	const char *peer = kl->km->net->nodes[kl->l->peer].id;
+	const struct qkdn_relay_done_notif *d = &r->u.relay_done_notif;
+	*skip = 0;
+	*mismatch = false;
+	switch (r->type) {
+	case QKDN_RELAY_DONE_NOTIF:
+		if (d->result != 0) {
+			snprintf(why, whylen, "KM %s: relay failed (%s)", peer,
+			         qkdn_strerror(d->result));
+			return d->result;
+		}
+		if (memcmp(&d->relay_id, &h->relay_id, sizeof(qkdn_uuid)) !=
+		        0 ||
+		    km_sync_ack_verify(d->tag.ptr, d->tag.len, tag, ack_key) !=
+		        0) {
+			QLOG_WARN(SRC,
+			          "link %s: a relay completion that failed "
+			          "authentication; its keys are not supplied",
+			          kl->l->conf->id);
+			snprintf(why, whylen,
+			         "the relay completion from KM %s failed "
+			         "authentication",
+			         peer);
+			return QKDN_E_AUTH_FAILED;
+		}
+		return 0;
+	case QKDN_ERROR:
+		snprintf(why, whylen, "KM %s refused the relay: %.180s", peer,
+		         r->u.error.reason);
+		*mismatch = -r->u.error.code == QKDN_E_AUTH_FAILED;
+		return -r->u.error.code;
+	case QKDN_ACK:
+		if ((r->u.ack.result == QKDN_E_BLOCK_MISSING ||
+		     r->u.ack.result == QKDN_E_REPLAY) &&
+		    r->u.ack.value != 0)
+			*skip = r->u.ack.value;
+		snprintf(why, whylen, "KM %s refused the relay: %s", peer,
+		         qkdn_strerror(r->u.ack.result));
+		return r->u.ack.result != 0 ? r->u.ack.result : QKDN_E_INTERNAL;
+	default:
+		snprintf(why, whylen, "unexpected reply from KM %s", peer);
+		return QKDN_E_INTERNAL;
+	}
+}
+
+/* Carry hop h: take its bits, one KEY_RELAY_AUTH round trip, check the
+ * completion, then h->done (without the KM lock). Entered and left with
+ * the KM lock held; only this thread takes from the out direction. */
+static void
+run_hop(struct km_kx_link *kl, struct km_hop *h)
+{
+	struct km *km = kl->km;
+	struct km_pool *pool = &kl->l->pool;
+	size_t n = (size_t)h->count * (h->bits / 8);
+	uint64_t total = KEYS_AT + n;
+	uint64_t cap = (uint64_t)(QKDN_SEGS_MAX - 2) * pool->half;
+	char why[QKDN_REASON_MAX] = "";
+	int rv;
+	for (;;) {
+		uint64_t now = qkdn_now_ms(), avail = km_pool_out_avail(pool);
+		if (now >= h->deadline_ms) {
+			rv = QKDN_E_TIMEOUT;
+			snprintf(why, sizeof(why),
+			         "relay out of time before link %s",
+			         kl->l->conf->id);
+			break;
+		}
+		if (total > cap || total > avail) {
+			rv = QKDN_E_INSUFFICIENT_KEY;
+			snprintf(why, sizeof(why),
+			         "link %s holds %llu bytes for this direction; "
+			         "the relay needs %llu",
+			         kl->l->conf->id, (unsigned long long)avail,
+			         (unsigned long long)total);
+			break;
+		}
+		struct km_pos lease;
+		if (km_pool_lease_wanted(pool, (uint32_t)total, &lease)) {
+			nng_mtx_unlock(km->mtx);
+			int lrv = km_pool_lease_write(pool, lease);
+			nng_mtx_lock(km->mtx);
+			if (lrv == 0)
+				km_pool_lease_set(pool, lease);
+		}
+		struct qkdn_segment *segs =
+		    malloc(QKDN_SEGS_MAX * sizeof(*segs));
+		uint8_t *bits = sodium_malloc(total);
+		uint32_t nsegs = 0;
+		rv = segs == NULL || bits == NULL
+		         ? QKDN_E_NOMEM
+		         : km_pool_take_out(pool, (uint32_t)total, segs,
+		                            QKDN_SEGS_MAX, &nsegs, bits);
+		if (rv != 0) {
+			if (bits != NULL)
+				sodium_free(bits);
+			free(segs);
+			snprintf(why, sizeof(why),
+			         "could not take key from link %s",
+			         kl->l->conf->id);
+			break;
+		}
+		nng_mtx_unlock(km->mtx);
+		struct qkdn_buf msg = {0};
+		struct qkdn_msg reply = {0};
+		uint8_t tag[16];
+		uint64_t skip = 0;
+		bool sent = false, mismatch = false;
+		if (h->keys_from_pad)
+			memcpy(h->keys, bits + KEYS_AT, n);
+		rv = build_relay(kl, h, segs, nsegs, bits, &msg, tag);
+		if (rv == 0) {
+			uint64_t dl = now + km->node->kx_timeout_ms;
+			if (dl > h->deadline_ms)
+				dl = h->deadline_ms;
+			rv = roundtrip(kl, &msg, dl, &reply, &sent, why,
+			               sizeof(why));
+			h->may_have_left |= sent;
+		} else {
+			snprintf(why, sizeof(why),
+			         "relay could not be encoded");
+		}
+		if (rv == 0)
+			rv = hop_reply(kl, h, &reply, tag,
+			               bits + KM_SYNC_MAC_KEY_BYTES, &skip,
+			               &mismatch, why, sizeof(why));
+		/* a refusal or skip means the next KM consumed nothing */
+		if (reply.type == QKDN_ERROR || reply.type == QKDN_ACK)
+			h->may_have_left = false;
+		qkdn_msg_clear(&reply);
+		qkdn_buf_free(&msg);
+		sodium_free(bits); /* wipes */
+		uint64_t last_blk = segs[nsegs - 1].block_id;
+		if (rv == 0) {
+			free(h->segs);
+			h->segs = segs;
+			h->nsegs = nsegs;
+		} else {
+			free(segs);
+		}
+		nng_mtx_lock(km->mtx);
+		if (mismatch) {
+			km_link_note_sync(kl->l, false);
+			km_pool_skip_out_block(pool, last_blk);
+		}
+		if (skip != 0 && ++h->retries <= MAX_RETRIES) {
+			QLOG_WARN(SRC,
+			          "link %s: relay hop refused (%s); "
+			          "skipping through block %llu",
+			          kl->l->conf->id, qkdn_strerror(rv),
+			          (unsigned long long)skip);
+			km_pool_skip_out_block(pool, skip);
+			continue;
+		}
+		if (skip != 0)
+			km_pool_skip_out_block(pool, skip);
+		break;
+	}
+	nng_mtx_unlock(km->mtx);
+	h->done(h, rv, why);
+	nng_mtx_lock(km->mtx);
+}
+
 static void
 sender(void *arg)
 {
@@ -413,6 +659,17 @@ sender(void *arg)
 	struct km *km = kl->km;
 	nng_mtx_lock(km->mtx);
 	while (!kl->stopping) {
+		if (kl->hops != NULL && (kl->head == NULL || kl->hop_turn)) {
+			struct km_hop *h = kl->hops;
+			kl->hops = h->next;
+			if (kl->hops == NULL)
+				kl->hops_tail = NULL;
+			h->next = NULL;
+			kl->hop_turn = false;
+			run_hop(kl, h);
+			continue;
+		}
+		kl->hop_turn = true;
 		if (kl->head == NULL) {
 			/* idle: keep a connection to the peer for status */
 			if (kl->conn.fd < 0) {
@@ -421,7 +678,8 @@ sender(void *arg)
 				atomic_store(&kl->up, kl->conn.fd >= 0);
 				nng_mtx_lock(km->mtx);
 			}
-			if (kl->head == NULL && !kl->stopping)
+			if (kl->head == NULL && kl->hops == NULL &&
+			    !kl->stopping)
 				nng_cv_until(kl->cv, nng_clock() + 1000);
 			continue;
 		}
@@ -493,7 +751,15 @@ km_kx_link_close(struct km *km, struct km_link *l)
 	nng_mtx_lock(km->mtx);
 	l->kx = NULL;
 	fail_list(kl->head, QKDN_E_SHUTDOWN, "KM is stopping");
+	struct km_hop *hops = kl->hops;
+	kl->hops = kl->hops_tail = NULL;
 	nng_mtx_unlock(km->mtx);
+	while (hops != NULL) {
+		struct km_hop *h = hops;
+		hops = h->next;
+		h->next = NULL;
+		h->done(h, QKDN_E_SHUTDOWN, "KM is stopping");
+	}
 	qkdn_sp_close(&kl->conn);
 	nng_cv_free(kl->cv);
 	free(kl);
@@ -515,6 +781,26 @@ km_kx_submit(struct km *km, struct km_link *l, struct km_keyreq *r)
 	else
 		kl->head = r;
 	kl->tail = r;
+	nng_cv_wake1(kl->cv);
+	nng_mtx_unlock(km->mtx);
+}
+
+void
+km_kx_submit_hop(struct km *km, struct km_link *l, struct km_hop *h)
+{
+	nng_mtx_lock(km->mtx);
+	struct km_kx_link *kl = l->kx;
+	h->next = NULL;
+	if (kl == NULL || kl->stopping) {
+		nng_mtx_unlock(km->mtx);
+		h->done(h, QKDN_E_SHUTDOWN, "KM is stopping");
+		return;
+	}
+	if (kl->hops_tail != NULL)
+		kl->hops_tail->next = h;
+	else
+		kl->hops = h;
+	kl->hops_tail = h;
 	nng_cv_wake1(kl->cv);
 	nng_mtx_unlock(km->mtx);
 }

@@ -7,6 +7,7 @@
 #include "kx.h"
 
 #include "node.h"
+#include "relay.h"
 #include "qkdn_clock.h"
 #include "qkdn_err.h"
 #include "qkdn_log.h"
@@ -36,6 +37,10 @@
  * syncs cannot hold the server's contexts. */
 #define WAIT_AHEAD_BLOCKS 4096
 #define WAITS_PER_LINK    2
+/* A relay held while its next hop runs keeps its context: a few per link
+ * (the sender carries one hop at a time per link anyway), plus the
+ * controller's reservation requests. */
+#define RELAYS_PER_LINK 4
 
 struct km_kx_server {
 	struct qkdn_server *srv;
@@ -135,13 +140,13 @@ store_sync(struct km *km, struct km_link *l, const struct qkdn_key_sync *ks,
 enum read_outcome { READ_OK, READ_WAIT, READ_SKIP, READ_FAIL };
 
 static enum read_outcome
-read_bits(struct km_link *l, const struct qkdn_key_sync *ks, uint8_t *bytes,
+read_bits(struct km_link *l, const struct qkdn_segments *segs, uint8_t *bytes,
           uint64_t total, struct sync_slot *slot, int *rv, uint64_t *skip)
 {
 	uint32_t len = 0;
 	uint64_t missing = 0;
 	bool later = false;
-	*rv = km_pool_read_in(&l->pool, &ks->segs, bytes, (uint32_t)total, &len,
+	*rv = km_pool_read_in(&l->pool, segs, bytes, (uint32_t)total, &len,
 	                      &missing, &later);
 	switch (*rv) {
 	case 0:
@@ -241,7 +246,8 @@ handle_sync(struct qkdn_server_req *w, struct qkdn_msg *req)
 	 * without it (syncs of one link come one at a time from its peer,
 	 * and a replay of the same IDs fails on the store) */
 	nng_mtx_lock(km->mtx);
-	enum read_outcome o = read_bits(l, ks, bytes, total, slot, &rv, &skip);
+	enum read_outcome o =
+	    read_bits(l, &ks->segs, bytes, total, slot, &rv, &skip);
 	nng_mtx_unlock(km->mtx);
 	if (o == READ_WAIT) {
 		free(bytes);
@@ -295,8 +301,54 @@ refuse:
 	qkdn_server_error(w, rv, why);
 }
 
+enum km_kx_read
+km_kx_read_in(struct qkdn_server_req *w, struct km_link *l,
+              const struct qkdn_segments *segs, uint8_t *bytes, uint64_t total,
+              int *rv, uint64_t *skip)
+{
+	struct km *km = qkdn_server_arg(w);
+	struct sync_slot *slot = qkdn_server_slot(w);
+	if (slot->deadline_ms == 0)
+		slot->deadline_ms = qkdn_now_ms() + km->node->kx_timeout_ms / 2;
+	nng_mtx_lock(km->mtx);
+	enum read_outcome o = read_bits(l, segs, bytes, total, slot, rv, skip);
+	nng_mtx_unlock(km->mtx);
+	switch (o) {
+	case READ_OK:
+		return KM_KX_READ_OK;
+	case READ_WAIT:
+		return KM_KX_READ_WAIT;
+	case READ_SKIP:
+		return KM_KX_READ_SKIP;
+	default:
+		return KM_KX_READ_FAIL;
+	}
+}
+
+void
+km_kx_end_wait(struct qkdn_server_req *w)
+{
+	end_wait(qkdn_server_arg(w), qkdn_server_slot(w));
+}
+
+void
+km_kx_reply_ack(struct qkdn_server_req *w, int result, uint64_t value,
+                uint8_t *tag)
+{
+	reply_ack(w, result, value, tag);
+}
+
+/* Relay messages come from peer KMs (108, 109) and from the controller
+ * (21, 18, 23, 110); every handler touches the KM lock, LMDB or the
+ * controller, so they run on workers. */
 static const struct qkdn_handler handlers[] = {
     {QKDN_KEY_SYNC_AUTH, handle_sync, true},
+    {QKDN_KEY_RELAY_AUTH, km_relay_handle_auth, true},
+    {QKDN_RELAY_ABORT, km_relay_handle_abort, true},
+    {QKDN_RESERVE_REQ, km_relay_handle_reserve, true},
+    {QKDN_RELAY_REQ, km_relay_handle_relay_req, true},
+    {QKDN_ALLOC_REQ, km_relay_handle_alloc, true},
+    {QKDN_RESERVE_RELEASE, km_relay_handle_release, true},
 };
 
 int
@@ -312,7 +364,8 @@ km_kx_server_start(struct km *km, struct km_kx_server **out)
 	    .log_src = SRC,
 	    .refusal_level = QKDN_LOG_WARN,
 	    .url = km->node->kx_url,
-	    .contexts = FREE_CONTEXTS + WAITS_PER_LINK * (int)km->n_links,
+	    .contexts = FREE_CONTEXTS +
+	                (WAITS_PER_LINK + RELAYS_PER_LINK) * (int)km->n_links,
 	    .workers = SERVER_WORKERS,
 	    .recv_max = KM_KX_RECV_MAX,
 	    .slot_size = sizeof(struct sync_slot),

@@ -1,6 +1,7 @@
 #include "node.h"
 
 #include "kx.h"
+#include "relay.h"
 #include "qkdn_err.h"
 
 #include <string.h>
@@ -43,6 +44,7 @@ km_status(struct km *km, struct qkdn_msg *rsp)
 	s->kx_errors = atomic_load(&km->kx_errors);
 	s->errors = s->ak_errors + s->kx_errors;
 	s->keys_pending = km_store_pending(km->st);
+	km_relay_stats(km, &s->relay);
 	s->n_links = (uint32_t)km->n_links;
 	if (km->n_links > 0 &&
 	    (s->links = qkdn_msg_alloc(rsp, km->n_links * sizeof(*s->links))) ==

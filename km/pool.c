@@ -414,3 +414,15 @@ km_pool_save(struct km_pool *p)
 		p->lease = p->out;
 	return rv;
 }
+
+bool
+km_pool_claim_in(struct km_pool *p, const struct qkdn_segments *segs)
+{
+	if (segs->n == 0)
+		return false;
+	struct km_pos start = {segs->v[0].block_id, segs->v[0].offset};
+	if (pos_cmp(start, p->in) < 0)
+		return false;
+	p->in = km_pool_segs_end(segs);
+	return true;
+}

@@ -99,6 +99,11 @@ int km_pool_read_in(struct km_pool *p, const struct qkdn_segments *segs,
  * in-mark there once the keys are stored (never backwards). */
 struct km_pos km_pool_segs_end(const struct qkdn_segments *segs);
 void km_pool_advance_in(struct km_pool *p, struct km_pos end);
+/* Claim segs for one consumer once its tag verified: true (and the in-mark
+ * moved to their end) if they still start at or after the in-mark, false if
+ * another message took positions there meanwhile (a replay raced the
+ * original). Relays advance the in-mark before their keys move on. */
+bool km_pool_claim_in(struct km_pool *p, const struct qkdn_segments *segs);
 
 /* ID of the last block of which the in direction has used any part (0 if
  * none). */

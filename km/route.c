@@ -30,9 +30,8 @@ km_route(struct km *km, const char *dst_sae, char *why, size_t whylen)
 		r.kind = KM_ROUTE_DIRECT;
 		return r;
 	}
-	snprintf(why, whylen,
-	         "SAE %s is on node %s, which has no direct QKD link to node "
-	         "%s",
-	         dst_sae, net->nodes[node].id, km->node->id);
+	/* no direct link: the controller routes a relay (relay.h) */
+	r.kind = KM_ROUTE_RELAY;
+	r.node = node;
 	return r;
 }

@@ -1,7 +1,6 @@
 /* Routing of a key request: how this node reaches the node of the
- * destination SAE. Today a direct QKD link or a refusal; relay through
- * trusted nodes, routed by the QKDN controller (Q.4160 I.3-I.5), fills in
- * KM_ROUTE_RELAY. */
+ * destination SAE: a direct QKD link, a relay through trusted nodes routed
+ * by the QKDN controller (Q.4160 I.3-I.5; relay.h), or a refusal. */
 #ifndef KM_ROUTE_H
 #define KM_ROUTE_H
 
@@ -19,6 +18,7 @@ struct km_route {
 	enum km_route_kind kind;
 	struct km_link *link; /* KM_ROUTE_DIRECT */
 	int code;             /* KM_ROUTE_REFUSE: a qkdn error code */
+	int node;             /* KM_ROUTE_RELAY: the destination node */
 };
 
 /* The route from this node to the node of dst_sae; why is filled when it

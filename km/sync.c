@@ -94,3 +94,21 @@ km_sync_ack_verify(const uint8_t *ack, size_t ack_len,
 	           ? 0
 	           : QKDN_E_AUTH_FAILED;
 }
+
+void
+km_mac_tag(uint8_t tag[16], const uint8_t *msg, size_t len,
+           const uint8_t *mac_key)
+{
+	crypto_onetimeauth(tag, msg, len, mac_key);
+}
+
+int
+km_mac_verify(const uint8_t *tag, size_t tag_len, const uint8_t *msg,
+              size_t len, const uint8_t *mac_key)
+{
+	if (tag == NULL || tag_len != crypto_onetimeauth_BYTES)
+		return QKDN_E_AUTH_FAILED;
+	return crypto_onetimeauth_verify(tag, msg, len, mac_key) == 0
+	           ? 0
+	           : QKDN_E_AUTH_FAILED;
+}

@@ -48,4 +48,16 @@ int km_sync_ack_verify(const uint8_t *ack, size_t ack_len,
                        const uint8_t sync_tag[16], const uint8_t *ack_key)
     __attribute__((warn_unused_result));
 
+/* The same one-time Poly1305 MAC over any message: a KEY_RELAY_AUTH tag is
+ * over exactly the encoded KEY_RELAY bytes under the hop's MAC key (the
+ * first 32 bytes of its pool bits). The completion (RELAY_DONE_NOTIF) tag
+ * of a hop is km_sync_ack_tag over the hop's KEY_RELAY_AUTH tag. */
+void km_mac_tag(uint8_t tag[16], const uint8_t *msg, size_t len,
+                const uint8_t *mac_key);
+/* 0 if tag (tag_len bytes) authenticates msg under mac_key;
+ * QKDN_E_AUTH_FAILED otherwise. */
+int km_mac_verify(const uint8_t *tag, size_t tag_len, const uint8_t *msg,
+                  size_t len, const uint8_t *mac_key)
+    __attribute__((warn_unused_result));
+
 #endif

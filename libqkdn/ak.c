@@ -505,6 +505,24 @@ qkdn_ak_status(struct qkdn_ak *ak, struct qkdn_ak_status *out)
 		to->in_sync = from->out_of_sync == 0;
 		to->sync_failures = from->sync_failures;
 	}
+	/* member by member: the application's struct is not the wire's */
+	const struct qkdn_relay_stats *r = &s->relay;
+	out->relay = (struct qkdn_ak_relay_status){
+	    .started = r->started,
+	    .completed = r->completed,
+	    .failed = r->failed,
+	    .in_flight = r->in_flight,
+	    .forwarded = r->forwarded,
+	    .delivered = r->delivered,
+	    .rejected = r->rejected,
+	    .next_hop_reqs = r->next_hop_reqs,
+	    .relay_req_notifs = r->relay_req_notifs,
+	    .relay_req_rsps = r->relay_req_rsps,
+	    .done_notifs = r->done_notifs,
+	    .reservations = r->reservations,
+	    .allocations = r->allocations,
+	    .keys_relayed = r->keys_relayed,
+	};
 	qkdn_msg_clear(&rsp);
 	return 0;
 }

@@ -101,6 +101,24 @@ struct qkdn_ak_link_status {
 	uint64_t sync_failures;      /* key syncs that failed authentication */
 };
 
+/* Key relay as one KM saw it (a KM that reports none leaves it zero). */
+struct qkdn_ak_relay_status {
+	uint64_t started;   /* relays this KM began (source, or KM2 in I.4b) */
+	uint64_t completed; /* of those, completed (notification verified) */
+	uint64_t failed;    /* of those, failed or timed out */
+	uint64_t in_flight; /* of those, still waiting */
+	uint64_t forwarded; /* key relays passed on (intermediate node) */
+	uint64_t delivered; /* key relays ending here (destination node) */
+	uint64_t rejected;  /* key relays refused (MAC, replay, order) */
+	uint64_t next_hop_reqs;    /* next hop requests sent (14) */
+	uint64_t relay_req_notifs; /* relay request notifications sent (17) */
+	uint64_t relay_req_rsps;   /* relay request responses sent (20) */
+	uint64_t done_notifs;      /* completion notifications sent (16) */
+	uint64_t reservations;     /* reservation requests served (21) */
+	uint64_t allocations;      /* allocation requests served (23) */
+	uint64_t keys_relayed;     /* keys delivered by completed relays */
+};
+
 /* links is allocated for as many links as the KM reports, rather than
  * being a fixed array: a fixed one would build the wire's limit on links
  * into every caller's struct (and this ABI), and cost each status call
@@ -114,6 +132,8 @@ struct qkdn_ak_status {
 	uint64_t kx_errors; /* to peer KMs */
 	size_t n_links;
 	struct qkdn_ak_link_status *links;
+	/* last, so that the members above keep their offsets */
+	struct qkdn_ak_relay_status relay;
 };
 
 /* Status of the KM into out (zeroed on failure); free it with

@@ -100,6 +100,11 @@ _Static_assert(offsetof(struct qkdn_segments, v) == offsetof(struct array, v),
                "array layout");
 _Static_assert(offsetof(struct qkdn_sync_reqs, v) == offsetof(struct array, v),
                "array layout");
+_Static_assert(offsetof(struct qkdn_routes, v) == offsetof(struct array, v),
+               "array layout");
+_Static_assert(offsetof(struct qkdn_link_states, v) ==
+                   offsetof(struct array, v),
+               "array layout");
 
 #define TABLE(name)                                                            \
 	{                                                                      \
@@ -221,27 +226,36 @@ static const struct field key_req_session_rsp[] = {
     UUID("sid", REQ, S, session_id), KEYS("keys", REQ, S, keys)};
 #undef S
 #define S struct qkdn_next_hop_req
-static const struct field next_hop_req[] = {UUID("rid", REQ, S, relay_id),
-                                            NAME("here", REQ, S, here),
-                                            NAME("dnode", REQ, S, dst_node)};
+static const struct field next_hop_req[] = {
+    UUID("rid", REQ, S, relay_id), NAME("here", REQ, S, here),
+    NAME("dnode", REQ, S, dst_node), U64("bytes", REQ, S, bytes)};
 #undef S
 #define S struct qkdn_next_hop_rsp
 static const struct field next_hop_rsp[] = {
-    UUID("rid", REQ, S, relay_id), RESULT(S), NAME("next", OPT, S, next_hop)};
+    UUID("rid", REQ, S, relay_id), RESULT(S), NAME("next", OPT, S, next_hop),
+    NAME("link", OPT, S, link), U64("ver", REQ, S, version)};
 #undef S
 #define S struct qkdn_relay_done_notif
 static const struct field relay_done_notif[] = {
-    UUID("rid", REQ, S, relay_id), RESULT(S), IDS("ids", REQ, S, ids, 0)};
+    UUID("rid", REQ, S, relay_id), RESULT(S), IDS("ids", OPT, S, ids, 0),
+    BYTES("tag", OPT, S, tag.len, 16)};
 #undef S
 #define S struct qkdn_relay_req_notif
 static const struct field relay_req_notif[] = {
-    UUID("rid", REQ, S, relay_id), NAME("snode", REQ, S, src_node),
-    NAME("dnode", REQ, S, dst_node), COUNT(S), BITS(S)};
+    UUID("rid", REQ, S, relay_id),
+    NAME("snode", REQ, S, src_node),
+    NAME("dnode", REQ, S, dst_node),
+    COUNT(S),
+    BITS(S),
+    NAME("src", OPT, S, src_sae),
+    NAME("dst", OPT, S, dst_sae),
+    U32("reserve", OPT, S, reserve, 0, 1)};
 #undef S
-#define S struct qkdn_relay_req
-static const struct field relay_req[] = {UUID("rid", REQ, S, relay_id),
-                                         ROUTE("route", REQ, S, route)};
-#undef S
+static const struct field route_entry_fields[] = {
+    ROUTE("r", REQ, struct qkdn_route_entry, nodes)};
+static const struct table route_entry_table = TABLE(route_entry_fields);
+static const struct field el_route_entry = {
+    .key = "", .type = F_MAP, .sub = &route_entry_table};
 static const struct field segment_fields[] = {
     U64("blk", REQ, struct qkdn_segment, block_id),
     U32("off", REQ, struct qkdn_segment, offset, 0, QKDN_BLOCK_BYTES_MAX - 1),
@@ -249,9 +263,29 @@ static const struct field segment_fields[] = {
 static const struct table segment_table = TABLE(segment_fields);
 static const struct field el_segment = {
     .key = "", .type = F_MAP, .sub = &segment_table};
-#define SEGS(k, s, m)                                                          \
-	ARRAY(k, REQ, s, m.n, 1, QKDN_SEGS_MAX, el_segment, struct qkdn_segment)
+#define SEGS(k, req, s, m)                                                     \
+	ARRAY(k, req, s, m.n, 1, QKDN_SEGS_MAX, el_segment, struct qkdn_segment)
 
+#define S struct qkdn_relay_req
+static const struct field relay_req[] = {UUID("rid", REQ, S, relay_id),
+                                         ARRAY("routes", REQ, S, routes.n, 0,
+                                               QKDN_ROUTES_MAX, el_route_entry,
+                                               struct qkdn_route_entry),
+                                         U64("ver", REQ, S, version),
+                                         UUID("resid", OPT, S, reservation_id),
+                                         NAME("src", OPT, S, src_sae),
+                                         NAME("dst", OPT, S, dst_sae),
+                                         {.key = "bits",
+                                          .type = F_U32,
+                                          .required = OPT,
+                                          .off = offsetof(S, bits),
+                                          .lo = 0,
+                                          .hi = QKDN_KEY_BYTES_MAX * 8,
+                                          .step = 8},
+                                         IDS("ids", OPT, S, ids, 0),
+                                         NAME("link", OPT, S, link),
+                                         SEGS("segs", OPT, S, segs)};
+#undef S
 #define S struct qkdn_key_relay
 static const struct field key_relay[] = {
     UUID("rid", REQ, S, relay_id),
@@ -259,33 +293,90 @@ static const struct field key_relay[] = {
     U32("hop", REQ, S, hop, 1, QKDN_ROUTE_MAX - 1),
     NAME("src", REQ, S, src_sae),
     NAME("dst", REQ, S, dst_sae),
+    BITS(S),
+    U32("ttl", REQ, S, ttl_ms, 1, 3600000),
     NAME("link", REQ, S, link),
-    SEGS("segs", S, segs),
+    SEGS("segs", REQ, S, segs),
     IDS("ids", REQ, S, ids, 1),
-    BYTES("ct", REQ, S, ciphertext.len, QKDN_KEYS_MAX *QKDN_KEY_BYTES_MAX),
-    BYTES("tag", REQ, S, tag.len, 64)};
+    BYTES("ct", OPT, S, ciphertext.len, QKDN_KEYS_MAX *QKDN_KEY_BYTES_MAX)};
 #undef S
 #define S struct qkdn_relay_req_rsp
-static const struct field relay_req_rsp[] = {UUID("rid", REQ, S, relay_id),
-                                             RESULT(S)};
+static const struct field relay_req_rsp[] = {
+    UUID("rid", REQ, S, relay_id), RESULT(S),
+    UUID("resid", OPT, S, reservation_id)};
 #undef S
 #define S struct qkdn_reserve_req
 static const struct field reserve_req[] = {
-    UUID("resid", REQ, S, reservation_id), NAME("dnode", REQ, S, dst_node),
-    COUNT(S), BITS(S)};
+    UUID("resid", REQ, S, reservation_id),
+    NAME("dnode", REQ, S, dst_node),
+    NAME("next", REQ, S, next_hop),
+    COUNT(S),
+    BITS(S),
+    U32("ttl", REQ, S, ttl_ms, 1, 3600000)};
 #undef S
 #define S struct qkdn_reserve_rsp
 static const struct field reserve_rsp[] = {
     UUID("resid", REQ, S, reservation_id), RESULT(S),
-    IDS("ids", REQ, S, ids, 0)};
+    IDS("ids", OPT, S, ids, 0), NAME("link", OPT, S, link),
+    SEGS("segs", OPT, S, segs)};
 #undef S
 #define S struct qkdn_alloc_req
-static const struct field alloc_req[] = {UUID("resid", REQ, S, reservation_id),
-                                         NAME("dnode", REQ, S, dst_node)};
+static const struct field alloc_req[] = {
+    UUID("resid", REQ, S, reservation_id), NAME("dnode", REQ, S, dst_node),
+    NAME("src", REQ, S, src_sae), NAME("dst", REQ, S, dst_sae)};
 #undef S
 #define S struct qkdn_alloc_rsp
 static const struct field alloc_rsp[] = {UUID("resid", REQ, S, reservation_id),
-                                         RESULT(S)};
+                                         RESULT(S), IDS("ids", OPT, S, ids, 0)};
+#undef S
+#define S struct qkdn_key_relay_auth
+static const struct field key_relay_auth[] = {
+    BYTES("relay", REQ, S, relay.len, QKDN_BYTES_MAX),
+    BYTES("tag", REQ, S, tag.len, 16)};
+#undef S
+#define S struct qkdn_relay_abort
+static const struct field relay_abort[] = {
+    UUID("rid", REQ, S, relay_id), IDS("ids", OPT, S, ids, 0),
+    FIELD("why", F_TEXT, OPT, S, reason, 0, QKDN_REASON_MAX - 1)};
+#undef S
+static const struct field reserve_release[] = {
+    UUID("resid", REQ, struct qkdn_reserve_release, reservation_id)};
+#define S struct qkdn_link_state
+static const struct field link_state_fields[] = {
+    NAME("link", REQ, S, link),    NAME("a", REQ, S, a),
+    NAME("b", REQ, S, b),          U32("up", REQ, S, up, 0, 1),
+    U64("aout", REQ, S, a_out),    U64("bout", OPT, S, b_out),
+    U64("rate", OPT, S, rate_bps), U32("age", OPT, S, age_ms, 0, UINT32_MAX)};
+#undef S
+static const struct table link_state_table = TABLE(link_state_fields);
+static const struct field el_link_state = {
+    .key = "", .type = F_MAP, .sub = &link_state_table};
+#define LINK_STATES(k, s, m)                                                   \
+	ARRAY(k, REQ, s, m.n, 0, QKDN_LINK_STATES_MAX, el_link_state,          \
+	      struct qkdn_link_state)
+#define S struct qkdn_link_state_update
+static const struct field link_state_update[] = {
+    NAME("origin", REQ, S, origin), U64("seq", REQ, S, seq),
+    U32("maxage", REQ, S, max_age_ms, 1, 3600000),
+    LINK_STATES("links", S, links)};
+#undef S
+#define S struct qkdn_route_query
+static const struct field route_query[] = {NAME("snode", REQ, S, src_node),
+                                           NAME("dnode", REQ, S, dst_node),
+                                           U64("bytes", REQ, S, bytes)};
+#undef S
+#define S struct qkdn_ctl_status
+static const struct field ctl_status[] = {
+    NAME("node", REQ, S, node),
+    U32("central", REQ, S, centralized, 0, 1),
+    U64("ver", REQ, S, version),
+    U64("nexthop", REQ, S, next_hop_reqs),
+    U64("relreq", REQ, S, relay_req_notifs),
+    U64("relrsp", REQ, S, relay_req_rsps),
+    U64("reserve", REQ, S, reservations),
+    U64("alloc", REQ, S, allocations),
+    U64("updates", REQ, S, updates),
+    LINK_STATES("links", S, links)};
 #undef S
 static const struct field error_msg[] = {
     I32("code", REQ, struct qkdn_error, code, 1, 10000),
@@ -294,6 +385,24 @@ static const struct field error_msg[] = {
 };
 static const struct field status_req[] = {
     U32("flags", OPT, struct qkdn_status_req, flags, 0, 0)};
+#define S struct qkdn_relay_stats
+static const struct field relay_stats_fields[] = {
+    U64("started", REQ, S, started),
+    U64("completed", REQ, S, completed),
+    U64("failed", REQ, S, failed),
+    U64("inflight", REQ, S, in_flight),
+    U64("forwarded", REQ, S, forwarded),
+    U64("delivered", REQ, S, delivered),
+    U64("rejected", REQ, S, rejected),
+    U64("nexthop", REQ, S, next_hop_reqs),
+    U64("relreq", REQ, S, relay_req_notifs),
+    U64("relrsp", REQ, S, relay_req_rsps),
+    U64("done", REQ, S, done_notifs),
+    U64("reserve", REQ, S, reservations),
+    U64("alloc", REQ, S, allocations),
+    U64("keys", REQ, S, keys_relayed)};
+#undef S
+static const struct table relay_stats_table = TABLE(relay_stats_fields);
 #define S struct qkdn_status_rsp
 static const struct field status_rsp[] = {
     NAME("node", REQ, S, node),
@@ -303,7 +412,12 @@ static const struct field status_rsp[] = {
     U64("akerr", OPT, S, ak_errors),
     U64("kxerr", OPT, S, kx_errors),
     ARRAY("links", REQ, S, n_links, 0, QKDN_LINKS_MAX, el_link_status,
-          struct qkdn_link_status)};
+          struct qkdn_link_status),
+    {.key = "relay",
+     .type = F_MAP,
+     .required = OPT,
+     .off = offsetof(S, relay),
+     .sub = &relay_stats_table}};
 #undef S
 #define S struct qkdn_link_block
 static const struct field link_block[] = {
@@ -320,7 +434,7 @@ static const struct field el_sync_req = {
     .key = "", .type = F_MAP, .sub = &sync_req_table};
 #define S struct qkdn_key_sync
 static const struct field key_sync[] = {
-    NAME("link", REQ, S, link), SEGS("segs", S, segs),
+    NAME("link", REQ, S, link), SEGS("segs", REQ, S, segs),
     ARRAY("reqs", REQ, S, reqs.n, 1, QKDN_KEYS_MAX, el_sync_req,
           struct qkdn_sync_req)};
 #undef S
@@ -392,6 +506,12 @@ static const struct msgdef msgdefs[] = {
     MSG(QKDN_ACK, "acknowledgement", ack),
     MSG(QKDN_LINK_CTL, "link control", link_ctl),
     MSG(QKDN_KEY_SYNC_AUTH, "authenticated key sync", key_sync_auth),
+    MSG(QKDN_KEY_RELAY_AUTH, "authenticated key relay", key_relay_auth),
+    MSG(QKDN_RELAY_ABORT, "relay abort", relay_abort),
+    MSG(QKDN_RESERVE_RELEASE, "reservation release", reserve_release),
+    MSG(QKDN_LINK_STATE, "link-state update", link_state_update),
+    MSG(QKDN_ROUTE_QUERY, "route query", route_query),
+    MSG(QKDN_CTL_STATUS, "controller status", ctl_status),
 };
 
 static const struct msgdef *
@@ -590,6 +710,12 @@ absent(const struct field *f, const uint8_t *p)
 		return p[0] == 0;
 	if (f->type == F_BYTES)
 		return ((const struct qkdn_bytes *)p)->len == 0;
+	if (f->type == F_ARRAY)
+		return ((const struct array *)p)->n == 0;
+	if (f->type == F_UUID) {
+		static const uint8_t zero[16];
+		return memcmp(p, zero, sizeof(zero)) == 0;
+	}
 	return false;
 }
 

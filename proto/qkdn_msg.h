@@ -18,6 +18,8 @@
 #define QKDN_KEY_BYTES_MAX   1024 /* one key: up to 8192 bits */
 #define QKDN_KEYS_MAX        4096 /* keys or key IDs in one message */
 #define QKDN_ROUTE_MAX       32   /* nodes in one relay route */
+#define QKDN_ROUTES_MAX      8    /* routes in one key relay request */
+#define QKDN_LINK_STATES_MAX 4096 /* links in one update or status */
 #define QKDN_LINKS_MAX       64   /* links in one status reply */
 #define QKDN_SEGS_MAX        1024 /* block segments in one message */
 #define QKDN_BLOCK_BYTES_MAX (1u << 20)  /* one link key block */
@@ -93,6 +95,12 @@ enum qkdn_msg_type {
 	QKDN_ACK = 105,
 	QKDN_LINK_CTL = 106,
 	QKDN_KEY_SYNC_AUTH = 107,
+	QKDN_KEY_RELAY_AUTH = 108,
+	QKDN_RELAY_ABORT = 109,
+	QKDN_RESERVE_RELEASE = 110,
+	QKDN_LINK_STATE = 111,
+	QKDN_ROUTE_QUERY = 112,
+	QKDN_CTL_STATUS = 113,
 };
 
 /* 1 key request: an application asks its KM for keys shared with dst_sae. */
@@ -184,40 +192,60 @@ struct qkdn_key_req_session_rsp {
 	struct qkdn_keys keys;
 };
 
-/* 14 key relay next hop request (KM -> its controller). */
+/* 14 key relay next hop request (KM -> the controller of its node, on Ck;
+ * distributed mode, I.3 / I.5a). */
 struct qkdn_next_hop_req {
 	qkdn_uuid relay_id;
 	qkdn_name here; /* node asking */
 	qkdn_name dst_node;
+	uint64_t bytes; /* key the relay takes on each hop (the demand) */
 };
 
-/* 15 response to key relay next hop request. */
+/* 15 response to key relay next hop request (controller -> KM). */
 struct qkdn_next_hop_rsp {
 	qkdn_uuid relay_id;
-	int32_t result;
-	qkdn_name next_hop;
+	int32_t result;     /* 0, or -QKDN_E_NO_ROUTE */
+	qkdn_name next_hop; /* absent unless result is 0 */
+	qkdn_name link;     /* the link from here to next_hop */
+	uint64_t version;   /* topology version the answer was computed on */
 };
 
-/* 16 key relay completion notification (destination KM -> source KM). */
+/* 16 key relay completion notification: the destination KM's reply to the
+ * key relay it received, carried back hop by hop to the source KM as each
+ * hop's reply. Each copy is authenticated for its hop: tag is the one-time
+ * MAC, under the hop's ack key (bits 32..63 of its pad), of the hop's
+ * key relay tag. */
 struct qkdn_relay_done_notif {
 	qkdn_uuid relay_id;
 	int32_t result;
 	struct qkdn_ids ids;
+	struct qkdn_bytes tag; /* 16 bytes */
 };
 
-/* 17 key relay request notification (KM -> central controller). */
+/* 17 key relay request notification (KM -> central controller, on Ck;
+ * I.4a / I.5b). */
 struct qkdn_relay_req_notif {
 	qkdn_uuid relay_id;
 	qkdn_name src_node;
 	qkdn_name dst_node;
 	uint32_t count;
 	uint32_t bits;
+	qkdn_name src_sae; /* optional, except with reserve */
+	qkdn_name dst_sae;
+	/* 1: an operator's order for the reservation scheme (I.4b): the
+	 * controller reserves at src_node, relays from the next node and
+	 * allocates to src_sae / dst_sae; its reply is then an ALLOC_RSP */
+	uint32_t reserve;
 };
 
-/* 18 key relay request (controller -> KM): the full route. */
-struct qkdn_relay_req {
-	qkdn_uuid relay_id;
-	struct qkdn_route route;
+/* One route: node IDs from the source to the destination. */
+struct qkdn_route_entry {
+	struct qkdn_route nodes;
+};
+
+struct qkdn_routes {
+	uint32_t n;
+	struct qkdn_route_entry *v;
 };
 
 /* A run of bytes of one link key block, in the sender's direction of the
@@ -233,53 +261,162 @@ struct qkdn_segments {
 	struct qkdn_segment *v;
 };
 
-/* 19 key relay (KM -> next KM): keys under a one-time pad from the link's
- * pool, authenticated with a one-time MAC keyed from the same pool. The
- * segments give first the 32-byte MAC key, then the pad. */
-struct qkdn_key_relay {
+/* 18 key relay request (central controller -> KM, and the reply to 17 and
+ * to a route query): every usable route to the destination node, best
+ * first (I.4a). With a reservation (I.4b, sent to KM2 = routes[0][1]) it
+ * also says what to relay: the reserved keys, whose bits are the link
+ * key of routes[0][0] -> routes[0][1] at segs (in KM1's direction). */
+struct qkdn_relay_req {
 	qkdn_uuid relay_id;
-	struct qkdn_route route;
-	uint32_t hop; /* index in route of the receiving node */
+	struct qkdn_routes routes; /* 0..8 routes (0: no route) */
+	uint64_t version;          /* topology version */
+	/* I.4b only (reservation_id all zero: none) */
+	qkdn_uuid reservation_id;
 	qkdn_name src_sae;
 	qkdn_name dst_sae;
-	qkdn_name link; /* link whose pool gives pad and MAC key */
-	struct qkdn_segments segs;
+	uint32_t bits;
 	struct qkdn_ids ids;
-	struct qkdn_bytes ciphertext;
-	struct qkdn_bytes tag;
+	qkdn_name link;
+	struct qkdn_segments segs;
 };
 
-/* 20 response to key relay request. */
+/* 19 key relay (KM -> next KM on the route, over Kx, always inside a
+ * KEY_RELAY_AUTH). The segments name this hop's bits in the sender's
+ * direction of link: the 32-byte MAC key, the 32-byte ack key, then the
+ * pad: ciphertext is the keys XOR the pad. On the first hop of a relay
+ * started by a key request the keys are the pad bits themselves (the link
+ * key already shared by the two ends) and ciphertext is absent. */
+struct qkdn_key_relay {
+	qkdn_uuid relay_id;
+	struct qkdn_route route; /* the whole route, source first */
+	uint32_t hop;            /* index in route of the receiving node */
+	qkdn_name src_sae;
+	qkdn_name dst_sae;
+	uint32_t bits;   /* size of each key */
+	uint32_t ttl_ms; /* time left for the rest of the relay */
+	qkdn_name link;  /* link whose pool gives pad and MAC keys */
+	struct qkdn_segments segs;
+	struct qkdn_ids ids;
+	struct qkdn_bytes ciphertext; /* absent: the keys are the pad bits */
+};
+
+/* 20 response to key relay request (KM -> controller, on Ck: the outcome
+ * of a relay the controller routed, I.4a step 4 / I.4b step 3). */
 struct qkdn_relay_req_rsp {
 	qkdn_uuid relay_id;
 	int32_t result;
+	qkdn_uuid reservation_id; /* I.4b */
 };
 
-/* 21 key reservation request (controller -> KM). */
+/* 21 key reservation request (controller -> KM1, on KM1's Kx address):
+ * take count keys of bits from the link to next_hop and hold them for
+ * ttl_ms unallocated (then released). */
 struct qkdn_reserve_req {
 	qkdn_uuid reservation_id;
 	qkdn_name dst_node;
+	qkdn_name next_hop;
 	uint32_t count;
 	uint32_t bits;
+	uint32_t ttl_ms;
 };
 
-/* 22 response to key reservation request. */
+/* 22 response to key reservation request: the reserved keys' IDs and
+ * where their bits lie (KM2 reads them from its end of the link). */
 struct qkdn_reserve_rsp {
 	qkdn_uuid reservation_id;
 	int32_t result;
 	struct qkdn_ids ids;
+	qkdn_name link;
+	struct qkdn_segments segs;
 };
 
-/* 23 key allocation request (controller -> KM). */
+/* 23 key allocation request (controller -> KM1): give the reserved keys,
+ * now shared with dst_node's KM, to src_sae for dst_sae. */
 struct qkdn_alloc_req {
 	qkdn_uuid reservation_id;
 	qkdn_name dst_node;
+	qkdn_name src_sae;
+	qkdn_name dst_sae;
 };
 
 /* 24 response to key allocation request. */
 struct qkdn_alloc_rsp {
 	qkdn_uuid reservation_id;
 	int32_t result;
+	struct qkdn_ids ids;
+};
+
+/* 108 a key relay with its one-time MAC: relay is the encoded KEY_RELAY,
+ * tag the Poly1305 tag over exactly those bytes under the hop's MAC key. */
+struct qkdn_key_relay_auth {
+	struct qkdn_bytes relay;
+	struct qkdn_bytes tag; /* 16 bytes */
+};
+
+/* 109 relay abort (a KM -> the next KMs of a failed relay, best effort):
+ * forget every key of the relay not yet fetched. */
+struct qkdn_relay_abort {
+	qkdn_uuid relay_id;
+	struct qkdn_ids ids;
+	char reason[QKDN_REASON_MAX];
+};
+
+/* 110 reservation release (controller -> KM1): the reserved keys will not
+ * be allocated; forget them. */
+struct qkdn_reserve_release {
+	qkdn_uuid reservation_id;
+};
+
+/* One link as a node sees it (LINK_STATE, controller status). */
+struct qkdn_link_state {
+	qkdn_name link;
+	qkdn_name a;       /* the reporting node (LINK_STATE) or one end */
+	qkdn_name b;       /* the other end */
+	uint32_t up;       /* 1: the KMs reach each other */
+	uint64_t a_out;    /* key a can send on it, bytes */
+	uint64_t b_out;    /* key b can send on it (status only) */
+	uint64_t rate_bps; /* secret key rate */
+	uint32_t age_ms;   /* status only: since the last report */
+};
+
+struct qkdn_link_states {
+	uint32_t n;
+	struct qkdn_link_state *v;
+};
+
+/* 111 link-state update: a KM reports its links to its controller (Ck),
+ * and controllers flood the reports of their nodes to each other (Cx).
+ * seq grows with each report of one origin; a report is dropped when
+ * older than what is held, and forgotten after max_age_ms. The reply is
+ * an ACK whose value is the receiver's topology version. */
+struct qkdn_link_state_update {
+	qkdn_name origin;
+	uint64_t seq;
+	uint32_t max_age_ms;
+	struct qkdn_link_states links;
+};
+
+/* 112 route query (CLI -> a controller): the routes it would use now from
+ * src_node to dst_node for bytes of key per hop; the reply is a
+ * KEY_RELAY_REQ (relay_id zero). */
+struct qkdn_route_query {
+	qkdn_name src_node;
+	qkdn_name dst_node;
+	uint64_t bytes;
+};
+
+/* 113 controller status (reply to a STATUS_REQ sent to a controller). */
+struct qkdn_ctl_status {
+	qkdn_name node; /* its node, or "central" */
+	uint32_t centralized;
+	uint64_t version;
+	uint64_t next_hop_reqs;    /* 14 answered */
+	uint64_t relay_req_notifs; /* 17 answered */
+	uint64_t relay_req_rsps;   /* 20 received */
+	uint64_t reservations;     /* 21 sent */
+	uint64_t allocations;      /* 23 sent */
+	uint64_t updates;          /* 111 received */
+	struct qkdn_link_states links;
 };
 
 /* Error reply: a stable qkdn error code (positive on the wire) and why. */
@@ -303,6 +440,24 @@ struct qkdn_link_status {
 	uint64_t sync_failures; /* key syncs on this link that failed it */
 };
 
+/* Relays as one KM saw them, and the procedure messages it sent. */
+struct qkdn_relay_stats {
+	uint64_t started;   /* relays this KM began (source, or KM2 in I.4b) */
+	uint64_t completed; /* of those, completion notifications received */
+	uint64_t failed;    /* of those, failed or timed out */
+	uint64_t in_flight; /* of those, still waiting */
+	uint64_t forwarded; /* key relays passed on (intermediate node) */
+	uint64_t delivered; /* key relays ending here (destination node) */
+	uint64_t rejected;  /* key relays refused (MAC, replay, order) */
+	uint64_t next_hop_reqs;    /* 14 sent */
+	uint64_t relay_req_notifs; /* 17 sent */
+	uint64_t relay_req_rsps;   /* 20 sent */
+	uint64_t done_notifs;      /* 16 sent (as destination) */
+	uint64_t reservations;     /* 21 served */
+	uint64_t allocations;      /* 23 served */
+	uint64_t keys_relayed;     /* keys delivered by completed relays */
+};
+
 struct qkdn_status_rsp {
 	qkdn_name node;
 	uint64_t keys_supplied; /* key ends handed to applications */
@@ -312,6 +467,7 @@ struct qkdn_status_rsp {
 	uint64_t kx_errors;     /* error replies to peer KMs */
 	uint32_t n_links;
 	struct qkdn_link_status *links;
+	struct qkdn_relay_stats relay;
 };
 
 /* Kq-1: one block of fresh QKD key from a link's modules. */
@@ -407,6 +563,12 @@ struct qkdn_msg {
 		struct qkdn_link_block link_block;
 		struct qkdn_key_sync key_sync;
 		struct qkdn_key_sync_auth key_sync_auth;
+		struct qkdn_key_relay_auth key_relay_auth;
+		struct qkdn_relay_abort relay_abort;
+		struct qkdn_reserve_release reserve_release;
+		struct qkdn_link_state_update link_state;
+		struct qkdn_route_query route_query;
+		struct qkdn_ctl_status ctl_status;
 		struct qkdn_ack ack;
 		struct qkdn_link_ctl link_ctl;
 	} u;

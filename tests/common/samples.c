@@ -225,25 +225,36 @@ fill_next_hop_req(struct qkdn_msg *m, bool full)
 	m->u.next_hop_req.relay_id = sample_uuid(14);
 	NAME(m->u.next_hop_req.here, "node-here");
 	NAME(m->u.next_hop_req.dst_node, "node-there");
+	m->u.next_hop_req.bytes = 32 * 4096;
 	return 0;
 }
 
 static int
 fill_next_hop_rsp(struct qkdn_msg *m, bool full)
 {
+	/* full: a next hop (and the link to it); min: no route, which
+	 * names no hop */
 	m->u.next_hop_rsp.relay_id = sample_uuid(15);
-	m->u.next_hop_rsp.result = full ? QKDN_E_UNREACHABLE : QKDN_E_NO_ROUTE;
-	if (full)
+	m->u.next_hop_rsp.result = full ? 0 : QKDN_E_NO_ROUTE;
+	m->u.next_hop_rsp.version = full ? UINT64_MAX : 0;
+	if (full) {
 		NAME(m->u.next_hop_rsp.next_hop, "node-next");
+		NAME(m->u.next_hop_rsp.link, "link-here-next");
+	}
 	return 0;
 }
 
 static int
 fill_relay_done_notif(struct qkdn_msg *m, bool full)
 {
+	/* full: a completion with its IDs and tag; min: a failure */
 	m->u.relay_done_notif.relay_id = sample_uuid(16);
-	m->u.relay_done_notif.result = full ? QKDN_E_BLOCK_MISSING : 0;
-	return sample_ids(m, &m->u.relay_done_notif.ids, full ? 6 : 0, 160);
+	m->u.relay_done_notif.result = full ? 0 : QKDN_E_BLOCK_MISSING;
+	if (!full)
+		return 0; /* no IDs, no tag */
+	if (sample_bytes(m, &m->u.relay_done_notif.tag, 16, 161) != 0)
+		return QKDN_E_NOMEM;
+	return sample_ids(m, &m->u.relay_done_notif.ids, 6, 160);
 }
 
 static int
@@ -255,14 +266,37 @@ fill_relay_req_notif(struct qkdn_msg *m, bool full)
 	NAME(p->dst_node, "node-dst");
 	p->count = full ? 9 : 1;
 	p->bits = 2048;
+	if (full) {
+		NAME(p->src_sae, "sae-ä");
+		NAME(p->dst_sae, "sae-ö");
+		p->reserve = 1;
+	}
 	return 0;
 }
 
 static int
 fill_relay_req(struct qkdn_msg *m, bool full)
 {
-	m->u.relay_req.relay_id = sample_uuid(18);
-	return sample_route(m, &m->u.relay_req.route, full ? 5 : 2);
+	struct qkdn_relay_req *p = &m->u.relay_req;
+	p->relay_id = sample_uuid(18);
+	if (!full)
+		return 0; /* no route */
+	p->version = 18;
+	if ((p->routes.v = qkdn_msg_alloc(m, 3 * sizeof(*p->routes.v))) == NULL)
+		return QKDN_E_NOMEM;
+	p->routes.n = 3;
+	for (uint32_t i = 0; i < 3; i++)
+		if (sample_route(m, &p->routes.v[i].nodes, 2 + i) != 0)
+			return QKDN_E_NOMEM;
+	p->reservation_id = sample_uuid(180);
+	NAME(p->src_sae, "sae-1");
+	NAME(p->dst_sae, "sae-2");
+	NAME(p->link, "link-1-2");
+	p->bits = 256;
+	if (sample_ids(m, &p->ids, 2, 181) != 0 ||
+	    sample_segs(m, &p->segs, 2, 182) != 0)
+		return QKDN_E_NOMEM;
+	return 0;
 }
 
 static int
@@ -275,11 +309,14 @@ fill_key_relay(struct qkdn_msg *m, bool full)
 	NAME(p->src_sae, "sae-from");
 	NAME(p->dst_sae, "sae-to");
 	NAME(p->link, "link-2-3");
+	p->bits = 256;
+	p->ttl_ms = full ? 3600000 : 1;
 	if (sample_route(m, &p->route, full ? 4 : 2) != 0 ||
 	    sample_segs(m, &p->segs, n, 19) != 0 ||
-	    sample_ids(m, &p->ids, n, 190) != 0 ||
-	    sample_bytes(m, &p->ciphertext, 32 * n, 19) != 0 ||
-	    sample_bytes(m, &p->tag, 16, 191) != 0)
+	    sample_ids(m, &p->ids, n, 190) != 0)
+		return QKDN_E_NOMEM;
+	/* the first hop carries no ciphertext */
+	if (full && sample_bytes(m, &p->ciphertext, 32 * n, 19) != 0)
 		return QKDN_E_NOMEM;
 	return 0;
 }
@@ -289,6 +326,8 @@ fill_relay_req_rsp(struct qkdn_msg *m, bool full)
 {
 	m->u.relay_req_rsp.relay_id = sample_uuid(20);
 	m->u.relay_req_rsp.result = full ? QKDN_E_TIMEOUT : 0;
+	if (full)
+		m->u.relay_req_rsp.reservation_id = sample_uuid(200);
 	return 0;
 }
 
@@ -298,17 +337,25 @@ fill_reserve_req(struct qkdn_msg *m, bool full)
 	struct qkdn_reserve_req *p = &m->u.reserve_req;
 	p->reservation_id = sample_uuid(21);
 	NAME(p->dst_node, "node-21");
+	NAME(p->next_hop, "node-next-21");
 	p->count = full ? 3 : 1;
 	p->bits = 8192;
+	p->ttl_ms = full ? 3600000 : 1;
 	return 0;
 }
 
 static int
 fill_reserve_rsp(struct qkdn_msg *m, bool full)
 {
+	/* full: the reserved IDs and where their bits lie; min: refused */
 	m->u.reserve_rsp.reservation_id = sample_uuid(22);
-	m->u.reserve_rsp.result = full ? QKDN_E_INSUFFICIENT_KEY : 0;
-	return sample_ids(m, &m->u.reserve_rsp.ids, full ? 3 : 0, 220);
+	m->u.reserve_rsp.result = full ? 0 : QKDN_E_INSUFFICIENT_KEY;
+	if (!full)
+		return 0;
+	NAME(m->u.reserve_rsp.link, "link-22");
+	if (sample_segs(m, &m->u.reserve_rsp.segs, 2, 221) != 0)
+		return QKDN_E_NOMEM;
+	return sample_ids(m, &m->u.reserve_rsp.ids, 3, 220);
 }
 
 static int
@@ -317,15 +364,18 @@ fill_alloc_req(struct qkdn_msg *m, bool full)
 	(void)full; /* no optional field, no array */
 	m->u.alloc_req.reservation_id = sample_uuid(23);
 	NAME(m->u.alloc_req.dst_node, "node-23");
+	NAME(m->u.alloc_req.src_sae, "sae-23s");
+	NAME(m->u.alloc_req.dst_sae, "sae-23d");
 	return 0;
 }
 
 static int
 fill_alloc_rsp(struct qkdn_msg *m, bool full)
 {
+	/* full: the allocated IDs; min: a second allocation, refused */
 	m->u.alloc_rsp.reservation_id = sample_uuid(24);
-	m->u.alloc_rsp.result = full ? QKDN_E_ALREADY_SUPPLIED : 0;
-	return 0;
+	m->u.alloc_rsp.result = full ? 0 : QKDN_E_ALREADY_SUPPLIED;
+	return full ? sample_ids(m, &m->u.alloc_rsp.ids, 2, 240) : 0;
 }
 
 static int
@@ -372,6 +422,9 @@ fill_status_rsp(struct qkdn_msg *m, bool full)
 		l->out_of_sync = i == 1;
 		l->sync_failures = 40 + i;
 	}
+	uint64_t *c = &p->relay.started;
+	for (size_t i = 0; i < sizeof(p->relay) / sizeof(uint64_t); i++)
+		c[i] = 100 + i; /* every counter of its own value */
 	return 0;
 }
 
@@ -432,6 +485,93 @@ fill_link_ctl(struct qkdn_msg *m, bool full)
 	return 0;
 }
 
+static int
+fill_key_relay_auth(struct qkdn_msg *m, bool full)
+{
+	if (sample_bytes(m, &m->u.key_relay_auth.relay, full ? 400 : 1, 108) !=
+	        0 ||
+	    sample_bytes(m, &m->u.key_relay_auth.tag, 16, 109) != 0)
+		return QKDN_E_NOMEM;
+	return 0;
+}
+
+static int
+fill_relay_abort(struct qkdn_msg *m, bool full)
+{
+	m->u.relay_abort.relay_id = sample_uuid(109);
+	if (!full)
+		return 0;
+	snprintf(m->u.relay_abort.reason, sizeof(m->u.relay_abort.reason),
+	         "next hop node-ü unreachable");
+	return sample_ids(m, &m->u.relay_abort.ids, 4, 1090);
+}
+
+static int
+fill_reserve_release(struct qkdn_msg *m, bool full)
+{
+	(void)full; /* no optional field, no array */
+	m->u.reserve_release.reservation_id = sample_uuid(110);
+	return 0;
+}
+
+static int
+sample_link_states(struct qkdn_msg *m, struct qkdn_link_states *ls, uint32_t n)
+{
+	if (n == 0)
+		return 0;
+	if ((ls->v = qkdn_msg_alloc(m, n * sizeof(*ls->v))) == NULL)
+		return QKDN_E_NOMEM;
+	ls->n = n;
+	for (uint32_t i = 0; i < n; i++) {
+		struct qkdn_link_state *l = &ls->v[i];
+		snprintf(l->link, sizeof(l->link), "link-ä%u", i);
+		snprintf(l->a, sizeof(l->a), "node-a%u", i);
+		snprintf(l->b, sizeof(l->b), "node-b%u", i);
+		l->up = i % 2;
+		l->a_out = 4096ULL << i;
+		l->b_out = i;
+		l->rate_bps = 1000000 + i;
+		l->age_ms = i == 2 ? UINT32_MAX : i;
+	}
+	return 0;
+}
+
+static int
+fill_link_state(struct qkdn_msg *m, bool full)
+{
+	NAME(m->u.link_state.origin, "node-origin");
+	m->u.link_state.seq = full ? UINT64_MAX : 0;
+	m->u.link_state.max_age_ms = full ? 3600000 : 1;
+	return sample_link_states(m, &m->u.link_state.links, full ? 3 : 0);
+}
+
+static int
+fill_route_query(struct qkdn_msg *m, bool full)
+{
+	NAME(m->u.route_query.src_node, "node-from");
+	NAME(m->u.route_query.dst_node, "node-to");
+	m->u.route_query.bytes = full ? UINT64_MAX : 0;
+	return 0;
+}
+
+static int
+fill_ctl_status(struct qkdn_msg *m, bool full)
+{
+	struct qkdn_ctl_status *p = &m->u.ctl_status;
+	NAME(p->node, "central");
+	if (!full)
+		return 0; /* counters 0, no links */
+	p->centralized = 1;
+	p->version = 113;
+	p->next_hop_reqs = 1;
+	p->relay_req_notifs = 2;
+	p->relay_req_rsps = 3;
+	p->reservations = 4;
+	p->allocations = 5;
+	p->updates = 6;
+	return sample_link_states(m, &p->links, 3);
+}
+
 static const struct {
 	uint32_t type;
 	int (*fill)(struct qkdn_msg *m, bool full);
@@ -468,6 +608,12 @@ static const struct {
     {QKDN_ACK, fill_ack},
     {QKDN_LINK_CTL, fill_link_ctl},
     {QKDN_KEY_SYNC_AUTH, fill_key_sync_auth},
+    {QKDN_KEY_RELAY_AUTH, fill_key_relay_auth},
+    {QKDN_RELAY_ABORT, fill_relay_abort},
+    {QKDN_RESERVE_RELEASE, fill_reserve_release},
+    {QKDN_LINK_STATE, fill_link_state},
+    {QKDN_ROUTE_QUERY, fill_route_query},
+    {QKDN_CTL_STATUS, fill_ctl_status},
 };
 
 int

@@ -92,6 +92,53 @@ same_route(const struct qkdn_route *a, const struct qkdn_route *b)
 	(void)a;                                                               \
 	(void)b
 
+/* Optional arrays and byte strings: both empty, or the same. */
+static void
+same_ids_opt(const struct qkdn_ids *a, const struct qkdn_ids *b)
+{
+	assert_int_equal(a->n, b->n);
+	if (a->n > 0)
+		same_ids(a, b);
+}
+
+static void
+same_bytes_opt(const struct qkdn_bytes *a, const struct qkdn_bytes *b)
+{
+	assert_int_equal(a->len, b->len);
+	if (a->len > 0)
+		same_bytes(a, b);
+}
+
+static void
+same_segs_opt(const struct qkdn_segments *a, const struct qkdn_segments *b)
+{
+	assert_int_equal(a->n, b->n);
+	if (a->n > 0)
+		same_segs(a, b);
+}
+
+static void
+same_link_states(const struct qkdn_link_states *a,
+                 const struct qkdn_link_states *b)
+{
+	assert_int_equal(a->n, b->n);
+	for (uint32_t i = 0; i < a->n; i++) {
+		const struct qkdn_link_state *x = &a->v[i], *y = &b->v[i];
+		assert_string_equal(x->link, y->link);
+		assert_string_equal(x->a, y->a);
+		assert_string_equal(x->b, y->b);
+		assert_int_equal(x->up, y->up);
+		assert_int_equal(x->a_out, y->a_out);
+		assert_int_equal(x->b_out, y->b_out);
+		assert_int_equal(x->rate_bps, y->rate_bps);
+		assert_int_equal(x->age_ms, y->age_ms);
+	}
+}
+
+#define SAME_IDS_OPT(f)   same_ids_opt(&a->f, &b->f)
+#define SAME_BYTES_OPT(f) same_bytes_opt(&a->f, &b->f)
+#define SAME_SEGS_OPT(f)  same_segs_opt(&a->f, &b->f)
+
 static void
 check_key_req(const struct qkdn_msg *x, const struct qkdn_msg *y)
 {
@@ -171,7 +218,7 @@ check_key_supply_notif(const struct qkdn_msg *x, const struct qkdn_msg *y)
 	SAME_UUID(session_id);
 	SAME_INT(count);
 	SAME_INT(bits);
-	SAME_IDS(ids);
+	SAME_IDS_OPT(ids);
 }
 
 static void
@@ -187,7 +234,7 @@ check_proactive_supply_rsp(const struct qkdn_msg *x, const struct qkdn_msg *y)
 {
 	PAIR(qkdn_proactive_supply_rsp, proactive_supply_rsp);
 	SAME_UUID(session_id);
-	SAME_IDS(ids);
+	SAME_IDS_OPT(ids);
 }
 
 static void
@@ -196,7 +243,7 @@ check_key_supply_notif_rsp(const struct qkdn_msg *x, const struct qkdn_msg *y)
 	PAIR(qkdn_key_supply_notif_rsp, key_supply_notif_rsp);
 	SAME_UUID(session_id);
 	SAME_INT(result);
-	SAME_IDS(ids);
+	SAME_IDS_OPT(ids);
 }
 
 static void
@@ -214,6 +261,7 @@ check_next_hop_req(const struct qkdn_msg *x, const struct qkdn_msg *y)
 	SAME_UUID(relay_id);
 	SAME_NAME(here);
 	SAME_NAME(dst_node);
+	SAME_INT(bytes);
 }
 
 static void
@@ -223,6 +271,8 @@ check_next_hop_rsp(const struct qkdn_msg *x, const struct qkdn_msg *y)
 	SAME_UUID(relay_id);
 	SAME_INT(result);
 	SAME_NAME(next_hop);
+	SAME_NAME(link);
+	SAME_INT(version);
 }
 
 static void
@@ -231,7 +281,8 @@ check_relay_done_notif(const struct qkdn_msg *x, const struct qkdn_msg *y)
 	PAIR(qkdn_relay_done_notif, relay_done_notif);
 	SAME_UUID(relay_id);
 	SAME_INT(result);
-	SAME_IDS(ids);
+	SAME_IDS_OPT(ids);
+	SAME_BYTES_OPT(tag);
 }
 
 static void
@@ -243,6 +294,9 @@ check_relay_req_notif(const struct qkdn_msg *x, const struct qkdn_msg *y)
 	SAME_NAME(dst_node);
 	SAME_INT(count);
 	SAME_INT(bits);
+	SAME_NAME(src_sae);
+	SAME_NAME(dst_sae);
+	SAME_INT(reserve);
 }
 
 static void
@@ -250,7 +304,17 @@ check_relay_req(const struct qkdn_msg *x, const struct qkdn_msg *y)
 {
 	PAIR(qkdn_relay_req, relay_req);
 	SAME_UUID(relay_id);
-	SAME_ROUTE(route);
+	SAME_INT(routes.n);
+	for (uint32_t i = 0; i < a->routes.n; i++)
+		same_route(&a->routes.v[i].nodes, &b->routes.v[i].nodes);
+	SAME_INT(version);
+	SAME_UUID(reservation_id);
+	SAME_NAME(src_sae);
+	SAME_NAME(dst_sae);
+	SAME_INT(bits);
+	SAME_IDS_OPT(ids);
+	SAME_NAME(link);
+	SAME_SEGS_OPT(segs);
 }
 
 static void
@@ -262,11 +326,12 @@ check_key_relay(const struct qkdn_msg *x, const struct qkdn_msg *y)
 	SAME_INT(hop);
 	SAME_NAME(src_sae);
 	SAME_NAME(dst_sae);
+	SAME_INT(bits);
+	SAME_INT(ttl_ms);
 	SAME_NAME(link);
 	SAME_SEGS(segs);
 	SAME_IDS(ids);
-	SAME_BYTES(ciphertext);
-	SAME_BYTES(tag);
+	SAME_BYTES_OPT(ciphertext);
 }
 
 static void
@@ -275,6 +340,7 @@ check_relay_req_rsp(const struct qkdn_msg *x, const struct qkdn_msg *y)
 	PAIR(qkdn_relay_req_rsp, relay_req_rsp);
 	SAME_UUID(relay_id);
 	SAME_INT(result);
+	SAME_UUID(reservation_id);
 }
 
 static void
@@ -283,8 +349,10 @@ check_reserve_req(const struct qkdn_msg *x, const struct qkdn_msg *y)
 	PAIR(qkdn_reserve_req, reserve_req);
 	SAME_UUID(reservation_id);
 	SAME_NAME(dst_node);
+	SAME_NAME(next_hop);
 	SAME_INT(count);
 	SAME_INT(bits);
+	SAME_INT(ttl_ms);
 }
 
 static void
@@ -293,7 +361,9 @@ check_reserve_rsp(const struct qkdn_msg *x, const struct qkdn_msg *y)
 	PAIR(qkdn_reserve_rsp, reserve_rsp);
 	SAME_UUID(reservation_id);
 	SAME_INT(result);
-	SAME_IDS(ids);
+	SAME_IDS_OPT(ids);
+	SAME_NAME(link);
+	SAME_SEGS_OPT(segs);
 }
 
 static void
@@ -302,6 +372,8 @@ check_alloc_req(const struct qkdn_msg *x, const struct qkdn_msg *y)
 	PAIR(qkdn_alloc_req, alloc_req);
 	SAME_UUID(reservation_id);
 	SAME_NAME(dst_node);
+	SAME_NAME(src_sae);
+	SAME_NAME(dst_sae);
 }
 
 static void
@@ -310,6 +382,7 @@ check_alloc_rsp(const struct qkdn_msg *x, const struct qkdn_msg *y)
 	PAIR(qkdn_alloc_rsp, alloc_rsp);
 	SAME_UUID(reservation_id);
 	SAME_INT(result);
+	SAME_IDS_OPT(ids);
 }
 
 static void
@@ -348,6 +421,20 @@ check_status_rsp(const struct qkdn_msg *x, const struct qkdn_msg *y)
 		SAME_INT(links[i].out_of_sync);
 		SAME_INT(links[i].sync_failures);
 	}
+	SAME_INT(relay.started);
+	SAME_INT(relay.completed);
+	SAME_INT(relay.failed);
+	SAME_INT(relay.in_flight);
+	SAME_INT(relay.forwarded);
+	SAME_INT(relay.delivered);
+	SAME_INT(relay.rejected);
+	SAME_INT(relay.next_hop_reqs);
+	SAME_INT(relay.relay_req_notifs);
+	SAME_INT(relay.relay_req_rsps);
+	SAME_INT(relay.done_notifs);
+	SAME_INT(relay.reservations);
+	SAME_INT(relay.allocations);
+	SAME_INT(relay.keys_relayed);
 }
 
 static void
@@ -389,7 +476,7 @@ check_ack(const struct qkdn_msg *x, const struct qkdn_msg *y)
 	PAIR(qkdn_ack, ack);
 	SAME_INT(result);
 	SAME_INT(value);
-	SAME_BYTES(tag);
+	SAME_BYTES_OPT(tag);
 }
 
 static void
@@ -398,6 +485,65 @@ check_link_ctl(const struct qkdn_msg *x, const struct qkdn_msg *y)
 	PAIR(qkdn_link_ctl, link_ctl);
 	SAME_NAME(link);
 	SAME_INT(action);
+}
+
+static void
+check_key_relay_auth(const struct qkdn_msg *x, const struct qkdn_msg *y)
+{
+	PAIR(qkdn_key_relay_auth, key_relay_auth);
+	SAME_BYTES(relay);
+	SAME_BYTES(tag);
+}
+
+static void
+check_relay_abort(const struct qkdn_msg *x, const struct qkdn_msg *y)
+{
+	PAIR(qkdn_relay_abort, relay_abort);
+	SAME_UUID(relay_id);
+	SAME_IDS_OPT(ids);
+	SAME_NAME(reason);
+}
+
+static void
+check_reserve_release(const struct qkdn_msg *x, const struct qkdn_msg *y)
+{
+	PAIR(qkdn_reserve_release, reserve_release);
+	SAME_UUID(reservation_id);
+}
+
+static void
+check_link_state(const struct qkdn_msg *x, const struct qkdn_msg *y)
+{
+	PAIR(qkdn_link_state_update, link_state);
+	SAME_NAME(origin);
+	SAME_INT(seq);
+	SAME_INT(max_age_ms);
+	same_link_states(&a->links, &b->links);
+}
+
+static void
+check_route_query(const struct qkdn_msg *x, const struct qkdn_msg *y)
+{
+	PAIR(qkdn_route_query, route_query);
+	SAME_NAME(src_node);
+	SAME_NAME(dst_node);
+	SAME_INT(bytes);
+}
+
+static void
+check_ctl_status(const struct qkdn_msg *x, const struct qkdn_msg *y)
+{
+	PAIR(qkdn_ctl_status, ctl_status);
+	SAME_NAME(node);
+	SAME_INT(centralized);
+	SAME_INT(version);
+	SAME_INT(next_hop_reqs);
+	SAME_INT(relay_req_notifs);
+	SAME_INT(relay_req_rsps);
+	SAME_INT(reservations);
+	SAME_INT(allocations);
+	SAME_INT(updates);
+	same_link_states(&a->links, &b->links);
 }
 
 /* ---- the sample table: one checker per type ---- */
@@ -444,6 +590,12 @@ static const struct sample samples[] = {
     SAMPLE(QKDN_ACK, ack),
     SAMPLE(QKDN_LINK_CTL, link_ctl),
     SAMPLE(QKDN_KEY_SYNC_AUTH, key_sync_auth),
+    SAMPLE(QKDN_KEY_RELAY_AUTH, key_relay_auth),
+    SAMPLE(QKDN_RELAY_ABORT, relay_abort),
+    SAMPLE(QKDN_RESERVE_RELEASE, reserve_release),
+    SAMPLE(QKDN_LINK_STATE, link_state),
+    SAMPLE(QKDN_ROUTE_QUERY, route_query),
+    SAMPLE(QKDN_CTL_STATUS, ctl_status),
 };
 #define N_SAMPLES (sizeof(samples) / sizeof(samples[0]))
 
@@ -455,19 +607,41 @@ static const struct {
     {QKDN_SESSION_CREATE_REQ, "snode"},
     {QKDN_SESSION_CREATE_REQ, "dnode"},
     {QKDN_NEXT_HOP_RSP, "next"},
+    {QKDN_NEXT_HOP_RSP, "link"},
+    {QKDN_RELAY_DONE_NOTIF, "ids"},
+    {QKDN_RELAY_DONE_NOTIF, "tag"},
+    {QKDN_RELAY_REQ_NOTIF, "src"},
+    {QKDN_RELAY_REQ_NOTIF, "dst"},
+    {QKDN_RELAY_REQ_NOTIF, "reserve"},
+    {QKDN_RELAY_REQ, "resid"},
+    {QKDN_RELAY_REQ, "src"},
+    {QKDN_RELAY_REQ, "dst"},
+    {QKDN_RELAY_REQ, "bits"},
+    {QKDN_RELAY_REQ, "ids"},
+    {QKDN_RELAY_REQ, "link"},
+    {QKDN_RELAY_REQ, "segs"},
+    {QKDN_KEY_RELAY, "ct"},
+    {QKDN_RELAY_REQ_RSP, "resid"},
+    {QKDN_RESERVE_RSP, "ids"},
+    {QKDN_RESERVE_RSP, "link"},
+    {QKDN_RESERVE_RSP, "segs"},
+    {QKDN_ALLOC_RSP, "ids"},
     {QKDN_ERROR, "why"},
     {QKDN_STATUS_REQ, "flags"},
     {QKDN_ACK, "val"},
     {QKDN_ACK, "tag"},
     {QKDN_STATUS_RSP, "akerr"},
     {QKDN_STATUS_RSP, "kxerr"},
+    {QKDN_STATUS_RSP, "relay"},
+    {QKDN_RELAY_ABORT, "ids"},
+    {QKDN_RELAY_ABORT, "why"},
 };
+#define N_OPTIONAL (sizeof(optional_fields) / sizeof(optional_fields[0]))
 
 static bool
 is_optional(uint32_t type, const char *key)
 {
-	for (size_t i = 0;
-	     i < sizeof(optional_fields) / sizeof(optional_fields[0]); i++)
+	for (size_t i = 0; i < N_OPTIONAL; i++)
 		if (optional_fields[i].type == type &&
 		    strcmp(optional_fields[i].key, key) == 0)
 			return true;
@@ -616,48 +790,56 @@ key_is(const msgpack_object *k, const char *key)
 	       memcmp(k->via.str.ptr, key, k->via.str.size) == 0;
 }
 
-enum edit { E_DROP, E_DUP, E_SET, E_ADD };
+enum edit { E_NONE, E_DROP, E_DUP, E_SET, E_ADD };
 
-/* Re-pack the sample of type with one body entry edited: key dropped,
- * doubled, its value replaced by the packed bytes in val (E_SET), or a new
- * entry key = val appended (E_ADD). */
-static void
-edit_sample(uint32_t type, const char *key, enum edit how,
-            const msgpack_sbuffer *val, struct pk *out)
+/* Re-pack map m with one entry edited (see edit_at). When outer is not
+ * NULL the edit is made one level down instead: in the map that is the
+ * value of outer, or in item 0 of the array of maps that is. */
+static bool
+pack_edited(msgpack_packer *pk, msgpack_sbuffer *sb,
+            const msgpack_object_map *m, const char *outer, const char *key,
+            enum edit how, const msgpack_sbuffer *val)
 {
-	struct qkdn_buf b = {0};
-	msgpack_unpacked up;
-	size_t off = 0;
 	bool found = false;
-
-	encode_sample(type, &b);
-	msgpack_unpacked_init(&up);
-	assert_int_equal(
-	    msgpack_unpack_next(&up, (const char *)b.data, b.len, &off),
-	    MSGPACK_UNPACK_SUCCESS);
-	const msgpack_object *e = up.data.via.array.ptr;
-	const msgpack_object_map *body = &e[3].via.map;
-	size_t n = body->size;
-	if (how == E_DUP || how == E_ADD)
+	size_t n = m->size;
+	if (outer == NULL && (how == E_DUP || how == E_ADD))
 		n++;
-	else if (how == E_DROP)
+	else if (outer == NULL && how == E_DROP)
 		n--;
-
-	pk_init(out);
-	msgpack_packer *pk = &out->pk;
-	msgpack_pack_array(pk, 4);
-	for (int i = 0; i < 3; i++)
-		msgpack_pack_object(pk, e[i]);
 	msgpack_pack_map(pk, n);
-	for (uint32_t i = 0; i < body->size; i++) {
-		const msgpack_object_kv *kv = &body->ptr[i];
+	for (uint32_t i = 0; i < m->size; i++) {
+		const msgpack_object_kv *kv = &m->ptr[i];
+		if (outer != NULL) {
+			msgpack_pack_object(pk, kv->key);
+			if (!key_is(&kv->key, outer)) {
+				msgpack_pack_object(pk, kv->val);
+				continue;
+			}
+			const msgpack_object *v = &kv->val;
+			if (v->type == MSGPACK_OBJECT_MAP) {
+				found = pack_edited(pk, sb, &v->via.map, NULL,
+				                    key, how, val);
+				continue;
+			}
+			assert_int_equal(v->type, MSGPACK_OBJECT_ARRAY);
+			assert_true(v->via.array.size > 0);
+			assert_int_equal(v->via.array.ptr[0].type,
+			                 MSGPACK_OBJECT_MAP);
+			msgpack_pack_array(pk, v->via.array.size);
+			found =
+			    pack_edited(pk, sb, &v->via.array.ptr[0].via.map,
+			                NULL, key, how, val);
+			for (uint32_t k = 1; k < v->via.array.size; k++)
+				msgpack_pack_object(pk, v->via.array.ptr[k]);
+			continue;
+		}
 		bool hit = how != E_ADD && key_is(&kv->key, key);
 		found |= hit;
 		if (hit && how == E_DROP)
 			continue;
 		msgpack_pack_object(pk, kv->key);
 		if (hit && how == E_SET)
-			msgpack_sbuffer_write(&out->sb, val->data, val->size);
+			msgpack_sbuffer_write(sb, val->data, val->size);
 		else
 			msgpack_pack_object(pk, kv->val);
 		if (hit && how == E_DUP) {
@@ -665,19 +847,62 @@ edit_sample(uint32_t type, const char *key, enum edit how,
 			msgpack_pack_object(pk, kv->val);
 		}
 	}
-	if (how == E_ADD) {
+	if (outer == NULL && how == E_ADD) {
 		pk_str(pk, key);
-		msgpack_sbuffer_write(&out->sb, val->data, val->size);
-	} else if (!found) {
-		fail_msg("type %u has no body key '%s'", type, key);
+		msgpack_sbuffer_write(sb, val->data, val->size);
+		found = true;
 	}
+	return found;
+}
+
+/* Re-pack the full sample of type with one entry edited: key dropped,
+ * doubled, its value replaced by the packed bytes in val (E_SET), or a new
+ * entry key = val appended (E_ADD); in the body, or (outer not NULL) in
+ * the nested map body[outer] or body[outer][0]. */
+static void
+edit_at(uint32_t type, const char *outer, const char *key, enum edit how,
+        const msgpack_sbuffer *val, struct pk *out)
+{
+	struct qkdn_buf b = {0};
+	msgpack_unpacked up;
+	size_t off = 0;
+
+	encode_sample(type, &b);
+	msgpack_unpacked_init(&up);
+	assert_int_equal(
+	    msgpack_unpack_next(&up, (const char *)b.data, b.len, &off),
+	    MSGPACK_UNPACK_SUCCESS);
+	const msgpack_object *e = up.data.via.array.ptr;
+	pk_init(out);
+	msgpack_pack_array(&out->pk, 4);
+	for (int i = 0; i < 3; i++)
+		msgpack_pack_object(&out->pk, e[i]);
+	if (!pack_edited(&out->pk, &out->sb, &e[3].via.map, outer, key, how,
+	                 val))
+		fail_msg("type %u has no key '%s%s%s'", type,
+		         outer ? outer : "", outer ? "." : "", key);
 	msgpack_unpacked_destroy(&up);
 	qkdn_buf_free(&b);
 }
 
-/* The keys of the sample body of type, in wire order. */
+static void
+edit_sample(uint32_t type, const char *key, enum edit how,
+            const msgpack_sbuffer *val, struct pk *out)
+{
+	edit_at(type, NULL, key, how, val, out);
+}
+
+/* A field as the full sample of a type puts it on the wire. */
+struct wire_field {
+	char key[16];
+	msgpack_object_type type;
+	msgpack_object_type elem; /* arrays: type of item 0 (NIL if empty) */
+};
+
+/* The fields of the full sample of type, in wire order: of the body, or
+ * (outer not NULL) of the nested map body[outer] or body[outer][0]. */
 static size_t
-body_keys(uint32_t type, char keys[][16], size_t max)
+wire_fields(uint32_t type, const char *outer, struct wire_field *f, size_t max)
 {
 	struct qkdn_buf b = {0};
 	msgpack_unpacked up;
@@ -688,19 +913,47 @@ body_keys(uint32_t type, char keys[][16], size_t max)
 	assert_int_equal(
 	    msgpack_unpack_next(&up, (const char *)b.data, b.len, &off),
 	    MSGPACK_UNPACK_SUCCESS);
-	const msgpack_object_map *body = &up.data.via.array.ptr[3].via.map;
-	n = body->size;
+	const msgpack_object_map *m = &up.data.via.array.ptr[3].via.map;
+	if (outer != NULL) {
+		const msgpack_object *v = NULL;
+		for (uint32_t i = 0; i < m->size; i++)
+			if (key_is(&m->ptr[i].key, outer))
+				v = &m->ptr[i].val;
+		assert_non_null(v);
+		if (v->type == MSGPACK_OBJECT_ARRAY) {
+			assert_true(v->via.array.size > 0);
+			v = &v->via.array.ptr[0];
+		}
+		assert_int_equal(v->type, MSGPACK_OBJECT_MAP);
+		m = &v->via.map;
+	}
+	n = m->size;
 	assert_true(n <= max);
 	for (size_t i = 0; i < n; i++) {
-		const msgpack_object *k = &body->ptr[i].key;
+		const msgpack_object *k = &m->ptr[i].key;
+		const msgpack_object *v = &m->ptr[i].val;
 		assert_int_equal(k->type, MSGPACK_OBJECT_STR);
-		assert_true(k->via.str.size < 16);
-		memcpy(keys[i], k->via.str.ptr, k->via.str.size);
-		keys[i][k->via.str.size] = 0;
+		assert_true(k->via.str.size < sizeof(f[i].key));
+		memcpy(f[i].key, k->via.str.ptr, k->via.str.size);
+		f[i].key[k->via.str.size] = 0;
+		f[i].type = v->type;
+		f[i].elem =
+		    v->type == MSGPACK_OBJECT_ARRAY && v->via.array.size > 0
+		        ? v->via.array.ptr[0].type
+		        : MSGPACK_OBJECT_NIL;
 	}
 	msgpack_unpacked_destroy(&up);
 	qkdn_buf_free(&b);
 	return n;
+}
+
+/* A nested map: the value of a body field, or each item of it. */
+static bool
+is_nested(const struct wire_field *f)
+{
+	return f->type == MSGPACK_OBJECT_MAP ||
+	       (f->type == MSGPACK_OBJECT_ARRAY &&
+	        f->elem == MSGPACK_OBJECT_MAP);
 }
 
 /* Decode the sample of type with body[key] set to what PACK packs (with
@@ -744,7 +997,7 @@ test_every_type_covered(void **state)
 		assert_non_null(qkdn_msg_type_name(t));
 		assert_non_null(find_sample(t));
 	}
-	for (uint32_t t = QKDN_ERROR; t <= QKDN_KEY_SYNC_AUTH; t++) {
+	for (uint32_t t = QKDN_ERROR; t <= QKDN_CTL_STATUS; t++) {
 		assert_non_null(qkdn_msg_type_name(t));
 		assert_non_null(find_sample(t));
 	}
@@ -772,11 +1025,12 @@ test_every_type_covered(void **state)
 		}
 	}
 	assert_int_equal(named, N_SAMPLES);
-	assert_int_equal(N_SAMPLES, 24 + 8);
+	assert_int_equal(N_SAMPLES, 24 + 14);
 	assert_null(qkdn_msg_type_name(0));
 	assert_null(qkdn_msg_type_name(25));
 	assert_null(qkdn_msg_type_name(99));
-	assert_null(qkdn_msg_type_name(108));
+	assert_null(qkdn_msg_type_name(QKDN_CTL_STATUS + 1));
+	assert_null(qkdn_msg_type_name(1000));
 	assert_null(qkdn_msg_type_name(UINT32_MAX));
 	/* names are distinct */
 	for (size_t i = 0; i < N_SAMPLES; i++)
@@ -921,7 +1175,6 @@ test_round_trip_limits(void **state)
 	m.u.key_relay.segs.v[1].offset = 0;
 	m.u.key_relay.segs.v[1].len = QKDN_BLOCK_BYTES_MAX;
 	m.u.key_relay.segs.v[2].len = 1;
-	assert_int_equal(sample_bytes(&m, &m.u.key_relay.tag, 64, 9), 0);
 	assert_int_equal(sample_bytes(&m, &m.u.key_relay.ciphertext,
 	                              QKDN_KEYS_MAX * QKDN_KEY_BYTES_MAX, 9),
 	                 0);
@@ -994,6 +1247,70 @@ test_round_trip_limits(void **state)
 	qkdn_buf_free(&b);
 	qkdn_msg_clear(&m);
 
+	/* 8 routes of 32 nodes with 63-byte names, the largest version */
+	build_sample(QKDN_RELAY_REQ, &m);
+	m.u.relay_req.routes.v = qkdn_msg_alloc(
+	    &m, QKDN_ROUTES_MAX * sizeof(struct qkdn_route_entry));
+	assert_non_null(m.u.relay_req.routes.v);
+	m.u.relay_req.routes.n = QKDN_ROUTES_MAX;
+	for (uint32_t i = 0; i < QKDN_ROUTES_MAX; i++)
+		assert_int_equal(sample_route(&m,
+		                              &m.u.relay_req.routes.v[i].nodes,
+		                              QKDN_ROUTE_MAX),
+		                 0);
+	set_name(m.u.relay_req.routes.v[7].nodes.v[31], longname);
+	m.u.relay_req.version = UINT64_MAX;
+	m.u.relay_req.bits = QKDN_KEY_BYTES_MAX * 8;
+	assert_int_equal(sample_ids(&m, &m.u.relay_req.ids, QKDN_KEYS_MAX, 5),
+	                 0);
+	encode_ok(&m, &b);
+	decode_ok(b.data, b.len, &d);
+	check_relay_req(&m, &d);
+	assert_int_equal(d.u.relay_req.routes.v[7].nodes.n, QKDN_ROUTE_MAX);
+	qkdn_msg_clear(&d);
+	qkdn_buf_free(&b);
+	qkdn_msg_clear(&m);
+
+	/* a key relay of 4 MiB with its tag */
+	build_sample(QKDN_KEY_RELAY_AUTH, &m);
+	assert_int_equal(
+	    sample_bytes(&m, &m.u.key_relay_auth.relay, QKDN_BYTES_MAX, 4), 0);
+	encode_ok(&m, &b);
+	decode_ok(b.data, b.len, &d);
+	check_key_relay_auth(&m, &d);
+	qkdn_msg_clear(&d);
+	qkdn_buf_free(&b);
+	qkdn_msg_clear(&m);
+
+	/* 4096 link states, ages and counters at their ends */
+	uint32_t lstypes[] = {QKDN_LINK_STATE, QKDN_CTL_STATUS};
+	for (size_t t = 0; t < 2; t++) {
+		struct qkdn_link_states *ls;
+		build_sample(lstypes[t], &m);
+		ls = lstypes[t] == QKDN_LINK_STATE ? &m.u.link_state.links
+		                                   : &m.u.ctl_status.links;
+		ls->v = qkdn_msg_alloc(&m, QKDN_LINK_STATES_MAX *
+		                               sizeof(struct qkdn_link_state));
+		assert_non_null(ls->v);
+		ls->n = QKDN_LINK_STATES_MAX;
+		for (uint32_t i = 0; i < ls->n; i++) {
+			snprintf(ls->v[i].link, QKDN_NAME_MAX, "l%u", i);
+			snprintf(ls->v[i].a, QKDN_NAME_MAX, "a%u", i);
+			snprintf(ls->v[i].b, QKDN_NAME_MAX, "b%u", i);
+			ls->v[i].up = i % 2;
+			ls->v[i].a_out = UINT64_MAX - i;
+			ls->v[i].b_out = i;
+			ls->v[i].rate_bps = (uint64_t)i << 32;
+			ls->v[i].age_ms = i % 3 == 0 ? UINT32_MAX : i;
+		}
+		encode_ok(&m, &b);
+		decode_ok(b.data, b.len, &d);
+		find_sample(lstypes[t])->check(&m, &d);
+		qkdn_msg_clear(&d);
+		qkdn_buf_free(&b);
+		qkdn_msg_clear(&m);
+	}
+
 	/* arrays that may be empty */
 	build_sample(QKDN_RELAY_DONE_NOTIF, &m);
 	m.u.relay_done_notif.ids.n = 0;
@@ -1063,6 +1380,279 @@ test_optional_fields(void **state)
 	assert_int_equal(d.u.ack.value, 0);
 	qkdn_msg_clear(&d);
 	pk_free(&p);
+}
+
+/* The body of an encoded message has key (at its top level). */
+static bool
+wire_has(const struct qkdn_buf *b, const char *key)
+{
+	msgpack_unpacked up;
+	size_t off = 0;
+	bool found = false;
+	msgpack_unpacked_init(&up);
+	assert_int_equal(
+	    msgpack_unpack_next(&up, (const char *)b->data, b->len, &off),
+	    MSGPACK_UNPACK_SUCCESS);
+	const msgpack_object_map *body = &up.data.via.array.ptr[3].via.map;
+	for (uint32_t i = 0; i < body->size; i++)
+		found |= key_is(&body->ptr[i].key, key);
+	msgpack_unpacked_destroy(&up);
+	return found;
+}
+
+/* Encode m, check which keys travel, decode into d (cleared by caller). */
+static void
+encode_decode(const struct qkdn_msg *m, struct qkdn_msg *d,
+              const char *const *absent, const char *const *present)
+{
+	struct qkdn_buf b = {0};
+	encode_ok(m, &b);
+	for (; absent != NULL && *absent != NULL; absent++)
+		if (wire_has(&b, *absent))
+			fail_msg("type %u: '%s' is on the wire", m->type,
+			         *absent);
+	for (; present != NULL && *present != NULL; present++)
+		if (!wire_has(&b, *present))
+			fail_msg("type %u: '%s' is not on the wire", m->type,
+			         *present);
+	decode_ok(b.data, b.len, d);
+	find_sample(m->type)->check(m, d);
+	qkdn_buf_free(&b);
+}
+
+#define KEYS_(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static bool
+uuid_is_zero(const qkdn_uuid *u)
+{
+	static const qkdn_uuid zero;
+	return memcmp(u->b, zero.b, 16) == 0;
+}
+
+/* The encoder's absent() rule for the relay messages: an optional all-zero
+ * UUID, empty array, empty name or empty byte string is not sent and
+ * decodes as zero or empty; a required one is sent all the same; optional
+ * numbers are always sent. */
+static void
+test_absent_on_wire(void **state)
+{
+	(void)state;
+	struct qkdn_msg m, d;
+
+	/* KEY_RELAY without "ct": the first hop's keys are the pad bits */
+	assert_int_equal(sample_build(&m, QKDN_KEY_RELAY, SAMPLE_MIN), 0);
+	encode_decode(&m, &d, KEYS_("ct"), KEYS_("rid", "route", "ttl"));
+	assert_int_equal(d.u.key_relay.ciphertext.len, 0);
+	assert_null(d.u.key_relay.ciphertext.ptr);
+	qkdn_msg_clear(&d);
+	qkdn_msg_clear(&m);
+	build_sample(QKDN_KEY_RELAY, &m);
+	encode_decode(&m, &d, NULL, KEYS_("ct"));
+	assert_int_equal(d.u.key_relay.ciphertext.len, 32 * 3);
+	qkdn_msg_clear(&d);
+	m.u.key_relay.ciphertext.len = 0;
+	encode_decode(&m, &d, KEYS_("ct"), NULL);
+	assert_int_equal(d.u.key_relay.ciphertext.len, 0);
+	assert_null(d.u.key_relay.ciphertext.ptr);
+	qkdn_msg_clear(&d);
+	qkdn_msg_clear(&m);
+	struct pk out;
+	edit_sample(QKDN_KEY_RELAY, "ct", E_DROP, NULL, &out);
+	decode_ok(out.sb.data, out.sb.size, &d);
+	assert_int_equal(d.u.key_relay.ciphertext.len, 0);
+	assert_null(d.u.key_relay.ciphertext.ptr);
+	assert_int_equal(d.u.key_relay.ids.n, 3);
+	qkdn_msg_clear(&d);
+	pk_free(&out);
+
+	/* an optional all-zero UUID is left out and reads back zero */
+	build_sample(QKDN_RELAY_REQ, &m);
+	encode_decode(&m, &d, NULL, KEYS_("resid"));
+	assert_false(uuid_is_zero(&d.u.relay_req.reservation_id));
+	qkdn_msg_clear(&d);
+	memset(&m.u.relay_req.reservation_id, 0, 16);
+	encode_decode(&m, &d, KEYS_("resid"), KEYS_("rid", "routes"));
+	assert_true(uuid_is_zero(&d.u.relay_req.reservation_id));
+	qkdn_msg_clear(&d);
+	/* a required one is sent: a route query's reply has relay_id zero */
+	memset(&m.u.relay_req.relay_id, 0, 16);
+	encode_decode(&m, &d, KEYS_("resid"), KEYS_("rid"));
+	assert_true(uuid_is_zero(&d.u.relay_req.relay_id));
+	assert_int_equal(d.u.relay_req.routes.n, 3);
+	qkdn_msg_clear(&d);
+	qkdn_msg_clear(&m);
+	build_sample(QKDN_RELAY_REQ_RSP, &m);
+	encode_decode(&m, &d, NULL, KEYS_("resid"));
+	qkdn_msg_clear(&d);
+	memset(&m.u.relay_req_rsp.reservation_id, 0, 16);
+	encode_decode(&m, &d, KEYS_("resid"), KEYS_("rid", "res"));
+	assert_true(uuid_is_zero(&d.u.relay_req_rsp.reservation_id));
+	qkdn_msg_clear(&d);
+	qkdn_msg_clear(&m);
+	assert_int_equal(sample_build(&m, QKDN_RELAY_REQ_RSP, SAMPLE_MIN), 0);
+	encode_decode(&m, &d, KEYS_("resid"), NULL);
+	qkdn_msg_clear(&d);
+	qkdn_msg_clear(&m);
+	build_sample(QKDN_RESERVE_RELEASE, &m);
+	memset(&m.u.reserve_release.reservation_id, 0, 16);
+	encode_decode(&m, &d, NULL, KEYS_("resid"));
+	qkdn_msg_clear(&d);
+	qkdn_msg_clear(&m);
+	/* a zero UUID sent explicitly reads as zero, and is then left out */
+	{
+		struct pk v;
+		struct qkdn_buf b = {0};
+		pk_init(&v);
+		pk_bin(&v.pk, 16, 0);
+		edit_sample(QKDN_RELAY_REQ, "resid", E_SET, &v.sb, &out);
+		decode_ok(out.sb.data, out.sb.size, &d);
+		assert_true(uuid_is_zero(&d.u.relay_req.reservation_id));
+		encode_ok(&d, &b);
+		assert_false(wire_has(&b, "resid"));
+		qkdn_buf_free(&b);
+		qkdn_msg_clear(&d);
+		pk_free(&out);
+		pk_free(&v);
+	}
+
+	/* empty optional arrays, names and bytes: the I.4b part of a relay
+	 * request, a failed reservation or allocation, a failed completion,
+	 * an abort without IDs or reason */
+	build_sample(QKDN_RELAY_REQ, &m);
+	m.u.relay_req.ids.n = 0;
+	m.u.relay_req.segs.n = 0;
+	m.u.relay_req.link[0] = 0;
+	m.u.relay_req.src_sae[0] = 0;
+	m.u.relay_req.dst_sae[0] = 0;
+	m.u.relay_req.bits = 0;
+	encode_decode(&m, &d, KEYS_("ids", "segs", "link", "src", "dst"),
+	              KEYS_("bits", "ver", "routes"));
+	assert_int_equal(d.u.relay_req.ids.n, 0);
+	assert_null(d.u.relay_req.ids.v);
+	assert_int_equal(d.u.relay_req.segs.n, 0);
+	assert_null(d.u.relay_req.segs.v);
+	assert_string_equal(d.u.relay_req.link, "");
+	qkdn_msg_clear(&d);
+	qkdn_msg_clear(&m);
+
+	/* the smallest samples leave every optional string, UUID, array and
+	 * byte string out */
+	const struct {
+		uint32_t type;
+		const char *const *absent;
+		const char *const *present;
+	} mins[] = {
+	    {QKDN_NEXT_HOP_RSP, KEYS_("next", "link"), KEYS_("res", "ver")},
+	    {QKDN_RELAY_DONE_NOTIF, KEYS_("ids", "tag"), KEYS_("res")},
+	    {QKDN_RELAY_REQ_NOTIF, KEYS_("src", "dst"), KEYS_("reserve")},
+	    {QKDN_RELAY_REQ,
+	     KEYS_("resid", "src", "dst", "ids", "link", "segs"),
+	     KEYS_("rid", "routes", "ver", "bits")},
+	    {QKDN_RESERVE_RSP, KEYS_("ids", "link", "segs"), KEYS_("res")},
+	    {QKDN_ALLOC_RSP, KEYS_("ids"), KEYS_("res")},
+	    {QKDN_RELAY_ABORT, KEYS_("ids", "why"), KEYS_("rid")},
+	    {QKDN_LINK_STATE, NULL, KEYS_("links", "seq", "maxage")},
+	    {QKDN_CTL_STATUS, NULL, KEYS_("links", "central", "ver")},
+	    {QKDN_STATUS_RSP, NULL, KEYS_("relay", "links", "akerr")},
+	};
+	for (size_t i = 0; i < sizeof(mins) / sizeof(mins[0]); i++) {
+		assert_int_equal(sample_build(&m, mins[i].type, SAMPLE_MIN), 0);
+		encode_decode(&m, &d, mins[i].absent, mins[i].present);
+		qkdn_msg_clear(&d);
+		qkdn_msg_clear(&m);
+	}
+	assert_int_equal(sample_build(&m, QKDN_RELAY_REQ, SAMPLE_MIN), 0);
+	encode_decode(&m, &d, NULL, NULL);
+	assert_int_equal(d.u.relay_req.routes.n, 0); /* no route */
+	assert_null(d.u.relay_req.routes.v);
+	assert_true(uuid_is_zero(&d.u.relay_req.reservation_id));
+	qkdn_msg_clear(&d);
+	qkdn_msg_clear(&m);
+	assert_int_equal(sample_build(&m, QKDN_RELAY_DONE_NOTIF, SAMPLE_MIN),
+	                 0);
+	encode_decode(&m, &d, NULL, NULL);
+	assert_int_equal(d.u.relay_done_notif.tag.len, 0);
+	assert_null(d.u.relay_done_notif.tag.ptr);
+	assert_int_equal(d.u.relay_done_notif.ids.n, 0);
+	qkdn_msg_clear(&d);
+	qkdn_msg_clear(&m);
+}
+
+/* Every full sample really is full: each of its arrays has items; and
+ * each smallest sample leaves out every optional field the encoder may
+ * omit (strings, byte strings, UUIDs, arrays) and has no key the full one
+ * lacks. */
+static void
+test_samples_complete(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < N_SAMPLES; i++) {
+		uint32_t type = samples[i].type;
+		struct wire_field f[32];
+		size_t n = wire_fields(type, NULL, f, 32);
+		for (size_t k = 0; k < n; k++)
+			if (f[k].type == MSGPACK_OBJECT_ARRAY &&
+			    f[k].elem == MSGPACK_OBJECT_NIL)
+				fail_msg("type %u: full sample has '%s' empty",
+				         type, f[k].key);
+		struct qkdn_msg m;
+		struct qkdn_buf b = {0};
+		assert_int_equal(sample_build(&m, type, SAMPLE_MIN), 0);
+		encode_ok(&m, &b);
+		for (size_t k = 0; k < n; k++) {
+			bool omittable = f[k].type == MSGPACK_OBJECT_STR ||
+			                 f[k].type == MSGPACK_OBJECT_BIN ||
+			                 f[k].type == MSGPACK_OBJECT_ARRAY;
+			if (is_optional(type, f[k].key) && omittable &&
+			    wire_has(&b, f[k].key))
+				fail_msg("type %u: min sample has '%s'", type,
+				         f[k].key);
+		}
+		/* no key the full sample lacks */
+		msgpack_unpacked up;
+		size_t off = 0;
+		msgpack_unpacked_init(&up);
+		assert_int_equal(
+		    msgpack_unpack_next(&up, (const char *)b.data, b.len, &off),
+		    MSGPACK_UNPACK_SUCCESS);
+		const msgpack_object_map *body =
+		    &up.data.via.array.ptr[3].via.map;
+		assert_true(body->size <= n);
+		for (uint32_t k = 0; k < body->size; k++) {
+			bool known = false;
+			for (size_t j = 0; j < n; j++)
+				known |= key_is(&body->ptr[k].key, f[j].key);
+			assert_true(known);
+		}
+		msgpack_unpacked_destroy(&up);
+		qkdn_buf_free(&b);
+		qkdn_msg_clear(&m);
+	}
+}
+
+/* The smallest sample of every type round-trips too. */
+static void
+test_round_trip_min(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < N_SAMPLES; i++) {
+		struct qkdn_msg m, d;
+		struct qkdn_buf b1 = {0}, b2 = {0};
+		assert_int_equal(sample_build(&m, samples[i].type, SAMPLE_MIN),
+		                 0);
+		encode_ok(&m, &b1);
+		decode_ok(b1.data, b1.len, &d);
+		assert_int_equal(d.type, m.type);
+		assert_int_equal(d.req_id, m.req_id);
+		samples[i].check(&m, &d);
+		encode_ok(&d, &b2);
+		assert_int_equal(b1.len, b2.len);
+		assert_memory_equal(b1.data, b2.data, b1.len);
+		qkdn_msg_clear(&m);
+		qkdn_msg_clear(&d);
+		qkdn_buf_free(&b1);
+		qkdn_buf_free(&b2);
+	}
 }
 
 /* Unknown body keys are ignored, whatever their value. */
@@ -1211,13 +1801,10 @@ test_bad_envelope(void **state)
 	}
 
 	/* unknown types */
-	uint64_t types[] = {0,
-	                    25,
-	                    99,
-	                    108,
-	                    1000,
-	                    UINT32_MAX,
-	                    (uint64_t)UINT32_MAX + 1 + QKDN_KEY_REQ,
+	uint64_t types[] = {0,          25,
+	                    99,         QKDN_CTL_STATUS + 1,
+	                    200,        1000,
+	                    UINT32_MAX, (uint64_t)UINT32_MAX + 1 + QKDN_KEY_REQ,
 	                    UINT64_MAX};
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
 		pk_init(&p);
@@ -1285,17 +1872,88 @@ test_bad_envelope(void **state)
 	pk_free(&p);
 }
 
+/* Values no field accepts: nil, boolean, float (even 8.0), extension and,
+ * but for nested maps, a map. */
+static void
+pk_wrong(msgpack_packer *pk, int w)
+{
+	switch (w) {
+	case 0:
+		msgpack_pack_nil(pk);
+		break;
+	case 1:
+		msgpack_pack_true(pk);
+		break;
+	case 2:
+		msgpack_pack_double(pk, 8.0);
+		break;
+	case 3:
+		msgpack_pack_float(pk, 1.0f);
+		break;
+	case 4:
+		msgpack_pack_ext_with_body(pk, "abcd", 4, 1);
+		break;
+	default:
+		msgpack_pack_map(pk, 0);
+		break;
+	}
+}
+#define N_WRONG 6
+
+/* Left out, given twice, given as a value of the wrong kind: the field
+ * key of the map at outer (NULL: the body) of the full sample of type. */
+static void
+check_one_field(uint32_t type, const char *outer, const struct wire_field *f,
+                bool optional)
+{
+	struct pk out, v;
+	char quoted[32];
+	snprintf(quoted, sizeof(quoted), "'%s'", f->key);
+
+	edit_at(type, outer, f->key, E_DROP, NULL, &out);
+	if (optional)
+		expect_code(out.sb.data, out.sb.size, 0, __LINE__);
+	else
+		expect_fail(out.sb.data, out.sb.size, QKDN_E_MISSING_FIELD,
+		            quoted);
+	pk_free(&out);
+
+	edit_at(type, outer, f->key, E_DUP, NULL, &out);
+	expect_fail(out.sb.data, out.sb.size, QKDN_E_BAD_REQUEST, "twice");
+	pk_free(&out);
+
+	for (int w = 0; w < N_WRONG; w++) {
+		pk_init(&v);
+		pk_wrong(&v.pk, w);
+		edit_at(type, outer, f->key, E_SET, &v.sb, &out);
+		if (f->type == MSGPACK_OBJECT_MAP && w == N_WRONG - 1)
+			/* an empty map where a map belongs lacks its fields */
+			expect_fail(out.sb.data, out.sb.size,
+			            QKDN_E_MISSING_FIELD, "lacks");
+		else if (f->type == MSGPACK_OBJECT_MAP)
+			/* the reason names a nested map without quotes */
+			expect_fail(out.sb.data, out.sb.size, QKDN_E_WRONG_TYPE,
+			            f->key);
+		else
+			expect_fail(out.sb.data, out.sb.size, QKDN_E_WRONG_TYPE,
+			            quoted);
+		pk_free(&out);
+		pk_free(&v);
+	}
+}
+
 /* For every field of every type: left out, given twice, given as a value of
  * the wrong kind. */
 static void
 test_every_field_checked(void **state)
 {
 	(void)state;
+	size_t optional_seen = 0;
 	for (size_t i = 0; i < N_SAMPLES; i++) {
 		uint32_t type = samples[i].type;
-		char keys[16][16];
-		size_t n = body_keys(type, keys, 16);
-		struct pk out, v;
+		struct wire_field f[32];
+		size_t n = wire_fields(type, NULL, f, 32);
+		struct pk out;
 		assert_true(n > 0);
 
 		/* empty body */
@@ -1309,56 +1967,293 @@ test_every_field_checked(void **state)
 		pk_free(&out);
 
 		for (size_t k = 0; k < n; k++) {
-			const char *key = keys[k];
-			char quoted[32];
-			snprintf(quoted, sizeof(quoted), "'%s'", key);
+			bool opt = is_optional(type, f[k].key);
+			optional_seen += opt;
+			check_one_field(type, NULL, &f[k], opt);
+		}
+	}
+	/* every optional field listed is in a full sample, so was tested */
+	assert_int_equal(optional_seen, N_OPTIONAL);
+}
 
-			edit_sample(type, key, E_DROP, NULL, &out);
-			if (is_optional(type, key))
-				expect_code(out.sb.data, out.sb.size, 0,
-				            __LINE__);
-			else
-				expect_fail(out.sb.data, out.sb.size,
-				            QKDN_E_MISSING_FIELD, quoted);
-			pk_free(&out);
+/* Fields of nested maps that may be left out. */
+static const struct {
+	uint32_t type;
+	const char *outer;
+	const char *key;
+} nested_optional[] = {
+    {QKDN_STATUS_RSP, "links", "unsync"},
+    {QKDN_STATUS_RSP, "links", "syncfail"},
+    {QKDN_LINK_STATE, "links", "bout"},
+    {QKDN_LINK_STATE, "links", "rate"},
+    {QKDN_LINK_STATE, "links", "age"},
+    {QKDN_CTL_STATUS, "links", "bout"},
+    {QKDN_CTL_STATUS, "links", "rate"},
+    {QKDN_CTL_STATUS, "links", "age"},
+};
+#define N_NESTED_OPTIONAL (sizeof(nested_optional) / sizeof(nested_optional[0]))
 
-			edit_sample(type, key, E_DUP, NULL, &out);
+static bool
+is_nested_optional(uint32_t type, const char *outer, const char *key)
+{
+	for (size_t i = 0; i < N_NESTED_OPTIONAL; i++)
+		if (nested_optional[i].type == type &&
+		    strcmp(nested_optional[i].outer, outer) == 0 &&
+		    strcmp(nested_optional[i].key, key) == 0)
+			return true;
+	return false;
+}
+
+/* The same for every field of every nested map (keys, segments, routes,
+ * sync requests, link status, relay counters, link states), found in the
+ * full samples; and a nested map with no fields at all. */
+static void
+test_nested_fields_checked(void **state)
+{
+	(void)state;
+	size_t maps = 0, optional_seen = 0;
+	for (size_t i = 0; i < N_SAMPLES; i++) {
+		uint32_t type = samples[i].type;
+		struct wire_field f[32];
+		size_t n = wire_fields(type, NULL, f, 32);
+		for (size_t k = 0; k < n; k++) {
+			if (!is_nested(&f[k]))
+				continue;
+			const char *outer = f[k].key;
+			struct wire_field g[32];
+			size_t ng = wire_fields(type, outer, g, 32);
+			assert_true(ng > 0);
+			maps++;
+			for (size_t j = 0; j < ng; j++) {
+				bool opt =
+				    is_nested_optional(type, outer, g[j].key);
+				optional_seen += opt;
+				check_one_field(type, outer, &g[j], opt);
+			}
+			/* {} (or [{}]) */
+			struct pk v, out;
+			pk_init(&v);
+			if (f[k].type == MSGPACK_OBJECT_ARRAY)
+				msgpack_pack_array(&v.pk, 1);
+			msgpack_pack_map(&v.pk, 0);
+			edit_sample(type, outer, E_SET, &v.sb, &out);
 			expect_fail(out.sb.data, out.sb.size,
-			            QKDN_E_BAD_REQUEST, "twice");
+			            QKDN_E_MISSING_FIELD, "lacks");
 			pk_free(&out);
+			pk_free(&v);
+		}
+	}
+	/* keys (3 types), segments (4), routes, sync requests, status links
+	 * and relay counters, link states (2) */
+	assert_int_equal(maps, 13);
+	assert_int_equal(optional_seen, N_NESTED_OPTIONAL);
+}
 
-			/* values no field accepts */
-			for (int w = 0; w < 6; w++) {
-				pk_init(&v);
-				switch (w) {
-				case 0:
-					msgpack_pack_nil(&v.pk);
-					break;
-				case 1:
-					msgpack_pack_true(&v.pk);
-					break;
-				case 2:
-					msgpack_pack_double(&v.pk, 8.0);
-					break;
-				case 3:
-					msgpack_pack_float(&v.pk, 1.0f);
-					break;
-				case 4:
-					msgpack_pack_ext_with_body(
-					    &v.pk, "abcd", 4, 1);
-					break;
-				default:
-					msgpack_pack_map(&v.pk, 0);
-					break;
-				}
-				edit_sample(type, key, E_SET, &v.sb, &out);
-				expect_fail(out.sb.data, out.sb.size,
-				            QKDN_E_WRONG_TYPE, quoted);
-				pk_free(&out);
-				pk_free(&v);
+/* Every name and text field, in the body or a nested map: its length
+ * limits, empty, and UTF-8. Text fields (reasons) are the "why" ones. */
+static void
+check_string_field(uint32_t type, const char *outer, const char *key)
+{
+	bool text = strcmp(key, "why") == 0;
+	struct {
+		size_t len;
+		char fill;
+		int code;
+	} cases[] = {
+	    {1, 'x', 0},
+	    {QKDN_NAME_MAX - 1, 'x', 0},
+	    {QKDN_NAME_MAX, 'x', text ? 0 : QKDN_E_TOO_LARGE},
+	    {QKDN_REASON_MAX - 1, 'x', text ? 0 : QKDN_E_TOO_LARGE},
+	    {QKDN_REASON_MAX, 'x', QKDN_E_TOO_LARGE},
+	    {0, 'x', text ? 0 : QKDN_E_RANGE},
+	};
+	static const struct {
+		const char *s;
+		size_t len;
+		int code;
+	} utf8[] = {
+	    {"\xc3\x28", 2, QKDN_E_BAD_REQUEST},
+	    {"a\0b", 3, QKDN_E_BAD_REQUEST},
+	    {"\xed\xa0\x80", 3, QKDN_E_BAD_REQUEST},
+	    {"東京-ü", 9, 0},
+	};
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct pk v, out;
+		pk_init(&v);
+		pk_strn(&v.pk, cases[c].len, cases[c].fill);
+		edit_at(type, outer, key, E_SET, &v.sb, &out);
+		expect_code(out.sb.data, out.sb.size, cases[c].code, __LINE__);
+		pk_free(&out);
+		pk_free(&v);
+	}
+	for (size_t c = 0; c < sizeof(utf8) / sizeof(utf8[0]); c++) {
+		struct pk v, out;
+		pk_init(&v);
+		msgpack_pack_str_with_body(&v.pk, utf8[c].s, utf8[c].len);
+		edit_at(type, outer, key, E_SET, &v.sb, &out);
+		expect_code(out.sb.data, out.sb.size, utf8[c].code, __LINE__);
+		pk_free(&out);
+		pk_free(&v);
+	}
+}
+
+static void
+test_every_string_field(void **state)
+{
+	(void)state;
+	size_t strings = 0;
+	for (size_t i = 0; i < N_SAMPLES; i++) {
+		uint32_t type = samples[i].type;
+		struct wire_field f[32];
+		size_t n = wire_fields(type, NULL, f, 32);
+		for (size_t k = 0; k < n; k++) {
+			if (f[k].type == MSGPACK_OBJECT_STR) {
+				check_string_field(type, NULL, f[k].key);
+				strings++;
+			}
+			if (!is_nested(&f[k]))
+				continue;
+			struct wire_field g[32];
+			size_t ng = wire_fields(type, f[k].key, g, 32);
+			for (size_t j = 0; j < ng; j++) {
+				if (g[j].type != MSGPACK_OBJECT_STR)
+					continue;
+				check_string_field(type, f[k].key, g[j].key);
+				strings++;
 			}
 		}
 	}
+	/* 41 in bodies, 10 in nested maps: a new string field must show up
+	 * here (count it in) */
+	assert_int_equal(strings, 51);
+}
+
+static void
+pk_ids(msgpack_packer *pk, uint32_t n)
+{
+	msgpack_pack_array(pk, n);
+	for (uint32_t i = 0; i < n; i++)
+		pk_bin(pk, 16, (uint8_t)i);
+}
+
+static void
+pk_names(msgpack_packer *pk, uint32_t n)
+{
+	msgpack_pack_array(pk, n);
+	for (uint32_t i = 0; i < n; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "n%u", i);
+		pk_str(pk, name);
+	}
+}
+
+static void
+pk_one_key(msgpack_packer *pk, size_t len)
+{
+	msgpack_pack_array(pk, 1);
+	msgpack_pack_map(pk, 2);
+	pk_str(pk, "id");
+	pk_bin(pk, 16, 1);
+	pk_str(pk, "k");
+	pk_bin(pk, len, 0x5a);
+}
+
+static void
+pk_seg(msgpack_packer *pk, uint64_t blk, int64_t off, int64_t len)
+{
+	msgpack_pack_map(pk, 3);
+	pk_str(pk, "blk");
+	msgpack_pack_uint64(pk, blk);
+	pk_str(pk, "off");
+	msgpack_pack_int64(pk, off);
+	pk_str(pk, "len");
+	msgpack_pack_int64(pk, len);
+}
+
+static void
+pk_segs(msgpack_packer *pk, uint32_t n, int64_t off, int64_t len)
+{
+	msgpack_pack_array(pk, n);
+	for (uint32_t i = 0; i < n; i++)
+		pk_seg(pk, i, off, len);
+}
+
+/* reqs: one sync request of bits with nids IDs */
+static void
+pk_sync_req(msgpack_packer *pk, int64_t bits, uint32_t nids)
+{
+	msgpack_pack_array(pk, 1);
+	msgpack_pack_map(pk, 4);
+	pk_str(pk, "src");
+	pk_str(pk, "s");
+	pk_str(pk, "dst");
+	pk_str(pk, "d");
+	pk_str(pk, "bits");
+	msgpack_pack_int64(pk, bits);
+	pk_str(pk, "ids");
+	pk_ids(pk, nids);
+}
+
+static void
+pk_link(msgpack_packer *pk, uint64_t up)
+{
+	msgpack_pack_map(pk, 6);
+	pk_str(pk, "link");
+	pk_str(pk, "l");
+	pk_str(pk, "peer");
+	pk_str(pk, "p");
+	pk_str(pk, "out");
+	msgpack_pack_uint8(pk, 1);
+	pk_str(pk, "in");
+	msgpack_pack_uint8(pk, 1);
+	pk_str(pk, "blocks");
+	msgpack_pack_uint8(pk, 1);
+	pk_str(pk, "up");
+	msgpack_pack_uint64(pk, up);
+}
+
+/* routes: nroutes maps {"r": [nnodes names]} */
+static void
+pk_routes(msgpack_packer *pk, uint32_t nroutes, uint32_t nnodes)
+{
+	msgpack_pack_array(pk, nroutes);
+	for (uint32_t i = 0; i < nroutes; i++) {
+		msgpack_pack_map(pk, 1);
+		pk_str(pk, "r");
+		pk_names(pk, nnodes);
+	}
+}
+
+/* one link state with every field, up and age as given */
+static void
+pk_link_state(msgpack_packer *pk, uint64_t up, uint64_t age)
+{
+	msgpack_pack_map(pk, 8);
+	pk_str(pk, "link");
+	pk_str(pk, "l");
+	pk_str(pk, "a");
+	pk_str(pk, "n1");
+	pk_str(pk, "b");
+	pk_str(pk, "n2");
+	pk_str(pk, "up");
+	msgpack_pack_uint64(pk, up);
+	pk_str(pk, "aout");
+	msgpack_pack_uint64(pk, 4096);
+	pk_str(pk, "bout");
+	msgpack_pack_uint64(pk, UINT64_MAX);
+	pk_str(pk, "rate");
+	msgpack_pack_uint64(pk, 1000);
+	pk_str(pk, "age");
+	msgpack_pack_uint64(pk, age);
+}
+
+/* n link states, the last one with up as given */
+static void
+pk_link_states(msgpack_packer *pk, uint32_t n, uint64_t up)
+{
+	msgpack_pack_array(pk, n);
+	for (uint32_t i = 0; i < n; i++)
+		pk_link_state(pk, i + 1 == n ? up : 1, i);
 }
 
 /* Values of a kind that a particular field type does not take. */
@@ -1383,10 +2278,15 @@ test_wrong_field_types(void **state)
 	WITH_VALUE(QKDN_NEXT_HOP_REQ, "rid", wt, msgpack_pack_array(pk, 0));
 	/* bytes as string */
 	WITH_VALUE(QKDN_LINK_BLOCK, "bytes", wt, pk_str(pk, "abcd"));
-	WITH_VALUE(QKDN_KEY_RELAY, "tag", wt, pk_str(pk, "abcd"));
+	WITH_VALUE(QKDN_KEY_RELAY_AUTH, "tag", wt, pk_str(pk, "abcd"));
+	WITH_VALUE(QKDN_KEY_RELAY_AUTH, "relay", wt, msgpack_pack_array(pk, 0));
+	WITH_VALUE(QKDN_KEY_RELAY, "ct", wt, pk_str(pk, "abcd"));
+	WITH_VALUE(QKDN_RELAY_DONE_NOTIF, "tag", wt, pk_str(pk, "abcd"));
 	/* arrays as binary or string */
 	WITH_VALUE(QKDN_KEY_REQ_ID, "ids", wt, pk_bin(pk, 16, 0));
-	WITH_VALUE(QKDN_RELAY_REQ, "route", wt, pk_str(pk, "a,b"));
+	WITH_VALUE(QKDN_KEY_RELAY, "route", wt, pk_str(pk, "a,b"));
+	WITH_VALUE(QKDN_RELAY_REQ, "routes", wt, pk_str(pk, "a,b"));
+	WITH_VALUE(QKDN_LINK_STATE, "links", wt, msgpack_pack_map(pk, 0));
 	WITH_VALUE(QKDN_KEY_RSP, "keys", wt, msgpack_pack_map(pk, 0));
 	/* array elements of the wrong type: the reason names the item */
 	WITH_VALUE(QKDN_KEY_REQ_ID, "ids", wt, {
@@ -1395,10 +2295,26 @@ test_wrong_field_types(void **state)
 		pk_bin(pk, 16, 2);
 		pk_str(pk, "0123456789abcdef");
 	});
-	WITH_VALUE(QKDN_RELAY_REQ, "route", wt, {
+	WITH_VALUE(QKDN_KEY_RELAY, "route", wt, {
 		msgpack_pack_array(pk, 2);
 		pk_str(pk, "a");
 		msgpack_pack_uint8(pk, 2);
+	});
+	WITH_VALUE(QKDN_RELAY_REQ, "routes", wt, {
+		msgpack_pack_array(pk, 1);
+		pk_names(pk, 2); /* a route, not a map holding one */
+	});
+	WITH_VALUE(QKDN_RELAY_REQ, "routes", wt, {
+		msgpack_pack_array(pk, 1);
+		msgpack_pack_map(pk, 1);
+		pk_str(pk, "r");
+		msgpack_pack_array(pk, 2);
+		pk_str(pk, "a");
+		pk_bin(pk, 1, 'b');
+	});
+	WITH_VALUE(QKDN_CTL_STATUS, "links", wt, {
+		msgpack_pack_array(pk, 1);
+		pk_str(pk, "link");
 	});
 	WITH_VALUE(QKDN_KEY_RSP, "keys", wt, {
 		msgpack_pack_array(pk, 1);
@@ -1544,90 +2460,6 @@ test_nested_missing(void **state)
 }
 
 static void
-pk_ids(msgpack_packer *pk, uint32_t n)
-{
-	msgpack_pack_array(pk, n);
-	for (uint32_t i = 0; i < n; i++)
-		pk_bin(pk, 16, (uint8_t)i);
-}
-
-static void
-pk_names(msgpack_packer *pk, uint32_t n)
-{
-	msgpack_pack_array(pk, n);
-	for (uint32_t i = 0; i < n; i++) {
-		char name[16];
-		snprintf(name, sizeof(name), "n%u", i);
-		pk_str(pk, name);
-	}
-}
-
-static void
-pk_one_key(msgpack_packer *pk, size_t len)
-{
-	msgpack_pack_array(pk, 1);
-	msgpack_pack_map(pk, 2);
-	pk_str(pk, "id");
-	pk_bin(pk, 16, 1);
-	pk_str(pk, "k");
-	pk_bin(pk, len, 0x5a);
-}
-
-static void
-pk_seg(msgpack_packer *pk, uint64_t blk, int64_t off, int64_t len)
-{
-	msgpack_pack_map(pk, 3);
-	pk_str(pk, "blk");
-	msgpack_pack_uint64(pk, blk);
-	pk_str(pk, "off");
-	msgpack_pack_int64(pk, off);
-	pk_str(pk, "len");
-	msgpack_pack_int64(pk, len);
-}
-
-static void
-pk_segs(msgpack_packer *pk, uint32_t n, int64_t off, int64_t len)
-{
-	msgpack_pack_array(pk, n);
-	for (uint32_t i = 0; i < n; i++)
-		pk_seg(pk, i, off, len);
-}
-
-/* reqs: one sync request of bits with nids IDs */
-static void
-pk_sync_req(msgpack_packer *pk, int64_t bits, uint32_t nids)
-{
-	msgpack_pack_array(pk, 1);
-	msgpack_pack_map(pk, 4);
-	pk_str(pk, "src");
-	pk_str(pk, "s");
-	pk_str(pk, "dst");
-	pk_str(pk, "d");
-	pk_str(pk, "bits");
-	msgpack_pack_int64(pk, bits);
-	pk_str(pk, "ids");
-	pk_ids(pk, nids);
-}
-
-static void
-pk_link(msgpack_packer *pk, uint64_t up)
-{
-	msgpack_pack_map(pk, 6);
-	pk_str(pk, "link");
-	pk_str(pk, "l");
-	pk_str(pk, "peer");
-	pk_str(pk, "p");
-	pk_str(pk, "out");
-	msgpack_pack_uint8(pk, 1);
-	pk_str(pk, "in");
-	msgpack_pack_uint8(pk, 1);
-	pk_str(pk, "blocks");
-	msgpack_pack_uint8(pk, 1);
-	pk_str(pk, "up");
-	msgpack_pack_uint64(pk, up);
-}
-
-static void
 test_too_large(void **state)
 {
 	(void)state;
@@ -1672,17 +2504,58 @@ test_too_large(void **state)
 		}
 	});
 	/* routes: 32 fit, 33 do not; route names */
-	WITH_VALUE(QKDN_RELAY_REQ, "route", 0, pk_names(pk, 32));
-	WITH_VALUE(QKDN_RELAY_REQ, "route", tl, pk_names(pk, 33));
+	WITH_VALUE(QKDN_KEY_RELAY, "route", 0, pk_names(pk, 32));
 	WITH_VALUE(QKDN_KEY_RELAY, "route", tl, pk_names(pk, 33));
-	WITH_VALUE(QKDN_RELAY_REQ, "route", tl, {
+	WITH_VALUE(QKDN_KEY_RELAY, "route", tl, {
 		msgpack_pack_array(pk, 2);
 		pk_str(pk, "a");
 		pk_strn(pk, 64, 'b');
 	});
+	WITH_VALUE(QKDN_RELAY_REQ, "routes", 0, pk_routes(pk, 1, 32));
+	WITH_VALUE(QKDN_RELAY_REQ, "routes", tl, pk_routes(pk, 1, 33));
+	WITH_VALUE(QKDN_RELAY_REQ, "routes", 0, pk_routes(pk, 8, 2));
+	WITH_VALUE(QKDN_RELAY_REQ, "routes", tl, pk_routes(pk, 9, 2));
+	WITH_VALUE(QKDN_RELAY_REQ, "routes", tl, {
+		msgpack_pack_array(pk, 1);
+		msgpack_pack_map(pk, 1);
+		pk_str(pk, "r");
+		msgpack_pack_array(pk, 2);
+		pk_str(pk, "a");
+		pk_strn(pk, 64, 'b');
+	});
+	/* I.4b parts of a key relay request */
+	WITH_VALUE(QKDN_RELAY_REQ, "ids", 0, pk_ids(pk, 4096));
+	WITH_VALUE(QKDN_RELAY_REQ, "ids", tl, pk_ids(pk, 4097));
+	WITH_VALUE(QKDN_RELAY_REQ, "segs", 0, pk_segs(pk, 1024, 0, 1));
+	WITH_VALUE(QKDN_RELAY_REQ, "segs", tl, pk_segs(pk, 1025, 0, 1));
+	WITH_VALUE(QKDN_RESERVE_RSP, "segs", tl, pk_segs(pk, 1025, 0, 1));
+	WITH_VALUE(QKDN_RELAY_DONE_NOTIF, "ids", tl, pk_ids(pk, 4097));
+	WITH_VALUE(QKDN_ALLOC_RSP, "ids", 0, pk_ids(pk, 4096));
+	WITH_VALUE(QKDN_ALLOC_RSP, "ids", tl, pk_ids(pk, 4097));
+	WITH_VALUE(QKDN_RELAY_ABORT, "ids", tl, pk_ids(pk, 4097));
+	/* link states: 4096 fit, 4097 do not */
+	WITH_VALUE(QKDN_LINK_STATE, "links", 0, pk_link_states(pk, 4096, 1));
+	WITH_VALUE(QKDN_LINK_STATE, "links", tl, pk_link_states(pk, 4097, 1));
+	WITH_VALUE(QKDN_CTL_STATUS, "links", 0, pk_link_states(pk, 4096, 1));
+	WITH_VALUE(QKDN_CTL_STATUS, "links", tl, pk_link_states(pk, 4097, 1));
+	/* names of the relay and controller messages (every top-level name
+	 * is also covered by test_every_string_field) */
+	WITH_VALUE(QKDN_NEXT_HOP_RSP, "link", tl, pk_strn(pk, 64, 'l'));
+	WITH_VALUE(QKDN_RESERVE_REQ, "next", tl, pk_strn(pk, 64, 'n'));
+	WITH_VALUE(QKDN_LINK_STATE, "origin", 0, pk_strn(pk, 63, 'o'));
+	WITH_VALUE(QKDN_LINK_STATE, "origin", tl, pk_strn(pk, 64, 'o'));
+	/* relay abort reason: 255 fit, 256 do not */
+	WITH_VALUE(QKDN_RELAY_ABORT, "why", 0, pk_strn(pk, 255, 'w'));
+	WITH_VALUE(QKDN_RELAY_ABORT, "why", tl, pk_strn(pk, 256, 'w'));
 	/* byte strings */
-	WITH_VALUE(QKDN_KEY_RELAY, "tag", 0, pk_bin(pk, 64, 1));
-	WITH_VALUE(QKDN_KEY_RELAY, "tag", tl, pk_bin(pk, 65, 1));
+	WITH_VALUE(QKDN_KEY_RELAY_AUTH, "tag", 0, pk_bin(pk, 16, 1));
+	WITH_VALUE(QKDN_KEY_RELAY_AUTH, "tag", tl, pk_bin(pk, 17, 1));
+	WITH_VALUE(QKDN_RELAY_DONE_NOTIF, "tag", 0, pk_bin(pk, 16, 1));
+	WITH_VALUE(QKDN_RELAY_DONE_NOTIF, "tag", tl, pk_bin(pk, 17, 1));
+	WITH_VALUE(QKDN_KEY_RELAY_AUTH, "relay", 0,
+	           pk_bin(pk, QKDN_BYTES_MAX, 1));
+	WITH_VALUE(QKDN_KEY_RELAY_AUTH, "relay", tl,
+	           pk_bin(pk, QKDN_BYTES_MAX + 1, 1));
 	WITH_VALUE(QKDN_KEY_SYNC_AUTH, "tag", 0, pk_bin(pk, 16, 1));
 	WITH_VALUE(QKDN_KEY_SYNC_AUTH, "tag", tl, pk_bin(pk, 17, 1));
 	WITH_VALUE(QKDN_LINK_BLOCK, "bytes", tl,
@@ -1743,7 +2616,7 @@ test_out_of_range(void **state)
 	/* empty names */
 	WITH_VALUE(QKDN_KEY_REQ, "sae", rg, pk_str(pk, ""));
 	WITH_VALUE(QKDN_SESSION_CREATE_REQ, "snode", rg, pk_str(pk, ""));
-	WITH_VALUE(QKDN_RELAY_REQ, "route", rg, {
+	WITH_VALUE(QKDN_KEY_RELAY, "route", rg, {
 		msgpack_pack_array(pk, 2);
 		pk_str(pk, "a");
 		pk_str(pk, "");
@@ -1756,8 +2629,22 @@ test_out_of_range(void **state)
 	WITH_VALUE(QKDN_KEY_SYNC, "segs", rg, msgpack_pack_array(pk, 0));
 	WITH_VALUE(QKDN_KEY_RELAY, "segs", rg, msgpack_pack_array(pk, 0));
 	WITH_VALUE(QKDN_KEY_RSP, "keys", rg, msgpack_pack_array(pk, 0));
-	WITH_VALUE(QKDN_RELAY_REQ, "route", rg, pk_names(pk, 1));
-	WITH_VALUE(QKDN_RELAY_REQ, "route", rg, pk_names(pk, 0));
+	WITH_VALUE(QKDN_KEY_RELAY, "route", rg, pk_names(pk, 1));
+	WITH_VALUE(QKDN_KEY_RELAY, "route", rg, pk_names(pk, 0));
+	WITH_VALUE(QKDN_RELAY_REQ, "routes", rg, pk_routes(pk, 1, 1));
+	WITH_VALUE(QKDN_RELAY_REQ, "routes", rg, pk_routes(pk, 2, 0));
+	WITH_VALUE(QKDN_RELAY_REQ, "routes", 0, pk_routes(pk, 0, 0));
+	WITH_VALUE(QKDN_RELAY_REQ, "routes", 0, pk_routes(pk, 1, 2));
+	/* optional arrays: IDs may be sent empty, segments may not */
+	WITH_VALUE(QKDN_RELAY_REQ, "ids", 0, msgpack_pack_array(pk, 0));
+	WITH_VALUE(QKDN_RELAY_REQ, "segs", rg, msgpack_pack_array(pk, 0));
+	WITH_VALUE(QKDN_RESERVE_RSP, "ids", 0, msgpack_pack_array(pk, 0));
+	WITH_VALUE(QKDN_RESERVE_RSP, "segs", rg, msgpack_pack_array(pk, 0));
+	WITH_VALUE(QKDN_RELAY_DONE_NOTIF, "ids", 0, msgpack_pack_array(pk, 0));
+	WITH_VALUE(QKDN_ALLOC_RSP, "ids", 0, msgpack_pack_array(pk, 0));
+	WITH_VALUE(QKDN_RELAY_ABORT, "ids", 0, msgpack_pack_array(pk, 0));
+	WITH_VALUE(QKDN_LINK_STATE, "links", 0, msgpack_pack_array(pk, 0));
+	WITH_VALUE(QKDN_CTL_STATUS, "links", 0, msgpack_pack_array(pk, 0));
 	WITH_VALUE(QKDN_PROACTIVE_SUPPLY_RSP, "ids", 0,
 	           msgpack_pack_array(pk, 0));
 	/* UUIDs must be 16 bytes */
@@ -1780,11 +2667,64 @@ test_out_of_range(void **state)
 	/* byte strings may not be empty */
 	WITH_VALUE(QKDN_KEY_RSP, "keys", rg, pk_one_key(pk, 0));
 	WITH_VALUE(QKDN_KEY_RELAY, "ct", rg, pk_bin(pk, 0, 0));
-	WITH_VALUE(QKDN_KEY_RELAY, "tag", rg, pk_bin(pk, 0, 0));
+	WITH_VALUE(QKDN_KEY_RELAY_AUTH, "tag", rg, pk_bin(pk, 0, 0));
+	WITH_VALUE(QKDN_KEY_RELAY_AUTH, "relay", rg, pk_bin(pk, 0, 0));
+	WITH_VALUE(QKDN_RELAY_DONE_NOTIF, "tag", rg, pk_bin(pk, 0, 0));
 	WITH_VALUE(QKDN_LINK_BLOCK, "bytes", rg, pk_bin(pk, 0, 0));
 	/* relay position */
 	WITH_VALUE(QKDN_KEY_RELAY, "hop", rg, msgpack_pack_uint8(pk, 0));
 	WITH_VALUE(QKDN_KEY_RELAY, "hop", rg, msgpack_pack_uint8(pk, 32));
+	WITH_VALUE(QKDN_KEY_RELAY, "hop", 0, msgpack_pack_uint8(pk, 31));
+	/* time to live: 1 ms..1 h */
+	WITH_VALUE(QKDN_KEY_RELAY, "ttl", rg, msgpack_pack_uint8(pk, 0));
+	WITH_VALUE(QKDN_KEY_RELAY, "ttl", rg, msgpack_pack_uint32(pk, 3600001));
+	WITH_VALUE(QKDN_KEY_RELAY, "ttl", 0, msgpack_pack_uint8(pk, 1));
+	WITH_VALUE(QKDN_RESERVE_REQ, "ttl", rg, msgpack_pack_uint8(pk, 0));
+	WITH_VALUE(QKDN_RESERVE_REQ, "ttl", rg,
+	           msgpack_pack_uint32(pk, 3600001));
+	WITH_VALUE(QKDN_RESERVE_REQ, "ttl", 0,
+	           msgpack_pack_uint32(pk, 3600000));
+	WITH_VALUE(QKDN_LINK_STATE, "maxage", rg, msgpack_pack_uint8(pk, 0));
+	WITH_VALUE(QKDN_LINK_STATE, "maxage", rg,
+	           msgpack_pack_uint32(pk, 3600001));
+	WITH_VALUE(QKDN_LINK_STATE, "maxage", 0, msgpack_pack_uint8(pk, 1));
+	/* bits of a key relay, a reservation, and the I.4b relay request
+	 * (optional there: 0 is "none") */
+	WITH_VALUE(QKDN_KEY_RELAY, "bits", rg, msgpack_pack_uint8(pk, 12));
+	WITH_VALUE(QKDN_KEY_RELAY, "bits", rg, msgpack_pack_uint8(pk, 0));
+	WITH_VALUE(QKDN_RELAY_REQ_NOTIF, "bits", rg,
+	           msgpack_pack_uint16(pk, 8200));
+	WITH_VALUE(QKDN_RELAY_REQ, "bits", 0, msgpack_pack_uint8(pk, 0));
+	WITH_VALUE(QKDN_RELAY_REQ, "bits", 0, msgpack_pack_uint16(pk, 8192));
+	WITH_VALUE(QKDN_RELAY_REQ, "bits", rg, msgpack_pack_uint16(pk, 8193));
+	WITH_VALUE(QKDN_RELAY_REQ, "bits", rg, msgpack_pack_int8(pk, -8));
+	/* counts of the relay procedures */
+	WITH_VALUE(QKDN_RESERVE_REQ, "n", rg, msgpack_pack_uint8(pk, 0));
+	WITH_VALUE(QKDN_RESERVE_REQ, "n", rg, msgpack_pack_uint16(pk, 4097));
+	WITH_VALUE(QKDN_RELAY_REQ_NOTIF, "n", rg, msgpack_pack_uint8(pk, 0));
+	/* flags: 0..1 */
+	WITH_VALUE(QKDN_RELAY_REQ_NOTIF, "reserve", rg,
+	           msgpack_pack_uint8(pk, 2));
+	WITH_VALUE(QKDN_RELAY_REQ_NOTIF, "reserve", 0,
+	           msgpack_pack_uint8(pk, 0));
+	WITH_VALUE(QKDN_CTL_STATUS, "central", rg, msgpack_pack_uint8(pk, 2));
+	WITH_VALUE(QKDN_LINK_STATE, "links", rg, pk_link_states(pk, 1, 2));
+	WITH_VALUE(QKDN_CTL_STATUS, "links", rg, pk_link_states(pk, 2, 2));
+	/* a link state's age: any u32, not more */
+	WITH_VALUE(QKDN_CTL_STATUS, "links", 0, {
+		msgpack_pack_array(pk, 1);
+		pk_link_state(pk, 1, UINT32_MAX);
+	});
+	WITH_VALUE(QKDN_CTL_STATUS, "links", rg, {
+		msgpack_pack_array(pk, 1);
+		pk_link_state(pk, 1, (uint64_t)UINT32_MAX + 1);
+	});
+	/* relay, reservation IDs: 16 bytes, also when optional */
+	WITH_VALUE(QKDN_RELAY_REQ, "resid", rg, pk_bin(pk, 15, 1));
+	WITH_VALUE(QKDN_RELAY_REQ_RSP, "resid", rg, pk_bin(pk, 17, 1));
+	WITH_VALUE(QKDN_RESERVE_RELEASE, "resid", rg, pk_bin(pk, 0, 1));
+	WITH_VALUE(QKDN_RELAY_ABORT, "rid", rg, pk_bin(pk, 8, 1));
+	WITH_VALUE(QKDN_RELAY_REQ, "resid", 0, pk_bin(pk, 16, 0));
 	/* segments: offset 0..2^20-1, length 1..2^20 */
 	WITH_VALUE(QKDN_KEY_RELAY, "segs", rg,
 	           pk_segs(pk, 1, QKDN_BLOCK_BYTES_MAX, 1));
@@ -1803,12 +2743,26 @@ test_out_of_range(void **state)
 	           msgpack_pack_int64(pk, INT64_MIN));
 	WITH_VALUE(QKDN_LINK_BLOCK, "blk", 0,
 	           msgpack_pack_uint64(pk, UINT64_MAX));
+	WITH_VALUE(QKDN_NEXT_HOP_REQ, "bytes", rg, msgpack_pack_int8(pk, -1));
+	WITH_VALUE(QKDN_NEXT_HOP_RSP, "ver", rg, msgpack_pack_int8(pk, -1));
+	WITH_VALUE(QKDN_RELAY_REQ, "ver", rg, msgpack_pack_int8(pk, -1));
+	WITH_VALUE(QKDN_ROUTE_QUERY, "bytes", rg, msgpack_pack_int8(pk, -1));
+	WITH_VALUE(QKDN_LINK_STATE, "seq", rg, msgpack_pack_int8(pk, -1));
+	WITH_VALUE(QKDN_LINK_STATE, "seq", 0,
+	           msgpack_pack_uint64(pk, UINT64_MAX));
+	WITH_VALUE(QKDN_CTL_STATUS, "updates", rg, msgpack_pack_int8(pk, -1));
 	/* results: -10000..0 */
 	WITH_VALUE(QKDN_ACK, "res", rg, msgpack_pack_uint8(pk, 1));
 	WITH_VALUE(QKDN_ACK, "res", rg, msgpack_pack_int32(pk, -10001));
 	WITH_VALUE(QKDN_ACK, "res", rg, msgpack_pack_int64(pk, INT64_MIN));
 	WITH_VALUE(QKDN_ACK, "res", rg, msgpack_pack_uint64(pk, UINT64_MAX));
 	WITH_VALUE(QKDN_ALLOC_RSP, "res", rg, msgpack_pack_uint8(pk, 5));
+	WITH_VALUE(QKDN_NEXT_HOP_RSP, "res", rg, msgpack_pack_uint8(pk, 1));
+	WITH_VALUE(QKDN_RELAY_DONE_NOTIF, "res", rg,
+	           msgpack_pack_int32(pk, -10001));
+	WITH_VALUE(QKDN_RELAY_REQ_RSP, "res", rg, msgpack_pack_uint8(pk, 1));
+	WITH_VALUE(QKDN_RESERVE_RSP, "res", rg, msgpack_pack_uint8(pk, 1));
+	WITH_VALUE(QKDN_RESERVE_RSP, "res", 0, msgpack_pack_int32(pk, -10000));
 	WITH_VALUE(QKDN_NEXT_HOP_RSP, "res", 0, msgpack_pack_int8(pk, 0));
 	/* error codes: 1..10000, so codes added later still decode */
 	WITH_VALUE(QKDN_ERROR, "code", rg, msgpack_pack_uint8(pk, 0));
@@ -1887,9 +2841,25 @@ test_utf8(void **state)
 		msgpack_pack_array(&v.pk, 2);
 		pk_str(&v.pk, "a");
 		msgpack_pack_str_with_body(&v.pk, bad[i].s, bad[i].len);
-		edit_sample(QKDN_RELAY_REQ, "route", E_SET, &v.sb, &out);
+		edit_sample(QKDN_KEY_RELAY, "route", E_SET, &v.sb, &out);
 		expect_fail(out.sb.data, out.sb.size, QKDN_E_BAD_REQUEST,
 		            "item 1 of 'route'");
+		pk_free(&out);
+		edit_at(QKDN_RELAY_REQ, "routes", "r", E_SET, &v.sb, &out);
+		expect_fail(out.sb.data, out.sb.size, QKDN_E_BAD_REQUEST,
+		            "item 1 of 'r'");
+		pk_free(&out);
+		pk_free(&v);
+		/* the reason of a relay abort, a link state's names */
+		pk_init(&v);
+		msgpack_pack_str_with_body(&v.pk, bad[i].s, bad[i].len);
+		edit_sample(QKDN_RELAY_ABORT, "why", E_SET, &v.sb, &out);
+		expect_fail(out.sb.data, out.sb.size, QKDN_E_BAD_REQUEST,
+		            "UTF-8");
+		pk_free(&out);
+		edit_at(QKDN_LINK_STATE, "links", "b", E_SET, &v.sb, &out);
+		expect_fail(out.sb.data, out.sb.size, QKDN_E_BAD_REQUEST,
+		            "'b' is not valid UTF-8");
 		pk_free(&out);
 		pk_free(&v);
 	}
@@ -2150,9 +3120,6 @@ test_encoder_validation(void **state)
 	qkdn_msg_clear(&m);
 
 	build_sample(QKDN_KEY_RELAY, &m);
-	m.u.key_relay.tag.len = 0;
-	assert_int_equal(encode_code(&m), QKDN_E_RANGE);
-	m.u.key_relay.tag.len = 16;
 	m.u.key_relay.hop = 0;
 	assert_int_equal(encode_code(&m), QKDN_E_RANGE);
 	m.u.key_relay.hop = 1;
@@ -2199,9 +3166,121 @@ test_encoder_validation(void **state)
 	assert_int_equal(encode_code(&m), QKDN_E_TOO_LARGE);
 	qkdn_msg_clear(&m);
 
+	/* the relay and controller messages */
+	build_sample(QKDN_KEY_RELAY, &m);
+	m.u.key_relay.ttl_ms = 0;
+	assert_int_equal(encode_code(&m), QKDN_E_RANGE);
+	m.u.key_relay.ttl_ms = 3600001;
+	assert_int_equal(encode_code(&m), QKDN_E_RANGE);
+	m.u.key_relay.ttl_ms = 1;
+	m.u.key_relay.bits = 12;
+	assert_int_equal(encode_code(&m), QKDN_E_RANGE);
+	m.u.key_relay.bits = 8;
+	m.u.key_relay.ids.n = 0; /* required: at least one key */
+	assert_int_equal(encode_code(&m), QKDN_E_RANGE);
+	m.u.key_relay.ids.n = 1;
+	m.u.key_relay.segs.n = QKDN_SEGS_MAX + 1;
+	assert_int_equal(encode_code(&m), QKDN_E_TOO_LARGE);
+	m.u.key_relay.segs.n = 1;
+	m.u.key_relay.segs.v[0].len = 0;
+	assert_int_equal(encode_code(&m), QKDN_E_RANGE);
+	m.u.key_relay.segs.v[0].len = 1;
+	m.u.key_relay.ciphertext.len = QKDN_BYTES_MAX + 1;
+	assert_int_equal(encode_code(&m), QKDN_E_TOO_LARGE);
+	m.u.key_relay.ciphertext.len = 0; /* absent: fine */
+	m.u.key_relay.link[0] = 0;        /* required: not fine */
+	assert_int_equal(encode_code(&m), QKDN_E_RANGE);
+	set_name(m.u.key_relay.link, "l");
+	assert_int_equal(encode_code(&m), 0);
+	qkdn_msg_clear(&m);
+
+	build_sample(QKDN_KEY_RELAY_AUTH, &m);
+	m.u.key_relay_auth.tag.len = 17;
+	assert_int_equal(encode_code(&m), QKDN_E_TOO_LARGE);
+	m.u.key_relay_auth.tag.len = 0; /* required */
+	assert_int_equal(encode_code(&m), QKDN_E_RANGE);
+	qkdn_msg_clear(&m);
+
+	build_sample(QKDN_RELAY_DONE_NOTIF, &m);
+	m.u.relay_done_notif.tag.len = 17;
+	assert_int_equal(encode_code(&m), QKDN_E_TOO_LARGE);
+	m.u.relay_done_notif.tag.len = 16;
+	m.u.relay_done_notif.result = 1;
+	assert_int_equal(encode_code(&m), QKDN_E_RANGE);
+	qkdn_msg_clear(&m);
+
+	build_sample(QKDN_RELAY_REQ, &m);
+	m.u.relay_req.routes.n = QKDN_ROUTES_MAX + 1;
+	assert_int_equal(encode_code(&m), QKDN_E_TOO_LARGE);
+	m.u.relay_req.routes.n = 3;
+	m.u.relay_req.routes.v[0].nodes.n = 1;
+	assert_int_equal(encode_code(&m), QKDN_E_RANGE);
+	m.u.relay_req.routes.v[0].nodes.n = 2;
+	m.u.relay_req.bits = 8193;
+	assert_int_equal(encode_code(&m), QKDN_E_RANGE);
+	m.u.relay_req.bits = 0;
+	m.u.relay_req.ids.n = QKDN_KEYS_MAX + 1;
+	assert_int_equal(encode_code(&m), QKDN_E_TOO_LARGE);
+	m.u.relay_req.ids.n = 0;
+	memset(m.u.relay_req.link, 'x', QKDN_NAME_MAX);
+	assert_int_equal(encode_code(&m), QKDN_E_TOO_LARGE);
+	qkdn_msg_clear(&m);
+
+	build_sample(QKDN_RELAY_REQ_NOTIF, &m);
+	m.u.relay_req_notif.reserve = 2;
+	assert_int_equal(encode_code(&m), QKDN_E_RANGE);
+	qkdn_msg_clear(&m);
+
+	build_sample(QKDN_RESERVE_REQ, &m);
+	m.u.reserve_req.ttl_ms = 0;
+	assert_int_equal(encode_code(&m), QKDN_E_RANGE);
+	m.u.reserve_req.ttl_ms = 1;
+	m.u.reserve_req.next_hop[0] = 0;
+	assert_int_equal(encode_code(&m), QKDN_E_RANGE);
+	qkdn_msg_clear(&m);
+
+	build_sample(QKDN_RESERVE_RSP, &m);
+	m.u.reserve_rsp.segs.v[1].offset = QKDN_BLOCK_BYTES_MAX;
+	assert_int_equal(encode_code(&m), QKDN_E_RANGE);
+	qkdn_msg_clear(&m);
+
+	build_sample(QKDN_ALLOC_REQ, &m);
+	m.u.alloc_req.src_sae[0] = 0;
+	assert_int_equal(encode_code(&m), QKDN_E_RANGE);
+	qkdn_msg_clear(&m);
+
+	build_sample(QKDN_RELAY_ABORT, &m);
+	memset(m.u.relay_abort.reason, 'r', QKDN_REASON_MAX);
+	assert_int_equal(encode_code(&m), QKDN_E_TOO_LARGE);
+	qkdn_msg_clear(&m);
+
+	build_sample(QKDN_LINK_STATE, &m);
+	m.u.link_state.max_age_ms = 0;
+	assert_int_equal(encode_code(&m), QKDN_E_RANGE);
+	m.u.link_state.max_age_ms = 1;
+	m.u.link_state.links.v[1].up = 2;
+	assert_int_equal(encode_code(&m), QKDN_E_RANGE);
+	m.u.link_state.links.v[1].up = 1;
+	m.u.link_state.links.v[2].b[0] = 0;
+	assert_int_equal(encode_code(&m), QKDN_E_RANGE);
+	m.u.link_state.links.v[2].b[0] = 'b';
+	m.u.link_state.links.n = QKDN_LINK_STATES_MAX + 1;
+	assert_int_equal(encode_code(&m), QKDN_E_TOO_LARGE);
+	qkdn_msg_clear(&m);
+
+	build_sample(QKDN_CTL_STATUS, &m);
+	m.u.ctl_status.centralized = 2;
+	assert_int_equal(encode_code(&m), QKDN_E_RANGE);
+	qkdn_msg_clear(&m);
+
+	build_sample(QKDN_ROUTE_QUERY, &m);
+	set_name(m.u.route_query.dst_node, "bad\xe2\x82");
+	assert_int_equal(encode_code(&m), QKDN_E_BAD_REQUEST);
+	qkdn_msg_clear(&m);
+
 	/* unknown types */
 	memset(&m, 0, sizeof(m));
-	uint32_t types[] = {0, 25, 99, 108, UINT32_MAX};
+	uint32_t types[] = {0, 25, 99, QKDN_CTL_STATUS + 1, UINT32_MAX};
 	for (size_t i = 0; i < 5; i++) {
 		m.type = types[i];
 		assert_int_equal(encode_code(&m), QKDN_E_UNKNOWN_TYPE);
@@ -2356,12 +3435,17 @@ main(void)
 	    cmocka_unit_test(test_round_trip_every_type),
 	    cmocka_unit_test(test_round_trip_limits),
 	    cmocka_unit_test(test_optional_fields),
+	    cmocka_unit_test(test_absent_on_wire),
+	    cmocka_unit_test(test_samples_complete),
+	    cmocka_unit_test(test_round_trip_min),
 	    cmocka_unit_test(test_unknown_keys_ignored),
 	    cmocka_unit_test(test_key_order_free),
 	    cmocka_unit_test(test_empty_and_truncated),
 	    cmocka_unit_test(test_trailing_bytes),
 	    cmocka_unit_test(test_bad_envelope),
 	    cmocka_unit_test(test_every_field_checked),
+	    cmocka_unit_test(test_nested_fields_checked),
+	    cmocka_unit_test(test_every_string_field),
 	    cmocka_unit_test(test_wrong_field_types),
 	    cmocka_unit_test(test_nested_missing),
 	    cmocka_unit_test(test_too_large),

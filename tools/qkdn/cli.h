@@ -39,6 +39,11 @@ enum cli_opt_bit {
 	OPT_CERT = 1u << 16,
 	OPT_KEY = 1u << 17,
 	OPT_KM_NAME = 1u << 18,
+	OPT_CTL = 1u << 19,        /* a controller's Ck address */
+	OPT_CONTROLLER = 1u << 20, /* the controller of --config [NODE] */
+	OPT_FROM = 1u << 21,
+	OPT_BYTES = 1u << 22,
+	OPT_DST_SAE = 1u << 23,
 };
 /* The options of the commands that talk to a KM over Ak. */
 #define OPT_AK_TLS (OPT_CA | OPT_CERT | OPT_KEY | OPT_KM_NAME)
@@ -58,6 +63,11 @@ struct cli_args {
 	uint32_t bits, count;
 	const char *run_dir, *km, *sae, *to, *ids_from, *sim, *config, *node;
 	const char *ca, *cert, *key, *km_name; /* tls+tcp:// Ak */
+	/* controllers: --ctl ADDR; --controller [NODE] ("" without NODE);
+	 * route and relay reserve: --from NODE (--to NODE), --bytes N,
+	 * --dst-sae SAE */
+	const char *ctl, *controller, *from, *dst_sae;
+	uint32_t bytes;
 	struct cli_list ids;
 	const char *arg[CLI_ARGS_MAX];
 	size_t n_arg;
@@ -82,6 +92,11 @@ int cli_net_restart(const struct cli_cmd *cmd, struct cli_args *a);
 int cli_key_get(const struct cli_cmd *cmd, struct cli_args *a);
 int cli_status(const struct cli_cmd *cmd, struct cli_args *a);
 int cli_link(const struct cli_cmd *cmd, struct cli_args *a);
+/* ctl.c: a controller's status (status --ctl / --controller), route,
+ * relay reserve */
+int cli_ctl_status(const struct cli_cmd *cmd, struct cli_args *a);
+int cli_route(const struct cli_cmd *cmd, struct cli_args *a);
+int cli_relay_reserve(const struct cli_cmd *cmd, struct cli_args *a);
 
 /* main.c */
 int cli_timeout(const struct cli_args *a, int dflt_ms);

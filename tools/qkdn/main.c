@@ -60,10 +60,30 @@ static const struct cli_cmd commands[] = {
                 "given IDs"},
     {.group = "status",
      .run = cli_status,
-     .opts = KM_OPTS,
+     .opts = KM_OPTS | OPT_CTL | OPT_CONTROLLER,
      .usage = "status (--km ADDR | --config FILE [--run-dir DIR] --node ID)\n"
-              "            [--ca FILE --cert FILE --key FILE] [--km-name ID]",
-     .summary = "show a KM's counters and its links' key pools"},
+              "            [--ca FILE --cert FILE --key FILE] [--km-name ID]\n"
+              "       qkdn status (--ctl ADDR | --config FILE [--run-dir "
+              "DIR] --controller [NODE])",
+     .summary = "show a KM's counters, relay counters and its links' key "
+                "pools, or a controller's view of the links"},
+    {.group = "route",
+     .run = cli_route,
+     .opts = OPT_CTL | OPT_CONFIG | OPT_RUN_DIR | OPT_FROM | OPT_TO | OPT_BYTES,
+     .usage = "route --from NODE --to NODE [--bytes N]\n"
+              "            (--ctl ADDR | --config FILE [--run-dir DIR])",
+     .summary = "show the routes a controller would use now between two "
+                "nodes"},
+    {.group = "relay",
+     .name = "reserve",
+     .run = cli_relay_reserve,
+     .opts = OPT_CTL | OPT_CONFIG | OPT_RUN_DIR | OPT_FROM | OPT_TO | OPT_SAE |
+             OPT_DST_SAE | OPT_COUNT | OPT_BITS,
+     .usage = "relay reserve (--config FILE [--run-dir DIR] | --ctl ADDR)\n"
+              "            --from NODE --to NODE --sae SAE --dst-sae SAE "
+              "[--count N] [--bits N]",
+     .summary = "reserve keys and relay them through the central "
+                "controller (I.4b); print their IDs"},
     {.group = "link",
      .name = "pause",
      .run = cli_link,
@@ -93,7 +113,9 @@ static const struct cli_cmd commands[] = {
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
-enum opt_kind { ARG_FLAG, ARG_STR, ARG_UINT, ARG_LIST };
+/* ARG_OPT: a string that may be left out (--controller [NODE]): its
+ * value is the next word unless that is an option, or "" */
+enum opt_kind { ARG_FLAG, ARG_STR, ARG_UINT, ARG_LIST, ARG_OPT };
 
 struct cli_opt {
 	const char *name; /* without the leading "--" */
@@ -126,6 +148,11 @@ static const struct cli_opt options[] = {
     {"cert", OPT_CERT, ARG_STR, ARGS_AT(cert), 0, 0, 0},
     {"key", OPT_KEY, ARG_STR, ARGS_AT(key), 0, 0, 0},
     {"km-name", OPT_KM_NAME, ARG_STR, ARGS_AT(km_name), 0, 0, 0},
+    {"ctl", OPT_CTL, ARG_STR, ARGS_AT(ctl), 0, 0, 0},
+    {"controller", OPT_CONTROLLER, ARG_OPT, ARGS_AT(controller), 0, 0, 0},
+    {"from", OPT_FROM, ARG_STR, ARGS_AT(from), 0, 0, 0},
+    {"bytes", OPT_BYTES, ARG_UINT, ARGS_AT(bytes), 0, UINT32_MAX, 1},
+    {"dst-sae", OPT_DST_SAE, ARG_STR, ARGS_AT(dst_sae), 0, 0, 0},
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -234,6 +261,7 @@ set_option(struct cli_args *a, const struct cli_opt *o, const char *val)
 		*(bool *)field = true;
 		return 0;
 	case ARG_STR:
+	case ARG_OPT:
 		*(const char **)field = val;
 		return 0;
 	case ARG_UINT:
@@ -287,6 +315,9 @@ parse(int argc, char **argv, struct cli_args *a, const char **words,
 				                 o->name);
 		} else if (eq != NULL) {
 			val = eq + 1;
+		} else if (o->kind == ARG_OPT) {
+			bool word = i + 1 < argc && argv[i + 1][0] != '-';
+			val = word ? argv[++i] : "";
 		} else if (i + 1 < argc) {
 			val = argv[++i];
 		} else {

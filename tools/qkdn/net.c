@@ -1,6 +1,7 @@
-/* net up / net down / net restart: a whole local network (emulator plus one
- * KM per node), or one KM of it, as detached daemons of one run directory,
- * started, awaited and stopped through the launcher (qkdn_launch.h). */
+/* net up / net down / net restart: a whole local network (emulator, the
+ * controllers and one KM per node), or one KM of it, as detached daemons
+ * of one run directory, started, awaited and stopped through the launcher
+ * (qkdn_launch.h). */
 #include "cli.h"
 
 #include "qkdn_ak.h"
@@ -19,6 +20,12 @@
 #define TAIL_LINES    20
 
 static const char SIM_NAME[] = "qkdsim";
+static const char CTL_PROG[] = "qkdn-controller";
+static const char CTL_CENTRAL[] = "ctl-central";
+
+/* A network of this many nodes or fewer never relays a key (a relay needs
+ * a node between two others), so it may run without controllers. */
+#define NODES_WITHOUT_RELAY 2
 
 /* Ctrl-C while waiting: stop what was started rather than leave it. */
 static volatile sig_atomic_t interrupted;
@@ -73,27 +80,83 @@ node_text(const struct qkdn_net_node *node)
 	printf("%s ak=%s kx=%s\n", node->id, node->ak_url, node->kx_url);
 }
 
+/* Where net up puts its processes in one array: the emulator first, then
+ * the controllers (started and awaited before the KMs, which report to
+ * them from their start), then one KM per node in file order. */
+struct up_plan {
+	size_t n_ctl; /* controllers started: 0, 1 (central) or n_nodes */
+	size_t n;     /* 1 + n_ctl + n_nodes */
+	char sim_bin[PATH_MAX], km_bin[PATH_MAX], ctl_bin[PATH_MAX];
+};
+
+static struct qkdn_proc *
+km_proc(struct qkdn_proc *procs, const struct up_plan *pl, size_t node)
+{
+	return &procs[1 + pl->n_ctl + node];
+}
+
+static bool
+centralized(const struct qkdn_net *net)
+{
+	return net->controller == QKDN_CTL_CENTRALIZED;
+}
+
 static cJSON *
-up_json(const struct qkdn_net *net, const char *dir,
-        const struct qkdn_proc *procs)
+ctl_json(const struct qkdn_net *net, const struct up_plan *pl,
+         const struct qkdn_proc *procs)
+{
+	cJSON *arr = cJSON_CreateArray();
+	for (size_t i = 0; i < pl->n_ctl; i++) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", procs[1 + i].name);
+		if (centralized(net)) {
+			cJSON_AddStringToObject(o, "ck", net->central_ck_url);
+		} else {
+			cJSON_AddStringToObject(o, "node", net->nodes[i].id);
+			cJSON_AddStringToObject(o, "ck", net->nodes[i].ck_url);
+			cJSON_AddStringToObject(o, "cx", net->nodes[i].cx_url);
+		}
+		cJSON_AddNumberToObject(o, "pid", procs[1 + i].pid);
+		cJSON_AddItemToArray(arr, o);
+	}
+	return arr;
+}
+
+static cJSON *
+up_json(const struct qkdn_net *net, const char *dir, const struct up_plan *pl,
+        struct qkdn_proc *procs)
 {
 	cJSON *doc = cJSON_CreateObject();
 	cJSON_AddStringToObject(doc, "run_dir", dir);
 	cJSON *nodes = cJSON_AddArrayToObject(doc, "nodes");
 	for (size_t i = 0; i < net->n_nodes; i++)
 		cJSON_AddItemToArray(
-		    nodes, node_json(&net->nodes[i], procs[i + 1].pid));
+		    nodes,
+		    node_json(&net->nodes[i], km_proc(procs, pl, i)->pid));
 	cJSON *sim = cJSON_AddObjectToObject(doc, "sim");
 	cJSON_AddStringToObject(sim, "url", net->sim_url);
 	cJSON_AddNumberToObject(sim, "pid", procs[0].pid);
+	cJSON_AddStringToObject(doc, "controller",
+	                        centralized(net) ? "centralized"
+	                                         : "distributed");
+	cJSON_AddItemToObject(doc, "controllers", ctl_json(net, pl, procs));
 	return doc;
 }
 
 static void
-up_text(const struct qkdn_net *net, const char *dir)
+up_text(const struct qkdn_net *net, const char *dir, const struct up_plan *pl,
+        const struct qkdn_proc *procs)
 {
 	for (size_t i = 0; i < net->n_nodes; i++)
 		node_text(&net->nodes[i]);
+	for (size_t i = 0; i < pl->n_ctl; i++) {
+		if (centralized(net))
+			printf("%s ck=%s\n", procs[1 + i].name,
+			       net->central_ck_url);
+		else
+			printf("%s ck=%s cx=%s\n", procs[1 + i].name,
+			       net->nodes[i].ck_url, net->nodes[i].cx_url);
+	}
 	printf("%s ctl=%s\n", SIM_NAME, net->sim_url);
 	printf("run dir: %s\n", dir);
 }
@@ -122,15 +185,23 @@ check_not_running(const struct cli_args *a, const char *dir)
 	return CLI_OK;
 }
 
-/* The KM of a node: its process name (which names its files), checked. */
+/* The KM ("km-") or controller ("ctl-") of a node: its process name
+ * (which names its files), checked. */
 static int
-km_name(const struct cli_args *a, const char *node, struct qkdn_proc *p)
+proc_name(const struct cli_args *a, const char *prefix, const char *node,
+          struct qkdn_proc *p)
 {
 	if (strchr(node, '/') != NULL)
 		return cli_fail(a, NULL, QKDN_E_CONFIG,
 		                "node ID '%s' cannot name a log file", node);
-	snprintf(p->name, sizeof(p->name), "km-%s", node);
+	snprintf(p->name, sizeof(p->name), "%s%s", prefix, node);
 	return CLI_OK;
+}
+
+static int
+km_name(const struct cli_args *a, const char *node, struct qkdn_proc *p)
+{
+	return proc_name(a, "km-", node, p);
 }
 
 static int
@@ -152,32 +223,106 @@ spawn_km(struct qkdn_proc *p, char *bin, const char *config, const char *node,
 	return qkdn_launch_spawn(p, dir, argv, QKDN_LAUNCH_DAEMON, why, whylen);
 }
 
-/* Start every daemon; on failure stop those started. */
+/* Which controllers net up starts: all of the file's mode (one per node,
+ * or the central one) whenever qkdn-controller is found. Without it, a
+ * network of at most NODES_WITHOUT_RELAY nodes, which never relays, runs
+ * as before (said in one line on stderr: its KMs find no controller and
+ * serve direct keys only); a larger one fails, since relays there need the
+ * controllers. */
 static int
-start_all(const struct cli_args *a, const struct qkdn_net *net, const char *dir,
-          const char *config, struct qkdn_proc *procs)
+plan_up(const struct cli_args *a, const struct qkdn_net *net,
+        struct up_plan *pl)
 {
-	char sim_bin[PATH_MAX], km_bin[PATH_MAX], why[PATH_MAX + 128];
-	size_t n = net->n_nodes + 1, started = 0;
 	int rv;
-	if ((rv = find_program(a, "qkdn-qkdsim", sim_bin)) != 0 ||
-	    (rv = find_program(a, "qkdn-km", km_bin)) != 0)
+	if ((rv = find_program(a, "qkdn-qkdsim", pl->sim_bin)) != 0 ||
+	    (rv = find_program(a, "qkdn-km", pl->km_bin)) != 0)
 		return rv;
-	for (size_t i = 0; i < net->n_nodes; i++)
-		if ((rv = km_name(a, net->nodes[i].id, &procs[i + 1])) != 0)
-			return rv;
+	/* two nodes have nothing to relay: no controller, as before relay */
+	if (net->n_nodes <= NODES_WITHOUT_RELAY)
+		pl->n_ctl = 0;
+	else if (qkdn_launch_find_program(CTL_PROG, true, pl->ctl_bin,
+	                                  PATH_MAX) == 0)
+		pl->n_ctl = centralized(net) ? 1 : net->n_nodes;
+	else
+		return cli_fail(a, NULL, QKDN_E_CONFIG,
+		                "cannot find %s next to qkdn or on PATH; the "
+		                "%zu nodes of %s need controllers to relay "
+		                "keys",
+		                CTL_PROG, net->n_nodes, net->path);
+	pl->n = 1 + pl->n_ctl + net->n_nodes;
+	return CLI_OK;
+}
+
+/* Name every process of the plan (names are checked before anything
+ * starts). */
+static int
+name_all(const struct cli_args *a, const struct qkdn_net *net,
+         const struct up_plan *pl, struct qkdn_proc *procs)
+{
+	int rv;
 	snprintf(procs[0].name, sizeof(procs[0].name), "%s", SIM_NAME);
-	char *sim_argv[] = {sim_bin,     "--config",  (char *)config,
+	for (size_t i = 0; i < pl->n_ctl; i++) {
+		if (centralized(net))
+			snprintf(procs[1].name, sizeof(procs[1].name), "%s",
+			         CTL_CENTRAL);
+		else if ((rv = proc_name(a, "ctl-", net->nodes[i].id,
+		                         &procs[1 + i])) != 0)
+			return rv;
+	}
+	for (size_t i = 0; i < net->n_nodes; i++)
+		if ((rv = km_name(a, net->nodes[i].id,
+		                  km_proc(procs, pl, i))) != 0)
+			return rv;
+	return CLI_OK;
+}
+
+/* Start the emulator and the controllers (procs[0..n_ctl]); on failure
+ * stop those started. */
+static int
+start_first(const struct cli_args *a, const struct qkdn_net *net,
+            const char *dir, const char *config, struct up_plan *pl,
+            struct qkdn_proc *procs)
+{
+	char why[PATH_MAX + 128];
+	size_t started = 1;
+	char *sim_argv[] = {pl->sim_bin, "--config",  (char *)config,
 	                    "--run-dir", (char *)dir, NULL};
-	rv = qkdn_launch_spawn(&procs[0], dir, sim_argv, QKDN_LAUNCH_DAEMON,
-	                       why, sizeof(why));
-	for (started = 1; started < n && rv == 0; started++)
-		rv =
-		    spawn_km(&procs[started], km_bin, config,
-		             net->nodes[started - 1].id, dir, why, sizeof(why));
+	int rv = qkdn_launch_spawn(&procs[0], dir, sim_argv, QKDN_LAUNCH_DAEMON,
+	                           why, sizeof(why));
+	for (size_t i = 0; i < pl->n_ctl && rv == 0; i++, started++) {
+		/* distributed: --node names the controller's node */
+		char *argv[] = {pl->ctl_bin,
+		                "--config",
+		                (char *)config,
+		                "--run-dir",
+		                (char *)dir,
+		                "--node",
+		                (char *)net->nodes[i].id,
+		                NULL};
+		if (centralized(net))
+			argv[5] = NULL;
+		rv = qkdn_launch_spawn(&procs[1 + i], dir, argv,
+		                       QKDN_LAUNCH_DAEMON, why, sizeof(why));
+	}
 	if (rv == 0)
 		return CLI_OK;
 	qkdn_launch_stop(dir, procs, started, SIGTERM, DOWN_GRACE_MS);
+	return cli_fail(a, NULL, rv, "%s; all daemons stopped", why);
+}
+
+/* Start the KMs; on failure stop every process of the plan. */
+static int
+start_kms(const struct cli_args *a, const struct qkdn_net *net, const char *dir,
+          const char *config, struct up_plan *pl, struct qkdn_proc *procs)
+{
+	char why[PATH_MAX + 128];
+	int rv = 0;
+	for (size_t i = 0; i < net->n_nodes && rv == 0; i++)
+		rv = spawn_km(km_proc(procs, pl, i), pl->km_bin, config,
+		              net->nodes[i].id, dir, why, sizeof(why));
+	if (rv == 0)
+		return CLI_OK;
+	qkdn_launch_stop(dir, procs, pl->n, SIGTERM, DOWN_GRACE_MS);
 	return cli_fail(a, NULL, rv, "%s; all daemons stopped", why);
 }
 
@@ -207,13 +352,16 @@ probe_tls(void *arg)
 	return rv;
 }
 
-/* nodes[i]: the node procs[i] serves, or NULL (the emulator) */
+/* nodes[i]: the KM's node procs[i] is, or NULL (the emulator, a
+ * controller: nng's probe, whose reply of any type but ERROR counts). On
+ * failure every one of all[0..n_all) is stopped. */
 static int
 await_started(const struct cli_args *a, const char *dir,
               struct qkdn_proc *procs, const char *const *urls,
               const struct qkdn_net *net,
               const struct qkdn_net_node *const *nodes, size_t n,
-              const char *stopped, cJSON **doc)
+              struct qkdn_proc *all, size_t n_all, const char *stopped,
+              cJSON **doc)
 {
 	struct qkdn_launch_wait *w = calloc(n, sizeof(*w));
 	struct tls_probe *tp = calloc(n, sizeof(*tp));
@@ -242,7 +390,7 @@ await_started(const struct cli_args *a, const char *dir,
 		snprintf(why, sizeof(why), "waiting for %zu daemons", n);
 	}
 	if (rv != 0) {
-		qkdn_launch_stop(dir, procs, n, SIGTERM, DOWN_GRACE_MS);
+		qkdn_launch_stop(dir, all, n_all, SIGTERM, DOWN_GRACE_MS);
 		rv = cli_fail(a, doc != NULL ? *doc : NULL, rv,
 		              "%s; %s (logs in %s)", why, stopped, dir);
 		if (doc != NULL)
@@ -294,15 +442,21 @@ cli_net_up(const struct cli_cmd *cmd, struct cli_args *a)
 	struct qkdn_proc *procs = NULL;
 	const char **urls = NULL;
 	const struct qkdn_net_node **nodes = NULL;
+	struct up_plan *pl = NULL;
 	char dir[PATH_MAX], config[PATH_MAX];
-	size_t n = 0;
 	int rv;
 	(void)cmd;
 
 	if ((rv = load_abs(a, a->arg[0], true, &net, dir, config)) != 0 ||
 	    (rv = check_not_running(a, dir)) != 0)
 		goto out;
-	n = net->n_nodes + 1;
+	if ((pl = calloc(1, sizeof(*pl))) == NULL) {
+		rv = cli_fail(a, NULL, QKDN_E_NOMEM, "starting the daemons");
+		goto out;
+	}
+	if ((rv = plan_up(a, net, pl)) != 0)
+		goto out;
+	size_t n = pl->n, first = 1 + pl->n_ctl;
 	procs = calloc(n, sizeof(*procs));
 	urls = calloc(n, sizeof(*urls));
 	nodes = calloc(n, sizeof(*nodes));
@@ -310,24 +464,36 @@ cli_net_up(const struct cli_cmd *cmd, struct cli_args *a)
 		rv = cli_fail(a, NULL, QKDN_E_NOMEM, "starting %zu daemons", n);
 		goto out;
 	}
-	catch_signals();
-	if ((rv = start_all(a, net, dir, config, procs)) != 0)
+	if ((rv = name_all(a, net, pl, procs)) != 0)
 		goto out;
-	for (size_t i = 0; i < n; i++) {
-		nodes[i] = i == 0 ? NULL : &net->nodes[i - 1];
-		urls[i] = i == 0 ? net->sim_url : nodes[i]->ak_url;
+	urls[0] = net->sim_url;
+	for (size_t i = 0; i < pl->n_ctl; i++)
+		urls[1 + i] = centralized(net) ? net->central_ck_url
+		                               : net->nodes[i].ck_url;
+	for (size_t i = 0; i < net->n_nodes; i++) {
+		nodes[first + i] = &net->nodes[i];
+		urls[first + i] = net->nodes[i].ak_url;
 	}
-	if ((rv = await_started(a, dir, procs, urls, net, nodes, n,
+	catch_signals();
+	/* the emulator and the controllers answer first: a KM reports its
+	 * links to its controller from the start */
+	if ((rv = start_first(a, net, dir, config, pl, procs)) != 0 ||
+	    (rv = await_started(a, dir, procs, urls, net, nodes, first, procs,
+	                        n, "all daemons stopped", NULL)) != 0 ||
+	    (rv = start_kms(a, net, dir, config, pl, procs)) != 0 ||
+	    (rv = await_started(a, dir, procs + first, urls + first, net,
+	                        nodes + first, net->n_nodes, procs, n,
 	                        "all daemons stopped", NULL)) != 0)
 		goto out;
 	if (a->json)
-		rv = cli_emit(a, up_json(net, dir, procs));
+		rv = cli_emit(a, up_json(net, dir, pl, procs));
 	else
-		up_text(net, dir);
+		up_text(net, dir, pl, procs);
 out:
 	free(nodes);
 	free(urls);
 	free(procs);
+	free(pl);
 	free(net);
 	return rv;
 }
@@ -487,7 +653,7 @@ cli_net_restart(const struct cli_cmd *cmd, struct cli_args *a)
 	const char *url = net->nodes[node].ak_url;
 	snprintf(stopped, sizeof(stopped), "%s stopped", km.name);
 	const struct qkdn_net_node *nd = &net->nodes[node];
-	if ((rv = await_started(a, dir, &km, &url, net, &nd, 1, stopped,
+	if ((rv = await_started(a, dir, &km, &url, net, &nd, 1, &km, 1, stopped,
 	                        &doc)) != 0)
 		goto out;
 	if (a->json) {

@@ -55,6 +55,54 @@ print_row(char cell[N_COLS][QKDN_NAME_MAX], const int *width)
 	}
 }
 
+/* The relay counters: their names are those of struct qkdn_relay_stats
+ * (and of the JSON object), in its order. */
+#define RELAY_COUNTERS(X)                                                      \
+	X(started)                                                             \
+	X(completed)                                                           \
+	X(failed)                                                              \
+	X(in_flight)                                                           \
+	X(forwarded)                                                           \
+	X(delivered)                                                           \
+	X(rejected)                                                            \
+	X(next_hop_reqs)                                                       \
+	X(relay_req_notifs)                                                    \
+	X(relay_req_rsps)                                                      \
+	X(done_notifs)                                                         \
+	X(reservations)                                                        \
+	X(allocations)                                                         \
+	X(keys_relayed)
+
+/* "relays: started 0, completed 0, ..." on two lines: the relays, then
+ * the procedure messages */
+static void
+relay_text(const struct qkdn_ak_relay_status *r)
+{
+	printf("relays: started %" PRIu64 ", completed %" PRIu64
+	       ", failed %" PRIu64 ", in flight %" PRIu64 ", forwarded %" PRIu64
+	       ", delivered %" PRIu64 ", rejected %" PRIu64
+	       ", keys relayed %" PRIu64 "\n",
+	       r->started, r->completed, r->failed, r->in_flight, r->forwarded,
+	       r->delivered, r->rejected, r->keys_relayed);
+	printf("relay messages: next hop requests %" PRIu64
+	       ", relay request notifications %" PRIu64
+	       ", relay request responses %" PRIu64
+	       ", done notifications %" PRIu64 ", reservations %" PRIu64
+	       ", allocations %" PRIu64 "\n",
+	       r->next_hop_reqs, r->relay_req_notifs, r->relay_req_rsps,
+	       r->done_notifs, r->reservations, r->allocations);
+}
+
+static cJSON *
+relay_json(const struct qkdn_ak_relay_status *r)
+{
+	cJSON *o = cJSON_CreateObject();
+#define ADD(name) cJSON_AddNumberToObject(o, #name, (double)r->name);
+	RELAY_COUNTERS(ADD)
+#undef ADD
+	return o;
+}
+
 static void
 status_text(const struct qkdn_ak_status *s)
 {
@@ -65,6 +113,7 @@ status_text(const struct qkdn_ak_status *s)
 	printf("keys pending: %" PRIu64 "\n", s->pending);
 	printf("errors: %" PRIu64 " (Ak %" PRIu64 ", Kx %" PRIu64 ")\n",
 	       s->errors, s->ak_errors, s->kx_errors);
+	relay_text(&s->relay);
 	if (s->n_links == 0) {
 		printf("links: none\n");
 		return;
@@ -111,6 +160,7 @@ status_json(const struct qkdn_ak_status *s)
 		                        (double)l->sync_failures);
 		cJSON_AddItemToArray(links, o);
 	}
+	cJSON_AddItemToObject(doc, "relay", relay_json(&s->relay));
 	return doc;
 }
 
@@ -133,6 +183,8 @@ cli_status(const struct cli_cmd *cmd, struct cli_args *a)
 	struct qkdn_ak *ak = NULL;
 	struct cli_km km;
 	int rv;
+	if (a->ctl != NULL || a->controller != NULL)
+		return cli_ctl_status(cmd, a);
 	/* a status request names no SAE: the handle's is a placeholder */
 	if ((rv = cli_km_find(cmd, a, &km)) != 0 ||
 	    (rv = cli_ak_open(a, &km, "qkdn-cli", &ak)) != 0)

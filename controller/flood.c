@@ -1,0 +1,219 @@
+/* Flooding LSAs to adjacent controllers (flood.h). */
+#include "flood.h"
+
+#include "ctl.h"
+#include "qkdn_err.h"
+#include "qkdn_log.h"
+#include "qkdn_rpc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SRC "flood"
+
+struct nb {
+	struct ctl_flood *f;
+	int node;        /* the adjacent node */
+	const char *url; /* its Cx */
+	nng_socket s;
+	nng_thread *thread;
+	uint64_t pending; /* origins to send (bit i: node i), f->mtx */
+	bool failing;     /* for logging changes only */
+};
+
+struct ctl_flood {
+	struct ctl *c;
+	nng_mtx *mtx;
+	nng_cv *cv;
+	bool stopping;
+	size_t n;
+	struct nb nb[QKDN_NET_NODES_MAX];
+};
+
+_Static_assert(QKDN_NET_NODES_MAX <= 64, "pending sets are 64-bit masks");
+
+/* origin's LSA as a LINK_STATE, copied under the database lock; false if
+ * none is held any more. */
+static bool
+build(struct ctl *c, int origin, struct qkdn_msg *m)
+{
+	const struct qkdn_net *net = c->net;
+	struct qkdn_link_state_update *u = &m->u.link_state;
+	bool ok = false;
+	memset(m, 0, sizeof(*m));
+	m->type = QKDN_LINK_STATE;
+	nng_mtx_lock(c->mtx);
+	const struct ls_lsa *lsa = ls_db_get(c->db, (uint32_t)origin);
+	if (lsa != NULL &&
+	    (lsa->n == 0 || (u->links.v = qkdn_msg_alloc(
+	                         m, lsa->n * sizeof(*u->links.v))) != NULL)) {
+		memcpy(u->origin, net->nodes[origin].id, sizeof(qkdn_name));
+		u->seq = lsa->seq;
+		/* every receiver ages it from its own receipt */
+		u->max_age_ms = lsa->max_age_ms;
+		u->links.n = (uint32_t)lsa->n;
+		for (size_t i = 0; i < lsa->n; i++) {
+			const struct ls_link *l = &lsa->links[i];
+			struct qkdn_link_state *o = &u->links.v[i];
+			memcpy(o->link, net->links[l->link].id,
+			       sizeof(qkdn_name));
+			memcpy(o->a, u->origin, sizeof(qkdn_name));
+			memcpy(o->b, net->nodes[l->peer].id, sizeof(qkdn_name));
+			o->up = l->up;
+			o->a_out = l->out;
+			o->rate_bps = l->rate_bps;
+		}
+		ok = true;
+	}
+	nng_mtx_unlock(c->mtx);
+	if (!ok)
+		qkdn_msg_clear(m);
+	return ok;
+}
+
+/* Send every origin of mask; on the first failure skip the rest (the
+ * neighbour gets fresh copies with the next round once it answers). */
+static void
+send_round(struct nb *nb, uint64_t mask)
+{
+	struct ctl *c = nb->f->c;
+	const char *peer = c->net->nodes[nb->node].id;
+	for (int o = 0; mask != 0; o++, mask >>= 1) {
+		struct qkdn_msg m, rsp;
+		struct qkdn_decode_error err = {0};
+		if (!(mask & 1) || !build(c, o, &m))
+			continue;
+		int rv = qkdn_rpc_call(nb->s, &m, &rsp, CTL_FLOOD_MS, &err);
+		qkdn_msg_clear(&m);
+		qkdn_msg_clear(&rsp);
+		if (rv != 0) {
+			if (!nb->failing)
+				QLOG_WARN(SRC,
+				          "controller of node %s (%s) did not "
+				          "take link state: %s (%s); skipping "
+				          "it until it answers",
+				          peer, nb->url, qkdn_strerror(rv),
+				          err.reason);
+			nb->failing = true;
+			return;
+		}
+		if (nb->failing)
+			QLOG_INFO(SRC, "controller of node %s answers again",
+			          peer);
+		nb->failing = false;
+	}
+}
+
+static void
+sender(void *arg)
+{
+	struct nb *nb = arg;
+	struct ctl_flood *f = nb->f;
+	nng_mtx_lock(f->mtx);
+	for (;;) {
+		while (nb->pending == 0 && !f->stopping)
+			nng_cv_wait(f->cv);
+		if (f->stopping)
+			break;
+		uint64_t mask = nb->pending;
+		nb->pending = 0;
+		nng_mtx_unlock(f->mtx);
+		send_round(nb, mask);
+		nng_mtx_lock(f->mtx);
+	}
+	nng_mtx_unlock(f->mtx);
+}
+
+int
+ctl_flood_start(struct ctl_flood **out, struct ctl *c)
+{
+	const struct qkdn_net *net = c->net;
+	struct ctl_flood *f = calloc(1, sizeof(*f));
+	int rv;
+	*out = NULL;
+	if (f == NULL)
+		return QKDN_E_NOMEM;
+	f->c = c;
+	if ((rv = nng_mtx_alloc(&f->mtx)) != 0 ||
+	    (rv = nng_cv_alloc(&f->cv, f->mtx)) != 0) {
+		ctl_flood_stop(f);
+		return qkdn_err_from_nng(rv);
+	}
+	/* the adjacent nodes, once each (parallel links count once) */
+	for (size_t i = 0; i < net->n_links; i++) {
+		const struct qkdn_net_link *l = &net->links[i];
+		int peer = l->node[0] == c->self   ? l->node[1]
+		           : l->node[1] == c->self ? l->node[0]
+		                                   : -1;
+		bool known = peer < 0;
+		for (size_t k = 0; k < f->n && !known; k++)
+			known = f->nb[k].node == peer;
+		if (known)
+			continue;
+		const char *url = net->nodes[peer].cx_url;
+		if (strncmp(url, "tls+tcp://", 10) == 0) {
+			QLOG_WARN(SRC,
+			          "node %s's Cx %s is tls+tcp://: this "
+			          "controller has no TLS client yet, so it "
+			          "floods nothing to it",
+			          net->nodes[peer].id, url);
+			continue;
+		}
+		struct nb *nb = &f->nb[f->n];
+		nb->f = f;
+		nb->node = peer;
+		nb->url = url;
+		if ((rv = qkdn_rpc_dial(&nb->s, url)) != 0) {
+			QLOG_ERR(SRC, "cannot dial node %s's Cx %s: %s",
+			         net->nodes[peer].id, url, qkdn_strerror(rv));
+			ctl_flood_stop(f);
+			return rv;
+		}
+		f->n++;
+		if ((rv = nng_thread_create(&nb->thread, sender, nb)) != 0) {
+			ctl_flood_stop(f);
+			return qkdn_err_from_nng(rv);
+		}
+	}
+	*out = f;
+	return 0;
+}
+
+void
+ctl_flood_stop(struct ctl_flood *f)
+{
+	if (f == NULL)
+		return;
+	if (f->mtx != NULL) {
+		nng_mtx_lock(f->mtx);
+		f->stopping = true;
+		if (f->cv != NULL)
+			nng_cv_wake(f->cv);
+		nng_mtx_unlock(f->mtx);
+	}
+	/* a call in flight ends within CTL_FLOOD_MS */
+	for (size_t i = 0; i < f->n; i++) {
+		if (f->nb[i].thread != NULL)
+			nng_thread_destroy(f->nb[i].thread);
+		nng_close(f->nb[i].s);
+	}
+	if (f->cv != NULL)
+		nng_cv_free(f->cv);
+	if (f->mtx != NULL)
+		nng_mtx_free(f->mtx);
+	free(f);
+}
+
+void
+ctl_flood_mark(struct ctl_flood *f, int origin, int except)
+{
+	if (f == NULL)
+		return;
+	nng_mtx_lock(f->mtx);
+	for (size_t i = 0; i < f->n; i++)
+		if (f->nb[i].node != except)
+			f->nb[i].pending |= (uint64_t)1 << origin;
+	nng_cv_wake(f->cv);
+	nng_mtx_unlock(f->mtx);
+}
