@@ -296,8 +296,9 @@ ctl_routes(struct ctl *c, int src, int dst, uint64_t demand, size_t max,
 }
 
 int
-ctl_next_hop(struct ctl *c, int here, int dst, uint64_t demand, int *next,
-             int *link, uint64_t *version)
+ctl_next_hop(struct ctl *c, int here, int dst, uint64_t demand,
+             const uint32_t *avoid, size_t n_avoid, int *next, int *link,
+             uint64_t *version)
 {
 	struct rt_route rt;
 	int rv;
@@ -308,7 +309,8 @@ ctl_next_hop(struct ctl *c, int here, int dst, uint64_t demand, int *next,
 	if (g == NULL)
 		rv = QKDN_E_NOMEM;
 	else
-		rv = rt_best(g, (uint32_t)here, (uint32_t)dst, demand, &rt);
+		rv = rt_best_avoiding(g, (uint32_t)here, (uint32_t)dst, demand,
+		                      avoid, n_avoid, &rt);
 	if (rv == 0) {
 		*next = (int)rt.node[1];
 		*link = rt.link[0];

@@ -74,8 +74,9 @@ int ctl_routes(struct ctl *c, int src, int dst, uint64_t demand, size_t max,
 
 /* The next hop from here to dst: 0 with next and link filled, or
  * QKDN_E_NO_ROUTE. *version: the version it was computed on. */
-int ctl_next_hop(struct ctl *c, int here, int dst, uint64_t demand, int *next,
-                 int *link, uint64_t *version);
+int ctl_next_hop(struct ctl *c, int here, int dst, uint64_t demand,
+                 const uint32_t *avoid, size_t n_avoid, int *next, int *link,
+                 uint64_t *version);
 
 /* The CTL_STATUS reply. */
 int ctl_status(struct ctl *c, struct qkdn_msg *rsp)

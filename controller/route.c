@@ -315,6 +315,25 @@ rt_best(struct rt_graph *g, uint32_t src, uint32_t dst, uint64_t demand,
 	return best_into(g, src, dst, demand, 0, out);
 }
 
+int
+rt_best_avoiding(struct rt_graph *g, uint32_t src, uint32_t dst,
+                 uint64_t demand, const uint32_t *avoid, size_t n,
+                 struct rt_route *out)
+{
+	if (src >= g->n || dst >= g->n || src == dst)
+		return QKDN_E_BAD_REQUEST;
+	memset(g->removed, 0, g->m ? g->m : 1);
+	for (size_t k = 0; k < n; k++) {
+		uint32_t v = avoid[k];
+		if (v >= g->n || v == src || v == dst)
+			continue;
+		/* no edge into v: no route can pass it */
+		for (uint32_t i = g->in_at[v]; i < g->in_at[v + 1]; i++)
+			g->removed[g->in_e[i]] = 1;
+	}
+	return best_into(g, src, dst, demand, 0, out);
+}
+
 size_t
 rt_routes(struct rt_graph *g, uint32_t src, uint32_t dst, uint64_t demand,
           struct rt_route *out, size_t max)

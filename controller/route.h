@@ -57,6 +57,14 @@ struct rt_route {
 int rt_best(struct rt_graph *g, uint32_t src, uint32_t dst, uint64_t demand,
             struct rt_route *out) __attribute__((warn_unused_result));
 
+/* rt_best through none of the n nodes of avoid (src and dst excepted):
+ * a hop-by-hop relay asks for its next hop this way, with the nodes it
+ * has passed, so that views of the network that differ from node to
+ * node can never send it round in a loop. */
+int rt_best_avoiding(struct rt_graph *g, uint32_t src, uint32_t dst,
+                     uint64_t demand, const uint32_t *avoid, size_t n,
+                     struct rt_route *out) __attribute__((warn_unused_result));
+
 /* Up to max (at most RT_ROUTES_MAX) distinct routes, best first: the best,
  * then the best once the bottleneck edges of every route found so far are
  * removed, and so on. Returns how many (0: no route or a bad request). */

@@ -93,8 +93,16 @@ on_next_hop(struct qkdn_server_req *r, struct qkdn_msg *req)
 	atomic_fetch_add(&c->n.next_hop_reqs, 1);
 	if (!ends(r, c, q->here, q->dst_node, &here, &dst))
 		return;
-	int rv =
-	    ctl_next_hop(c, here, dst, q->bytes, &next, &link, &p->version);
+	/* the nodes the relay has passed: known ones are avoided */
+	uint32_t avoid[QKDN_ROUTE_MAX];
+	size_t n_avoid = 0;
+	for (uint32_t i = 0; i < q->route.n && n_avoid < QKDN_ROUTE_MAX; i++) {
+		int v = qkdn_net_node_index(c->net, q->route.v[i]);
+		if (v >= 0)
+			avoid[n_avoid++] = (uint32_t)v;
+	}
+	int rv = ctl_next_hop(c, here, dst, q->bytes, avoid, n_avoid, &next,
+	                      &link, &p->version);
 	if (rv != 0 && rv != QKDN_E_NO_ROUTE) {
 		qkdn_server_error(r, rv, "next hop could not be computed");
 		return;

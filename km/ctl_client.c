@@ -320,14 +320,26 @@ node_of(const struct km_ctl *c, const char *id)
 	return qkdn_net_node_index(c->km->net, id);
 }
 
+/* Whether node idx is on route (NULL: the empty route). */
+static bool
+on_route(const struct km_ctl *c, const struct qkdn_route *route, int idx)
+{
+	for (uint32_t i = 0; route != NULL && i < route->n; i++)
+		if (node_of(c, route->v[i]) == idx)
+			return true;
+	return false;
+}
+
 int
 km_ctl_next_hop(struct km_ctl *c, const qkdn_uuid *relay_id, int dst_node,
-                uint64_t bytes, int *next, char *why, size_t whylen)
+                uint64_t bytes, const struct qkdn_route *so_far, int *next,
+                char *why, size_t whylen)
 {
 	struct km *km = c->km;
 	const char *dst = km->net->nodes[dst_node].id;
 	struct cache_ent e;
-	if (cache_get(c, dst_node, &e)) {
+	/* a cached next hop the relay has passed already would loop: ask */
+	if (cache_get(c, dst_node, &e) && !on_route(c, so_far, e.next)) {
 		*next = e.next;
 		return 0;
 	}
@@ -337,6 +349,8 @@ km_ctl_next_hop(struct km_ctl *c, const qkdn_uuid *relay_id, int dst_node,
 	memcpy(q->here, km->node->id, sizeof(q->here));
 	memcpy(q->dst_node, dst, sizeof(q->dst_node));
 	q->bytes = bytes;
+	if (so_far != NULL)
+		q->route = *so_far; /* borrowed: the request is not cleared */
 	nng_mtx_lock(c->call_mtx);
 	atomic_fetch_add(&km->rc.next_hop_reqs, 1);
 	int rv = call(c, &c->call_conn, &req, &rsp, why, whylen);

@@ -45,10 +45,12 @@ bool km_ctl_up(struct km_ctl *c);
 const char *km_ctl_url(const struct km_ctl *c);
 
 /* Distributed (14): the next node from this one towards dst_node for a
- * relay taking bytes per hop. 0 with *next, or QKDN_E_NO_ROUTE /
- * QKDN_E_UNREACHABLE / QKDN_E_TIMEOUT with why. */
+ * relay taking bytes per hop, avoiding the nodes of so_far (the relay's
+ * route up to here; NULL at its source). 0 with *next, or
+ * QKDN_E_NO_ROUTE / QKDN_E_UNREACHABLE / QKDN_E_TIMEOUT with why. */
 int km_ctl_next_hop(struct km_ctl *c, const qkdn_uuid *relay_id, int dst_node,
-                    uint64_t bytes, int *next, char *why, size_t whylen)
+                    uint64_t bytes, const struct qkdn_route *so_far, int *next,
+                    char *why, size_t whylen)
     __attribute__((warn_unused_result));
 
 /* Centralized (17, reserve = 0): every route from this node to dst_node

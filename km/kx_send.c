@@ -24,6 +24,7 @@
 #define SRC             "kx"
 #define KEYS_AT         KM_SYNC_KEYS_AT
 #define MAX_RETRIES     3
+#define PING_MS         300 /* an idle peer must answer a ping this fast */
 #define MAX_BATCH_KEYS  QKDN_KEYS_MAX
 #define MAX_BATCH_BYTES KM_KX_BATCH_BYTES
 
@@ -382,6 +383,27 @@ roundtrip(struct km_kx_link *kl, const struct qkdn_buf *msg, uint64_t deadline,
 	return 0;
 }
 
+/* A status request on the kept connection (the Kx server answers it with
+ * a bare ACK): no answer within 300 ms closes the connection. */
+static void
+ping_peer(struct km_kx_link *kl)
+{
+	static const struct qkdn_msg ping = {.type = QKDN_STATUS_REQ};
+	struct qkdn_buf req = {0};
+	uint8_t *in = NULL;
+	size_t in_len = 0;
+	if (qkdn_msg_encode(&ping, qkdn_buf_write, &req) != 0) {
+		qkdn_buf_free(&req);
+		return;
+	}
+	int rv = qkdn_sp_call(&kl->conn, req.data, req.len, &in, &in_len,
+	                      QKDN_MSG_BYTES_MAX, qkdn_now_ms() + PING_MS);
+	qkdn_buf_free(&req);
+	free(in); /* an ACK: no key material */
+	if (rv != 0)
+		qkdn_sp_close(&kl->conn);
+}
+
 /* One KEY_SYNC round trip; the reply decides the batch's fate. Success
  * counts only with the acknowledgement's tag: a forged ack (from anyone
  * who can reach this connection, but lacks the pool's bits) must never
@@ -671,13 +693,17 @@ sender(void *arg)
 		}
 		kl->hop_turn = true;
 		if (kl->head == NULL) {
-			/* idle: keep a connection to the peer for status */
-			if (kl->conn.fd < 0) {
-				nng_mtx_unlock(km->mtx);
+			/* idle: keep a connection to the peer, and ask it
+			 * every second whether it is still there, so a cut
+			 * link shows as down (and is routed around) without
+			 * waiting for a request to fail */
+			nng_mtx_unlock(km->mtx);
+			if (kl->conn.fd < 0)
 				(void)connect_peer(kl, qkdn_now_ms() + 200);
-				atomic_store(&kl->up, kl->conn.fd >= 0);
-				nng_mtx_lock(km->mtx);
-			}
+			else
+				ping_peer(kl);
+			atomic_store(&kl->up, kl->conn.fd >= 0);
+			nng_mtx_lock(km->mtx);
 			if (kl->head == NULL && kl->hops == NULL &&
 			    !kl->stopping)
 				nng_cv_until(kl->cv, nng_clock() + 1000);

@@ -341,7 +341,17 @@ km_kx_reply_ack(struct qkdn_server_req *w, int result, uint64_t value,
 /* Relay messages come from peer KMs (108, 109) and from the controller
  * (21, 18, 23, 110); every handler touches the KM lock, LMDB or the
  * controller, so they run on workers. */
+/* The Kx sender's liveness probe of an idle link: nothing to look up, so
+ * answered in the callback. */
+static void
+handle_ping(struct qkdn_server_req *w, struct qkdn_msg *req)
+{
+	(void)req;
+	reply_ack(w, 0, 0, NULL);
+}
+
 static const struct qkdn_handler handlers[] = {
+    {QKDN_STATUS_REQ, handle_ping, false},
     {QKDN_KEY_SYNC_AUTH, handle_sync, true},
     {QKDN_KEY_RELAY_AUTH, km_relay_handle_auth, true},
     {QKDN_RELAY_ABORT, km_relay_handle_abort, true},

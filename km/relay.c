@@ -330,8 +330,8 @@ start_source(struct relay *r)
 		return;
 	}
 	int next;
-	rv = km_ctl_next_hop(km->ctl, &r->h.relay_id, r->dst_node, bytes, &next,
-	                     why, sizeof(why));
+	rv = km_ctl_next_hop(km->ctl, &r->h.relay_id, r->dst_node, bytes, NULL,
+	                     &next, why, sizeof(why));
 	struct km_link *l = rv == 0 ? km_link_to(km, next) : NULL;
 	if (rv == 0 && l == NULL) {
 		rv = QKDN_E_NO_ROUTE;
@@ -766,7 +766,8 @@ forward(struct qkdn_server_req *w, struct km *km,
 	if (next < 0) {
 		uint64_t bytes = KEYS_AT + (uint64_t)kr->ids.n * (kr->bits / 8);
 		if ((rv = km_ctl_next_hop(km->ctl, &kr->relay_id, c->dst_node,
-		                          bytes, &next, why, whylen)) != 0)
+		                          bytes, &kr->route, &next, why,
+		                          whylen)) != 0)
 			return rv;
 		for (uint32_t k = 0; k <= kr->hop; k++)
 			if (c->idx[k] == next) {

@@ -228,7 +228,8 @@ static const struct field key_req_session_rsp[] = {
 #define S struct qkdn_next_hop_req
 static const struct field next_hop_req[] = {
     UUID("rid", REQ, S, relay_id), NAME("here", REQ, S, here),
-    NAME("dnode", REQ, S, dst_node), U64("bytes", REQ, S, bytes)};
+    NAME("dnode", REQ, S, dst_node), U64("bytes", REQ, S, bytes),
+    ROUTE("route", OPT, S, route)};
 #undef S
 #define S struct qkdn_next_hop_rsp
 static const struct field next_hop_rsp[] = {

@@ -199,6 +199,9 @@ struct qkdn_next_hop_req {
 	qkdn_name here; /* node asking */
 	qkdn_name dst_node;
 	uint64_t bytes; /* key the relay takes on each hop (the demand) */
+	/* the relay's route so far, source first (optional): the answer
+	 * avoids these nodes, so hop-by-hop choices never loop */
+	struct qkdn_route route;
 };
 
 /* 15 response to key relay next hop request (controller -> KM). */

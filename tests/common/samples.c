@@ -221,12 +221,11 @@ fill_key_req_session_rsp(struct qkdn_msg *m, bool full)
 static int
 fill_next_hop_req(struct qkdn_msg *m, bool full)
 {
-	(void)full; /* no optional field, no array */
 	m->u.next_hop_req.relay_id = sample_uuid(14);
 	NAME(m->u.next_hop_req.here, "node-here");
 	NAME(m->u.next_hop_req.dst_node, "node-there");
 	m->u.next_hop_req.bytes = 32 * 4096;
-	return 0;
+	return full ? sample_route(m, &m->u.next_hop_req.route, 3) : 0;
 }
 
 static int

@@ -5,8 +5,12 @@
  *   forward   pass it to the real KM B and its reply back (transparent)
  *   forge     answer at once with an acknowledgement of success, untagged
  *   forge-tag the same with a random 16-byte tag
- * A forged acknowledgement must never make KM A hand out keys KM B did not
- * store.
+ *   forge-done a KEY_RELAY_AUTH answered at once with a key relay
+ *              completion notification of success, with a random tag
+ * A forged acknowledgement or completion must never make KM A hand out
+ * keys KM B (or the relay's destination) did not store. Status requests
+ * (the sender's liveness probe of an idle link) are always passed on and
+ * take no mode.
  *
  *   kx_mitm LISTEN_URL PEER_URL MODE[,MODE...]
  *
@@ -67,6 +71,45 @@ forge(nng_msg *req, bool with_tag, nng_msg **rsp)
 	return qkdn_rpc_pack(&ack, rsp);
 }
 
+/* A completion of success for the relay in req, under a random tag. */
+static int
+forge_done(nng_msg *req, nng_msg **rsp)
+{
+	struct qkdn_msg in, relay, done = {.type = QKDN_RELAY_DONE_NOTIF};
+	uint8_t tag[16];
+	int rv = qkdn_rpc_unpack(req, &in, NULL);
+	if (rv != 0)
+		return rv;
+	if (in.type != QKDN_KEY_RELAY_AUTH ||
+	    qkdn_msg_decode(in.u.key_relay_auth.relay.ptr,
+	                    in.u.key_relay_auth.relay.len, &relay, NULL) != 0) {
+		qkdn_msg_clear(&in);
+		return QKDN_E_BAD_REQUEST;
+	}
+	done.req_id = in.req_id;
+	done.u.relay_done_notif.relay_id = relay.u.key_relay.relay_id;
+	done.u.relay_done_notif.ids = relay.u.key_relay.ids;
+	randombytes_buf(tag, sizeof(tag));
+	done.u.relay_done_notif.tag.len = sizeof(tag);
+	done.u.relay_done_notif.tag.ptr = tag;
+	rv = qkdn_rpc_pack(&done, rsp);
+	qkdn_msg_clear(&relay);
+	qkdn_msg_clear(&in);
+	return rv;
+}
+
+/* Whether req is a status request (passed on, outside the mode list). */
+static bool
+is_status(nng_msg *req)
+{
+	struct qkdn_msg in;
+	if (qkdn_rpc_unpack(req, &in, NULL) != 0)
+		return false;
+	bool status = in.type == QKDN_STATUS_REQ;
+	qkdn_msg_clear(&in);
+	return status;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -96,8 +139,18 @@ main(int argc, char **argv)
 		nng_msg *req, *rsp = NULL;
 		if (nng_recvmsg(s, &req, 0) != 0)
 			break;
+		if (is_status(req)) {
+			if (forward(argv[2], req, &rsp) == 0 &&
+			    nng_sendmsg(s, rsp, 0) != 0)
+				nng_msg_free(rsp);
+			nng_msg_free(req);
+			i--;
+			continue;
+		}
 		const char *mode = modes[i < n_modes ? i : n_modes - 1];
-		if (strcmp(mode, "forward") == 0)
+		if (strcmp(mode, "forge-done") == 0)
+			rv = forge_done(req, &rsp);
+		else if (strcmp(mode, "forward") == 0)
 			rv = forward(argv[2], req, &rsp);
 		else if (strcmp(mode, "forge") == 0 ||
 		         strcmp(mode, "forge-tag") == 0)

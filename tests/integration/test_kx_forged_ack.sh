@@ -19,7 +19,7 @@ grep -qF "kx = $mitm" "$CFG_A" || fail "could not point A at the MITM"
 	2>&1 &
 mitm_pid=$!
 # stop it too at exit, keeping the test's exit status for teardown
-trap 'rc=$?; kill $mitm_pid 2>/dev/null; (exit $rc); teardown' EXIT
+trap 'rc=$?; set +e; kill $mitm_pid 2>/dev/null; (exit $rc); teardown' EXIT
 wait_for 10 grep -q ready "$TMP/mitm.out" || fail "kx_mitm did not start"
 restart_km A "$CFG_A"
 

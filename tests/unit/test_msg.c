@@ -262,6 +262,9 @@ check_next_hop_req(const struct qkdn_msg *x, const struct qkdn_msg *y)
 	SAME_NAME(here);
 	SAME_NAME(dst_node);
 	SAME_INT(bytes);
+	SAME_INT(route.n);
+	if (a->route.n > 0)
+		SAME_ROUTE(route);
 }
 
 static void
@@ -606,6 +609,7 @@ static const struct {
 } optional_fields[] = {
     {QKDN_SESSION_CREATE_REQ, "snode"},
     {QKDN_SESSION_CREATE_REQ, "dnode"},
+    {QKDN_NEXT_HOP_REQ, "route"},
     {QKDN_NEXT_HOP_RSP, "next"},
     {QKDN_NEXT_HOP_RSP, "link"},
     {QKDN_RELAY_DONE_NOTIF, "ids"},
