@@ -76,6 +76,35 @@ test_widest_beats_shorter(void **state)
 	rt_graph_free(g);
 }
 
+/* A ring 0-1-2-3-0 where 0 -> 1 -> 2 is the widest way to 2: asked at 1
+ * for a relay that came from 0, the answer must not go back through 0
+ * (a loop) but on to 2; with 2's other neighbour also passed, from 3
+ * there is no route at all. */
+static void
+test_avoiding(void **state)
+{
+	(void)state;
+	struct rt_edge e[] = {
+	    BOTH(0, 1, 1024 * KIB, 0), BOTH(1, 2, 100 * KIB, 1),
+	    BOTH(2, 3, 1024 * KIB, 2), BOTH(3, 0, 1024 * KIB, 3)};
+	struct rt_graph *g = graph(4, e, 8);
+	struct rt_route r;
+	/* unconstrained, 1 reaches 2 by 1-0-3-2 (1 MiB everywhere) */
+	assert_int_equal(rt_best(g, 1, 2, 64, &r), 0);
+	assert_route(&r, (uint32_t[]){1, 0, 3, 2}, 4);
+	assert_int_equal(
+	    rt_best_avoiding(g, 1, 2, 64, (uint32_t[]){0, 1}, 2, &r), 0);
+	assert_route(&r, (uint32_t[]){1, 2}, 2);
+	assert_int_equal(
+	    rt_best_avoiding(g, 3, 1, 64, (uint32_t[]){0, 2}, 2, &r),
+	    QKDN_E_NO_ROUTE);
+	/* the ends themselves in the list change nothing */
+	assert_int_equal(
+	    rt_best_avoiding(g, 1, 2, 64, (uint32_t[]){1, 2}, 2, &r), 0);
+	assert_route(&r, (uint32_t[]){1, 0, 3, 2}, 4);
+	rt_graph_free(g);
+}
+
 /* Equal bottlenecks: fewer hops first, then the lower node IDs. */
 static void
 test_ties(void **state)
@@ -591,6 +620,7 @@ main(void)
 	    cmocka_unit_test(test_hops_after_bottleneck),
 	    cmocka_unit_test(test_demand),
 	    cmocka_unit_test(test_no_route),
+	    cmocka_unit_test(test_avoiding),
 	    cmocka_unit_test(test_alternatives),
 	    cmocka_unit_test(test_brute_force),
 	    cmocka_unit_test(test_db_routes),
