@@ -14,12 +14,23 @@
  * The server owns the decoded request: it stays valid until the reply and
  * is cleared (its key material wiped) after it.
  *
- * Listeners: ipc://, tcp:// (nng's own) and tls+tcp:// (OpenSSL, in
- * tls_front.c: nng 1.5.2 cannot say which certificate a peer presented).
+ * Listeners: tcp:// is nng's own (REP contexts); tls+tcp:// and ipc://
+ * are the front's (front.c: our code accepts, knows the peer, speaks nng's
+ * SP framing): nng 1.5.2 cannot say which certificate a TLS peer
+ * presented, and its ipc listener stops accepting for good once a client
+ * disconnects during the SP header exchange (nanomsg/nng#1518). Behind
+ * the front there are no nng contexts: each connection's thread serves
+ * its requests one at a time with a request state (and slot) of its own,
+ * running the handler itself unless it is on_worker, and waits for the
+ * reply; so there, requests served at once are bounded by max_conns, not
+ * contexts, and a retry holds only that connection's thread.
+ *
  * Every listener caps its connections (in all, and from one peer address
- * on tcp and tls) and closes a connection that sent no request for idle_ms;
- * one with a request in flight is never closed as idle. A refused
- * connection is logged (rate-limited) with the peer's address and why. */
+ * on tcp and tls) and closes a connection that sent no request for
+ * idle_ms; one with a request in flight is never closed as idle. A
+ * refused connection (over a cap, or one that closes early, sends garbage
+ * or stalls in the handshake) is logged (rate-limited) with the peer's
+ * address and why. */
 #ifndef QKDN_SERVER_H
 #define QKDN_SERVER_H
 
@@ -47,9 +58,9 @@ struct qkdn_tls_files {
 };
 
 /* Defaults of the connection limits (a field left 0 takes them; a
- * negative field means no limit). 256 connections: twice the Ak server's
- * 128 contexts, so pooled, mostly idle clients fit while file descriptors
- * (and, on tls+tcp://, one thread each) stay bounded. 32 from one address:
+ * negative field means no limit). 256 connections: pooled, mostly idle
+ * clients fit while file descriptors (and, behind the front, on tls+tcp://
+ * and ipc://, one thread each) stay bounded. 32 from one address:
  * a peer KM needs one per link and an application host a few, and one host
  * can then hold at most an eighth of the listener. 60 s idle: far above any
  * request's deadline, so only forgotten connections are closed (a client
@@ -63,8 +74,8 @@ struct qkdn_server_config {
 	const char *log_src; /* log source tag, e.g. "ak" */
 	int refusal_level;   /* log level of error replies (QKDN_LOG_*) */
 	const char *url;
-	int ipc_mode;     /* file mode of an ipc:// socket; 0: nng's default */
-	int contexts;     /* requests served at once */
+	int ipc_mode;     /* file mode of an ipc:// socket; 0: the umask's */
+	int contexts;     /* requests served at once (nng's tcp:// only) */
 	int workers;      /* worker threads (0 if no handler needs one) */
 	size_t recv_max;  /* largest request accepted, bytes */
 	size_t slot_size; /* per-context memory for the handlers */
@@ -91,7 +102,7 @@ void *qkdn_server_arg(const struct qkdn_server_req *r);
 void *qkdn_server_slot(struct qkdn_server_req *r);
 /* The request whose slot this is. */
 struct qkdn_server_req *qkdn_server_req_of_slot(void *slot);
-/* The peer's uid on ipc:// (false elsewhere). */
+/* The peer's uid on ipc:// (SO_PEERCRED at connect; false elsewhere). */
 bool qkdn_server_peer_uid(const struct qkdn_server_req *r, uint64_t *uid);
 /* The verified certificate CN of a request that came over tls+tcp://,
  * NULL for ipc:// and tcp://. Valid until the reply. */

@@ -4,17 +4,18 @@
 #include "qkdn_err.h"
 #include "qkdn_log.h"
 #include "qkdn_rpc.h"
-#include "qkdn_tls_front.h"
+#include "qkdn_front.h"
 
 #include <arpa/inet.h>
 #include <limits.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/supplemental/util/platform.h>
-#include <nng/transport/ipc/ipc.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SWEEP_MIN_MS 50
 #define SWEEP_MAX_MS 1000
@@ -29,12 +30,10 @@ struct qkdn_server_req {
 	nng_ctx ctx;
 	struct qkdn_msg req;
 	const struct qkdn_handler *h;
-	bool has_uid;
-	uint64_t uid;
-	bool counted;     /* in its pipe's in-flight count */
-	uint32_t pipe_id; /* the pipe it came on */
-	bool has_name;    /* came over tls+tcp:// */
-	char peer_name[QKDN_TLS_NAME_MAX];
+	bool counted;                      /* in its pipe's in-flight count */
+	uint32_t pipe_id;                  /* the pipe it came on */
+	struct front_conn *fc;             /* the front's connection, or NULL */
+	struct qkdn_front_peer peer;       /* that connection's peer */
 	struct qkdn_server_req *next_work; /* in the worker queue */
 	_Alignas(max_align_t) unsigned char slot[];
 };
@@ -45,6 +44,7 @@ struct qkdn_server {
 	nng_socket sock;
 	bool sock_open;
 	size_t req_size; /* one context with its slot */
+	int n_ctx;       /* nng contexts (none behind the front) */
 	unsigned char *reqs;
 	/* workers: a FIFO of requests whose handler must not run in a
 	 * callback */
@@ -55,27 +55,44 @@ struct qkdn_server {
 	nng_thread **threads;
 	/* limits, resolved from the config (INT_MAX / -1: none) */
 	int max_conns, max_per_host, idle_ms;
-	/* ipc:// and tcp://: the listener's pipes, by pipe ID (open
-	 * addressing, linear probes; a power of two of slots) */
+	/* nng's listener (tcp://): its pipes, by pipe ID (open addressing,
+	 * linear probes; a power of two of slots) */
 	bool track;
 	nng_mtx *pipes_mtx;
 	struct pipe_ent *pipes;
 	size_t pipes_cap, n_pipes;
 	nng_aio *sweep;
 	struct qkdn_log_limit conn_refusals, idles;
-	/* tls+tcp://: the front and the inproc listener it feeds */
-	struct qkdn_tls_front *front;
-	nng_listener inproc;
-	char inproc_url[96];
+	/* tls+tcp:// and ipc://: the front, and its open connections */
+	struct qkdn_front *front;
+	pthread_mutex_t fmtx; /* guards fconns, front_stopping */
+	struct front_conn *fconns;
+	bool front_stopping;
 };
 
-/* One admitted pipe of the ipc:// or tcp:// listener. */
+/* A connection of the front: its thread serves one request at a time
+ * with this one request state (and slot), and waits here for the reply
+ * (from a worker, or whoever holds the request) or a retry. */
+enum fc_state { FC_BUSY, FC_REPLIED, FC_RETRY };
+struct front_conn {
+	struct qkdn_server *srv;
+	pthread_mutex_t mtx;
+	pthread_cond_t cv; /* CLOCK_MONOTONIC */
+	enum fc_state state;
+	bool stopping;   /* the server stops: give up waiting */
+	nng_msg *rsp;    /* FC_REPLIED: the reply (NULL: none could be made) */
+	uint64_t due_ms; /* FC_RETRY: when to run the handler again */
+	struct front_conn *prev, *next; /* in the server's fconns */
+	struct qkdn_server_req *r;
+};
+
+/* One admitted pipe of nng's (tcp://) listener. */
 struct pipe_ent {
 	uint32_t id;         /* 0: a free slot */
 	int inflight;        /* requests received and not yet answered */
 	uint64_t last_ms;    /* last request received or answered */
 	bool closing;        /* closed by the idle sweep */
-	char host[ADDR_MAX]; /* tcp: the peer's address (per-host cap) */
+	char host[ADDR_MAX]; /* the peer's address (per-host cap) */
 	char addr[ADDR_MAX]; /* for logs */
 };
 
@@ -115,14 +132,14 @@ qkdn_server_req_of_slot(void *slot)
 bool
 qkdn_server_peer_uid(const struct qkdn_server_req *r, uint64_t *uid)
 {
-	*uid = r->uid;
-	return r->has_uid;
+	*uid = r->peer.uid;
+	return r->peer.has_uid;
 }
 
 const char *
 qkdn_server_peer_name(const struct qkdn_server_req *r)
 {
-	return r->has_name ? r->peer_name : NULL;
+	return r->peer.has_name ? r->peer.name : NULL;
 }
 
 static size_t
@@ -226,6 +243,18 @@ req_end(struct qkdn_server_req *r)
 	nng_mtx_unlock(s->pipes_mtx);
 }
 
+/* A front request is answered (nm), or asks to be run again in ms. */
+static void
+front_done(struct front_conn *fc, enum fc_state st, nng_msg *nm, int ms)
+{
+	pthread_mutex_lock(&fc->mtx);
+	fc->state = st;
+	fc->rsp = nm;
+	fc->due_ms = qkdn_now_ms() + (uint64_t)(ms > 0 ? ms : 0);
+	pthread_cond_signal(&fc->cv);
+	pthread_mutex_unlock(&fc->mtx);
+}
+
 void
 qkdn_server_reply(struct qkdn_server_req *r, struct qkdn_msg *rsp)
 {
@@ -236,14 +265,19 @@ qkdn_server_reply(struct qkdn_server_req *r, struct qkdn_msg *rsp)
 	qkdn_msg_clear(rsp); /* wipes the keys of a KEY_RSP */
 	qkdn_msg_clear(&r->req);
 	req_end(r);
-	r->has_name = false;
 	if (rv != 0) {
 		struct qkdn_msg e;
 		qkdn_rpc_error(&e, req_id, rv, "reply could not be encoded");
-		if (qkdn_rpc_pack(&e, &nm) != 0) {
-			recv_next(r);
-			return;
-		}
+		if (qkdn_rpc_pack(&e, &nm) != 0)
+			nm = NULL;
+	}
+	if (r->fc != NULL) {
+		front_done(r->fc, FC_REPLIED, nm, 0);
+		return;
+	}
+	if (nm == NULL) {
+		recv_next(r);
+		return;
 	}
 	r->state = REQ_SEND;
 	nng_aio_set_msg(r->aio, nm);
@@ -267,6 +301,10 @@ qkdn_server_error(struct qkdn_server_req *r, int code, const char *why)
 void
 qkdn_server_retry(struct qkdn_server_req *r, int ms)
 {
+	if (r->fc != NULL) {
+		front_done(r->fc, FC_RETRY, NULL, ms);
+		return;
+	}
 	r->state = REQ_WAIT;
 	nng_sleep_aio(ms, r->aio);
 }
@@ -314,38 +352,12 @@ worker(void *arg)
 	nng_mtx_unlock(s->mtx);
 }
 
-/* Only the tls+tcp:// front's inproc listener carries identities, and
- * every request through it does: the pipe's listener says which. */
-static bool
-take_name(struct qkdn_server_req *r, nng_msg *nm)
-{
-	struct qkdn_server *s = r->srv;
-	r->has_name = false;
-	if (s->front == NULL ||
-	    nng_listener_id(nng_pipe_listener(nng_msg_get_pipe(nm))) !=
-	        nng_listener_id(s->inproc))
-		return true;
-	if (qkdn_tls_front_take_name(nm, r->peer_name) != 0)
-		return false;
-	r->has_name = true;
-	return true;
-}
-
+/* Decode the request, and run or queue its handler. */
 static void
 dispatch(struct qkdn_server_req *r, nng_msg *nm)
 {
 	struct qkdn_server *s = r->srv;
 	struct qkdn_decode_error err = {0};
-	nng_pipe p = nng_msg_get_pipe(nm);
-	r->has_uid = nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &r->uid) == 0;
-	r->pipe_id = (uint32_t)nng_pipe_id(p);
-	req_begin(r);
-	if (!take_name(r, nm)) {
-		qkdn_rpc_free_wiped(nm);
-		qkdn_server_error(r, QKDN_E_INTERNAL,
-		                  "request without its TLS peer's identity");
-		return;
-	}
 	int rv = qkdn_rpc_unpack(nm, &r->req, &err);
 	qkdn_rpc_free_wiped(nm);
 	if (rv != 0) {
@@ -370,6 +382,7 @@ server_cb(void *arg)
 	struct qkdn_server_req *r = arg;
 	int rv = nng_aio_result(r->aio);
 	bool closed = rv == NNG_ECLOSED || rv == NNG_ECANCELED;
+	nng_msg *nm;
 
 	switch (r->state) {
 	case REQ_RECV:
@@ -378,7 +391,10 @@ server_cb(void *arg)
 				recv_next(r);
 			return;
 		}
-		dispatch(r, nng_aio_get_msg(r->aio));
+		nm = nng_aio_get_msg(r->aio);
+		r->pipe_id = (uint32_t)nng_pipe_id(nng_msg_get_pipe(nm));
+		req_begin(r);
+		dispatch(r, nm);
 		return;
 	case REQ_WAIT:
 		if (closed) {
@@ -400,22 +416,14 @@ server_cb(void *arg)
 	}
 }
 
-/* The peer of an ipc:// or tcp:// pipe, for logs (addr) and the per-host
- * cap (host: tcp only, empty otherwise). */
+/* The peer of an nng (tcp://) pipe, for logs (addr) and the per-host
+ * cap (host; empty if unknown). */
 static void
 pipe_peer(nng_pipe p, char *addr, char *host)
 {
 	nng_sockaddr sa;
 	char ip[INET6_ADDRSTRLEN] = "";
-	uint64_t uid, pid;
 	host[0] = 0;
-	if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_UID, &uid) == 0) {
-		if (nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_PID, &pid) != 0)
-			pid = 0;
-		snprintf(addr, ADDR_MAX, "ipc peer uid %llu pid %llu",
-		         (unsigned long long)uid, (unsigned long long)pid);
-		return;
-	}
 	if (nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != 0) {
 		snprintf(addr, ADDR_MAX, "an unknown peer");
 		return;
@@ -429,7 +437,8 @@ pipe_peer(nng_pipe p, char *addr, char *host)
 		snprintf(addr, ADDR_MAX, "[%s]:%u", ip,
 		         (unsigned)ntohs(sa.s_in6.sa_port));
 	} else {
-		snprintf(addr, ADDR_MAX, "an ipc peer");
+		snprintf(addr, ADDR_MAX, "a peer of family %u",
+		         (unsigned)sa.s_family);
 		return;
 	}
 	snprintf(host, ADDR_MAX, "%s", ip);
@@ -550,7 +559,7 @@ limit_of(int v, int dflt)
 	return v == 0 ? dflt : v < 0 ? INT_MAX : v;
 }
 
-/* Caps and the idle sweep of the nng ipc:// or tcp:// listener. */
+/* Caps and the idle sweep of nng's (tcp://) listener. */
 static int
 track_pipes(struct qkdn_server *s)
 {
@@ -583,48 +592,161 @@ listen_nng(struct qkdn_server *s)
 	if ((rv = track_pipes(s)) != 0 ||
 	    (rv = nng_listener_create(&l, s->sock, cfg->url)) != 0)
 		return rv;
-	if (cfg->ipc_mode != 0 && strncmp(cfg->url, "ipc://", 6) == 0)
-		nng_listener_set_int(l, NNG_OPT_IPC_PERMISSIONS, cfg->ipc_mode);
 	if ((rv = nng_listener_start(l, 0)) != 0)
 		QLOG_ERR(cfg->log_src, "cannot listen on %s: %s", cfg->url,
 		         nng_strerror(rv));
 	return rv;
 }
 
-/* tls+tcp://: the front terminates TLS and feeds an inproc listener. */
+/* A front connection passed its handshakes: its own request state. */
+static void *
+front_open(void *arg, const struct qkdn_front_peer *peer)
+{
+	struct qkdn_server *s = arg;
+	struct front_conn *fc = calloc(1, sizeof(*fc));
+	pthread_condattr_t ca;
+	if (fc == NULL)
+		return NULL;
+	if ((fc->r = calloc(1, s->req_size)) == NULL) {
+		free(fc);
+		return NULL;
+	}
+	fc->srv = s;
+	fc->r->srv = s;
+	fc->r->fc = fc;
+	fc->r->peer = *peer;
+	pthread_mutex_init(&fc->mtx, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&fc->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_lock(&s->fmtx);
+	fc->stopping = s->front_stopping;
+	fc->next = s->fconns;
+	if (s->fconns != NULL)
+		s->fconns->prev = fc;
+	s->fconns = fc;
+	pthread_mutex_unlock(&s->fmtx);
+	return fc;
+}
+
+/* Wait (fc->mtx held) until ms since boot (qkdn_now_ms) or a wake. */
+static void
+wait_until(struct front_conn *fc, uint64_t due_ms)
+{
+	struct timespec now, at;
+	uint64_t left = due_ms - qkdn_now_ms();
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	at.tv_sec = now.tv_sec + (time_t)(left / 1000);
+	at.tv_nsec = now.tv_nsec + (long)(left % 1000) * 1000000L;
+	if (at.tv_nsec >= 1000000000L) {
+		at.tv_sec++;
+		at.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&fc->cv, &fc->mtx, &at);
+}
+
+/* One request of a front connection, served as one of the contexts'
+ * (decode, handler here or on a worker); waits for its reply. */
+static bool
+front_call(void *conn, nng_msg *req, nng_msg **rsp)
+{
+	struct front_conn *fc = conn;
+	pthread_mutex_lock(&fc->mtx);
+	bool stopping = fc->stopping;
+	fc->state = FC_BUSY;
+	pthread_mutex_unlock(&fc->mtx);
+	if (stopping) {
+		qkdn_rpc_free_wiped(req);
+		return false;
+	}
+	dispatch(fc->r, req);
+	pthread_mutex_lock(&fc->mtx);
+	while (!fc->stopping) {
+		if (fc->state == FC_REPLIED) {
+			*rsp = fc->rsp;
+			fc->rsp = NULL;
+			pthread_mutex_unlock(&fc->mtx);
+			return *rsp != NULL;
+		}
+		if (fc->state == FC_RETRY && qkdn_now_ms() >= fc->due_ms) {
+			fc->state = FC_BUSY;
+			pthread_mutex_unlock(&fc->mtx);
+			handle(fc->r);
+			pthread_mutex_lock(&fc->mtx);
+			continue;
+		}
+		if (fc->state == FC_RETRY)
+			wait_until(fc, fc->due_ms);
+		else
+			pthread_cond_wait(&fc->cv, &fc->mtx);
+	}
+	pthread_mutex_unlock(&fc->mtx);
+	return false; /* the request, if still held, is abandoned */
+}
+
+static void
+front_close(void *conn)
+{
+	struct front_conn *fc = conn;
+	struct qkdn_server *s = fc->srv;
+	pthread_mutex_lock(&s->fmtx);
+	if (fc->prev != NULL)
+		fc->prev->next = fc->next;
+	else
+		s->fconns = fc->next;
+	if (fc->next != NULL)
+		fc->next->prev = fc->prev;
+	pthread_mutex_unlock(&s->fmtx);
+	qkdn_rpc_free_wiped(fc->rsp);
+	qkdn_msg_clear(&fc->r->req);
+	pthread_cond_destroy(&fc->cv);
+	pthread_mutex_destroy(&fc->mtx);
+	free(fc->r);
+	free(fc);
+}
+
+/* tls+tcp:// and ipc://: the front (TLS, the peer's identity, nng's
+ * framing) hands each request to front_call on its connection's thread. */
 static int
-listen_tls(struct qkdn_server *s)
+listen_front(struct qkdn_server *s)
 {
 	const struct qkdn_server_config *cfg = &s->cfg;
 	const struct qkdn_tls_files *t = cfg->tls;
-	int rv;
-	if (t == NULL || t->ca == NULL || t->cert == NULL || t->key == NULL) {
-		QLOG_ERR(cfg->log_src,
-		         "%s on %s needs a CA, a certificate and a key",
-		         cfg->name, cfg->url);
-		return QKDN_E_CONFIG;
-	}
-	snprintf(s->inproc_url, sizeof(s->inproc_url),
-	         "inproc://qkdn-%s-tls-%p", cfg->name, (void *)s);
-	if ((rv = nng_listener_create(&s->inproc, s->sock, s->inproc_url)) !=
-	        0 ||
-	    (rv = nng_listener_start(s->inproc, 0)) != 0)
-		return rv;
-	struct qkdn_tls_front_config fc = {
+	struct qkdn_front_config fc = {
 	    .name = cfg->name,
 	    .log_src = cfg->log_src,
 	    .url = cfg->url,
-	    .ca = t->ca,
-	    .cert = t->cert,
-	    .key = t->key,
-	    .inproc_url = s->inproc_url,
+	    .ca = t != NULL ? t->ca : NULL,
+	    .cert = t != NULL ? t->cert : NULL,
+	    .key = t != NULL ? t->key : NULL,
+	    .ipc_mode = cfg->ipc_mode,
+	    .server = s,
+	    .conn_open = front_open,
+	    .conn_call = front_call,
+	    .conn_close = front_close,
 	    .max_conns = s->max_conns,
 	    .max_conns_per_host = s->max_per_host,
 	    .idle_ms = s->idle_ms,
 	    .recv_max = cfg->recv_max,
 	    .refusals = &s->conn_refusals,
 	};
-	return qkdn_tls_front_start(&s->front, &fc);
+	return qkdn_front_start(&s->front, &fc);
+}
+
+/* Wake every front connection waiting for a reply: none will come. */
+static void
+front_wake_all(struct qkdn_server *s)
+{
+	pthread_mutex_lock(&s->fmtx);
+	s->front_stopping = true;
+	for (struct front_conn *fc = s->fconns; fc != NULL; fc = fc->next) {
+		pthread_mutex_lock(&fc->mtx);
+		fc->stopping = true;
+		pthread_cond_signal(&fc->cv);
+		pthread_mutex_unlock(&fc->mtx);
+	}
+	pthread_mutex_unlock(&s->fmtx);
 }
 
 int
@@ -636,6 +758,9 @@ qkdn_server_start(struct qkdn_server **out,
 	if (s == NULL)
 		return QKDN_E_NOMEM;
 	s->cfg = *cfg;
+	pthread_mutex_init(&s->fmtx, NULL);
+	bool front = qkdn_front_serves(cfg->url);
+	s->n_ctx = front ? 0 : cfg->contexts;
 	s->max_conns = limit_of(cfg->max_conns, QKDN_SERVER_MAX_CONNS_DEFAULT);
 	s->max_per_host = limit_of(cfg->max_conns_per_host,
 	                           QKDN_SERVER_MAX_CONNS_PER_HOST_DEFAULT);
@@ -645,7 +770,8 @@ qkdn_server_start(struct qkdn_server **out,
 	s->req_size = sizeof(struct qkdn_server_req) +
 	              (cfg->slot_size + _Alignof(max_align_t) - 1) /
 	                  _Alignof(max_align_t) * _Alignof(max_align_t);
-	if ((s->reqs = calloc((size_t)cfg->contexts, s->req_size)) == NULL ||
+	if ((s->n_ctx > 0 &&
+	     (s->reqs = calloc((size_t)s->n_ctx, s->req_size)) == NULL) ||
 	    (cfg->workers > 0 &&
 	     (s->threads = calloc((size_t)cfg->workers, sizeof(*s->threads))) ==
 	         NULL)) {
@@ -654,11 +780,12 @@ qkdn_server_start(struct qkdn_server **out,
 	}
 	if ((rv = nng_mtx_alloc(&s->mtx)) != 0 ||
 	    (rv = nng_cv_alloc(&s->cv, s->mtx)) != 0 ||
-	    (rv = nng_rep0_open(&s->sock)) != 0)
+	    (!front && (rv = nng_rep0_open(&s->sock)) != 0))
 		goto fail;
-	s->sock_open = true;
-	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, cfg->recv_max);
-	for (int i = 0; i < cfg->contexts; i++) {
+	s->sock_open = !front;
+	if (!front)
+		nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, cfg->recv_max);
+	for (int i = 0; i < s->n_ctx; i++) {
 		struct qkdn_server_req *r = req_at(s, i);
 		r->srv = s;
 		if ((rv = nng_aio_alloc(&r->aio, server_cb, r)) != 0 ||
@@ -668,11 +795,9 @@ qkdn_server_start(struct qkdn_server **out,
 	for (int i = 0; i < cfg->workers; i++)
 		if ((rv = nng_thread_create(&s->threads[i], worker, s)) != 0)
 			goto fail;
-	rv = strncmp(cfg->url, "tls+tcp://", 10) == 0 ? listen_tls(s)
-	                                              : listen_nng(s);
-	if (rv != 0)
+	if ((rv = front ? listen_front(s) : listen_nng(s)) != 0)
 		goto fail;
-	for (int i = 0; i < cfg->contexts; i++)
+	for (int i = 0; i < s->n_ctx; i++)
 		recv_next(req_at(s, i));
 	*out = s;
 	return 0;
@@ -686,12 +811,10 @@ qkdn_server_stop(struct qkdn_server *s)
 {
 	if (s == NULL)
 		return;
-	/* its threads wait for replies from this socket: they go first */
-	qkdn_tls_front_stop(s->front);
-	s->front = NULL;
 	if (s->sweep != NULL)
 		nng_aio_stop(s->sweep);
-	/* handlers running on workers finish (and may reply) first */
+	/* handlers running on workers finish (and may reply) first; queued
+	 * ones never run */
 	if (s->mtx != NULL) {
 		nng_mtx_lock(s->mtx);
 		s->stopping = true;
@@ -702,12 +825,17 @@ qkdn_server_stop(struct qkdn_server *s)
 	for (int i = 0; s->threads != NULL && i < s->cfg.workers; i++)
 		if (s->threads[i] != NULL)
 			nng_thread_destroy(s->threads[i]);
-	for (int i = 0; s->reqs != NULL && i < s->cfg.contexts; i++)
+	/* then the front's connections, which no worker touches now: the
+	 * ones waiting for a reply give up, and every thread is joined */
+	front_wake_all(s);
+	qkdn_front_stop(s->front);
+	s->front = NULL;
+	for (int i = 0; s->reqs != NULL && i < s->n_ctx; i++)
 		if (req_at(s, i)->aio != NULL)
 			nng_aio_stop(req_at(s, i)->aio);
 	if (s->sock_open)
 		nng_close(s->sock); /* the last pipe callbacks run in here */
-	for (int i = 0; s->reqs != NULL && i < s->cfg.contexts; i++) {
+	for (int i = 0; s->reqs != NULL && i < s->n_ctx; i++) {
 		nng_aio_free(req_at(s, i)->aio);
 		qkdn_msg_clear(&req_at(s, i)->req);
 	}
@@ -719,6 +847,7 @@ qkdn_server_stop(struct qkdn_server *s)
 		nng_cv_free(s->cv);
 	if (s->mtx != NULL)
 		nng_mtx_free(s->mtx);
+	pthread_mutex_destroy(&s->fmtx);
 	free(s->threads);
 	free(s->reqs);
 	free(s);

@@ -307,6 +307,10 @@ status_call(struct pconn *c, uint32_t flags, char *node, char *why, size_t len)
 	if (r.type == QKDN_ERROR) {
 		snprintf(why, len, "error reply: %s", r.u.error.reason);
 		rv = 1;
+	} else if (r.type == QKDN_ACK) {
+		/* a KM's Kx answers a status request (its peers' liveness
+		 * probe) with a bare acknowledgement */
+		snprintf(node, QKDN_NAME_MAX, "(ack)");
 	} else if (r.type != QKDN_STATUS_RSP) {
 		snprintf(why, len, "unexpected reply type %u", r.type);
 		rv = -1;

@@ -1,5 +1,5 @@
 # Connection caps, idle timeouts and the tls+tcp:// listener of the REP
-# server skeleton (daemon/server.c, daemon/tls_front.c):
+# server skeleton (daemon/server.c, daemon/front.c):
 #  1. a real KM: connections from one address to its tcp:// Kx beyond the
 #     per-host cap (8: KX_CONNS_PER_HOST) are closed at once and logged, while the
 #     peer KM's own connection still carries key syncs;

@@ -1,16 +1,14 @@
-#include "qkdn_tls_front.h"
+#include "qkdn_front.h"
 
 #include "qkdn_clock.h"
 #include "qkdn_err.h"
 #include "qkdn_log.h"
-#include "qkdn_rpc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <nng/protocol/reqrep0/req.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -24,40 +22,42 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define HANDSHAKE_MS   5000
 #define SP_PROTO_REQ   0x30
 #define SP_PROTO_REP   0x31
+#define IPC_MSG_TYPE   1    /* nng ipc: the type byte of a message frame */
 #define TLS_RECORD_HS  0x16 /* first byte of a TLS ClientHello record */
-#define ID_MAGIC       "QKID"
-#define ID_MAGIC_LEN   4
 #define ACCEPT_POLL_MS 1000 /* finished connection threads joined */
 #define CONN_STACK     (1u << 20)
 #define ADDR_MAX       64
 
 struct conn {
-	struct qkdn_tls_front *f;
+	struct qkdn_front *f;
 	int fd;
-	SSL *ssl;
+	SSL *ssl; /* tls+tcp:// */
 	pthread_t thread;
 	bool done;           /* the thread has finished: join it */
-	char addr[ADDR_MAX]; /* "host:port", for logs */
-	char host[ADDR_MAX]; /* the per-host cap's key */
-	char name[QKDN_TLS_NAME_MAX];
+	char addr[ADDR_MAX]; /* "host:port" or "ipc peer uid U pid P" */
+	char host[ADDR_MAX]; /* the per-host cap's key (tls+tcp://) */
+	struct qkdn_front_peer peer;
 	struct conn *next;
 };
 
-struct qkdn_tls_front {
-	struct qkdn_tls_front_config cfg;
+struct qkdn_front {
+	struct qkdn_front_config cfg;
+	bool ipc;             /* ipc://, else tls+tcp:// */
 	OSSL_LIB_CTX *libctx; /* own: never the application's providers */
 	SSL_CTX *ctx;
-	int lfd;     /* listening socket */
+	int lfd;       /* listening socket */
+	dev_t ipc_dev; /* the ipc socket file we made */
+	ino_t ipc_ino;
 	int stop_fd; /* an eventfd, readable once stopping */
 	pthread_t acceptor;
 	bool acceptor_started;
-	nng_socket req; /* one REQ socket to the inproc listener */
-	bool req_open;
 	pthread_mutex_t mtx; /* guards conns, n_live */
 	struct conn *conns;
 	int n_live; /* connections whose thread is still running */
@@ -72,9 +72,16 @@ enum io_rv { IO_OK, IO_TIMEOUT, IO_CLOSED, IO_STOPPED, IO_FAILED };
 	             "refused a %s connection from %s: %s", (f)->cfg.name,     \
 	             (c)->addr, __VA_ARGS__)
 
+bool
+qkdn_front_serves(const char *url)
+{
+	return strncmp(url, "tls+tcp://", 10) == 0 ||
+	       strncmp(url, "ipc://", 6) == 0;
+}
+
 /* Wait for events on fd, or until deadline_ms or a stop. */
 static enum io_rv
-wait_fd(struct qkdn_tls_front *f, int fd, short events, uint64_t deadline_ms)
+wait_fd(struct qkdn_front *f, int fd, short events, uint64_t deadline_ms)
 {
 	for (;;) {
 		uint64_t now = qkdn_now_ms();
@@ -117,42 +124,44 @@ ssl_step(struct conn *c, int rv, uint64_t deadline_ms)
 	}
 }
 
+/* One read or write step: in TLS, or on the plain (ipc) socket. */
 static enum io_rv
-tls_read(struct conn *c, void *buf, size_t len, uint64_t deadline_ms)
+io_step(struct conn *c, bool writing, unsigned char *p, size_t len, size_t *n,
+        uint64_t deadline_ms)
+{
+	if (c->ssl != NULL) {
+		ERR_clear_error();
+		int rv = writing ? SSL_write_ex(c->ssl, p, len, n)
+		                 : SSL_read_ex(c->ssl, p, len, n);
+		return rv == 1 ? IO_OK : ssl_step(c, rv, deadline_ms);
+	}
+	ssize_t r = writing ? send(c->fd, p, len, MSG_NOSIGNAL)
+	                    : recv(c->fd, p, len, 0);
+	if (r > 0) {
+		*n = (size_t)r;
+		return IO_OK;
+	}
+	if (r == 0)
+		return IO_CLOSED;
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return wait_fd(c->f, c->fd, writing ? POLLOUT : POLLIN,
+		               deadline_ms);
+	return errno == ECONNRESET || errno == EPIPE ? IO_CLOSED : IO_FAILED;
+}
+
+/* Read or write exactly len bytes. */
+static enum io_rv
+conn_io(struct conn *c, bool writing, void *buf, size_t len,
+        uint64_t deadline_ms)
 {
 	unsigned char *p = buf;
 	while (len > 0) {
 		size_t n = 0;
-		ERR_clear_error();
-		int rv = SSL_read_ex(c->ssl, p, len, &n);
-		if (rv == 1) {
-			p += n;
-			len -= n;
-			continue;
-		}
-		enum io_rv io = ssl_step(c, rv, deadline_ms);
+		enum io_rv io = io_step(c, writing, p, len, &n, deadline_ms);
 		if (io != IO_OK)
 			return io;
-	}
-	return IO_OK;
-}
-
-static enum io_rv
-tls_write(struct conn *c, const void *buf, size_t len, uint64_t deadline_ms)
-{
-	const unsigned char *p = buf;
-	while (len > 0) {
-		size_t n = 0;
-		ERR_clear_error();
-		int rv = SSL_write_ex(c->ssl, p, len, &n);
-		if (rv == 1) {
-			p += n;
-			len -= n;
-			continue;
-		}
-		enum io_rv io = ssl_step(c, rv, deadline_ms);
-		if (io != IO_OK)
-			return io;
+		p += n;
+		len -= n;
 	}
 	return IO_OK;
 }
@@ -194,7 +203,8 @@ handshake_reason(struct conn *c, char *why, size_t len)
 	ERR_clear_error();
 }
 
-/* The subject CN of the verified leaf: exactly one, 1..63 bytes, no NUL. */
+/* The subject CN of the verified leaf: exactly one, 1..63 bytes, no NUL:
+ * the peer of every request of the connection. */
 static bool
 peer_cn(struct conn *c)
 {
@@ -208,11 +218,12 @@ peer_cn(struct conn *c)
 	unsigned char *utf8 = NULL;
 	int n = ASN1_STRING_to_UTF8(
 	    &utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(nm, i)));
-	bool ok = n > 0 && n < QKDN_TLS_NAME_MAX &&
+	bool ok = n > 0 && n < QKDN_FRONT_NAME_MAX &&
 	          memchr(utf8, 0, (size_t)n) == NULL;
 	if (ok) {
-		memcpy(c->name, utf8, (size_t)n);
-		c->name[n] = 0;
+		memcpy(c->peer.name, utf8, (size_t)n);
+		c->peer.name[n] = 0;
+		c->peer.has_name = true;
 	}
 	OPENSSL_free(utf8);
 	return ok;
@@ -243,7 +254,7 @@ looks_like_tls(struct conn *c, uint64_t deadline_ms, enum io_rv *io)
 static bool
 handshake(struct conn *c)
 {
-	struct qkdn_tls_front *f = c->f;
+	struct qkdn_front *f = c->f;
 	uint64_t deadline = qkdn_now_ms() + HANDSHAKE_MS;
 	enum io_rv io;
 	char why[256];
@@ -286,7 +297,8 @@ handshake(struct conn *c)
 	return true;
 }
 
-/* The SP header exchange inside TLS: the peer must be a REQ socket. */
+/* The SP header exchange (inside TLS, or plain on ipc): the peer must be
+ * a REQ socket. Every way it can fail but a stop is logged. */
 static bool
 sp_hello(struct conn *c)
 {
@@ -294,11 +306,13 @@ sp_hello(struct conn *c)
 	                                      0, SP_PROTO_REP, 0,   0};
 	unsigned char peer[8];
 	uint64_t deadline = qkdn_now_ms() + HANDSHAKE_MS;
-	if (tls_write(c, ours, sizeof(ours), deadline) != IO_OK)
-		return false;
-	enum io_rv io = tls_read(c, peer, sizeof(peer), deadline);
+	enum io_rv io = conn_io(c, true, (void *)ours, sizeof(ours), deadline);
+	if (io == IO_OK)
+		io = conn_io(c, false, peer, sizeof(peer), deadline);
 	if (io == IO_TIMEOUT)
 		REFUSE(c->f, c, "handshake timed out (no SP header)");
+	else if (io == IO_CLOSED || io == IO_FAILED)
+		REFUSE(c->f, c, "closed during the SP header exchange");
 	if (io != IO_OK)
 		return false;
 	if (memcmp(peer, "\0SP\0", 4) != 0 || peer[4] != 0 ||
@@ -309,38 +323,30 @@ sp_hello(struct conn *c)
 	return true;
 }
 
-int
-qkdn_tls_front_take_name(nng_msg *m, char *name)
-{
-	const unsigned char *p = nng_msg_body(m);
-	size_t len = nng_msg_len(m);
-	if (len < ID_MAGIC_LEN + 1 || memcmp(p, ID_MAGIC, ID_MAGIC_LEN) != 0)
-		return QKDN_E_INTERNAL;
-	size_t n = p[ID_MAGIC_LEN];
-	if (n == 0 || n >= QKDN_TLS_NAME_MAX || len < ID_MAGIC_LEN + 1 + n)
-		return QKDN_E_INTERNAL;
-	memcpy(name, p + ID_MAGIC_LEN + 1, n);
-	name[n] = 0;
-	return nng_msg_trim(m, ID_MAGIC_LEN + 1 + n) == 0 ? 0 : QKDN_E_INTERNAL;
-}
-
-/* Read one request frame into a new message prefixed with the peer's
- * name. The length is checked before anything is allocated. */
+/* Read one request frame into a new message (the SP payload). The
+ * length is checked before anything is allocated. */
 static enum io_rv
 read_request(struct conn *c, nng_msg **out, unsigned char id[4])
 {
-	struct qkdn_tls_front *f = c->f;
-	unsigned char head[8];
+	struct qkdn_front *f = c->f;
+	unsigned char head[9]; /* [type,] length */
+	size_t h = f->ipc ? 1 : 0;
 	uint64_t deadline = deadline_in(f->cfg.idle_ms);
-	enum io_rv io = tls_read(c, head, sizeof(head), deadline);
+	enum io_rv io = conn_io(c, false, head, h + 8, deadline);
 	if (io == IO_TIMEOUT)
 		QLOG_LIMITED(&f->idles, QKDN_LOG_DEBUG, f->cfg.log_src,
-		             "closed an idle %s connection from %s (%s)",
-		             f->cfg.name, c->addr, c->name);
+		             "closed an idle %s connection from %s",
+		             f->cfg.name, c->addr);
 	if (io != IO_OK)
 		return io;
-	uint64_t n = get_be(head, 8);
+	uint64_t n = get_be(head + h, 8);
 	char why[128];
+	if (h != 0 && head[0] != IPC_MSG_TYPE) {
+		snprintf(why, sizeof(why), "a frame of type %u (not 1)",
+		         head[0]);
+		REFUSE(f, c, why);
+		return IO_FAILED;
+	}
 	if (n < 4 || n > f->cfg.recv_max) {
 		snprintf(why, sizeof(why),
 		         "a frame of %llu bytes (at most %zu, with a request "
@@ -349,21 +355,17 @@ read_request(struct conn *c, nng_msg **out, unsigned char id[4])
 		REFUSE(f, c, why);
 		return IO_FAILED;
 	}
-	if ((io = tls_read(c, id, 4, deadline)) != IO_OK)
+	if ((io = conn_io(c, false, id, 4, deadline)) != IO_OK)
 		return io;
 	if ((id[0] & 0x80) == 0) {
 		REFUSE(f, c, "a request ID without its top bit");
 		return IO_FAILED;
 	}
-	size_t nl = strlen(c->name), pre = ID_MAGIC_LEN + 1 + nl;
 	nng_msg *m;
-	if (nng_msg_alloc(&m, pre + (size_t)(n - 4)) != 0)
+	if (nng_msg_alloc(&m, (size_t)(n - 4)) != 0)
 		return IO_FAILED;
 	unsigned char *b = nng_msg_body(m);
-	memcpy(b, ID_MAGIC, ID_MAGIC_LEN);
-	b[ID_MAGIC_LEN] = (unsigned char)nl;
-	memcpy(b + ID_MAGIC_LEN + 1, c->name, nl);
-	if ((io = tls_read(c, b + pre, (size_t)(n - 4), deadline)) != IO_OK) {
+	if ((io = conn_io(c, false, b, (size_t)(n - 4), deadline)) != IO_OK) {
 		sodium_memzero(b, nng_msg_len(m));
 		nng_msg_free(m);
 		return io;
@@ -381,74 +383,54 @@ free_wiped(nng_msg *m)
 	}
 }
 
-/* Hand a request to the REP server and wait for its reply. */
-static int
-forward(nng_ctx ctx, nng_aio *aio, nng_msg *req, nng_msg **rsp)
-{
-	nng_aio_set_msg(aio, req);
-	nng_ctx_send(ctx, aio);
-	nng_aio_wait(aio);
-	int rv = nng_aio_result(aio);
-	if (rv != 0) {
-		free_wiped(req); /* still ours when the send failed */
-		return rv;
-	}
-	nng_ctx_recv(ctx, aio);
-	nng_aio_wait(aio);
-	if ((rv = nng_aio_result(aio)) == 0)
-		*rsp = nng_aio_get_msg(aio);
-	return rv;
-}
-
-/* The reply frame: length (with the ID), the client's request ID, body. */
+/* The reply frame: [type,] length (with the ID), the client's request
+ * ID, body; put in front of the body, so it goes out in one write. */
 static enum io_rv
 write_reply(struct conn *c, const unsigned char id[4], nng_msg *rsp)
 {
-	unsigned char head[12];
-	size_t len = nng_msg_len(rsp);
-	uint64_t deadline = deadline_in(c->f->cfg.idle_ms);
-	put_be(head, len + 4, 8);
-	memcpy(head + 8, id, 4);
-	enum io_rv io = tls_write(c, head, sizeof(head), deadline);
-	if (io == IO_OK)
-		io = tls_write(c, nng_msg_body(rsp), len, deadline);
-	return io;
+	unsigned char head[13];
+	size_t h = c->f->ipc ? 1 : 0;
+	head[0] = IPC_MSG_TYPE;
+	put_be(head + h, nng_msg_len(rsp) + 4, 8);
+	memcpy(head + h + 8, id, 4);
+	if (nng_msg_insert(rsp, head, h + 12) != 0)
+		return IO_FAILED;
+	return conn_io(c, true, nng_msg_body(rsp), nng_msg_len(rsp),
+	               deadline_in(c->f->cfg.idle_ms));
 }
 
-/* Requests one at a time, each with the connection's identity. */
+/* Requests one at a time, each served by the server as its peer's. */
 static void
 serve_requests(struct conn *c)
 {
-	nng_ctx ctx;
-	nng_aio *aio = NULL;
-	if (nng_ctx_open(&ctx, c->f->req) != 0)
+	const struct qkdn_front_config *cfg = &c->f->cfg;
+	void *sc = cfg->conn_open(cfg->server, &c->peer);
+	if (sc == NULL)
 		return;
-	nng_ctx_set_ms(ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-	if (nng_aio_alloc(&aio, NULL, NULL) == 0) {
-		for (;;) {
-			nng_msg *req = NULL, *rsp = NULL;
-			unsigned char id[4];
-			if (read_request(c, &req, id) != IO_OK ||
-			    forward(ctx, aio, req, &rsp) != 0)
-				break;
-			enum io_rv io = write_reply(c, id, rsp);
-			free_wiped(rsp);
-			if (io != IO_OK)
-				break;
-		}
-		nng_aio_free(aio);
+	for (;;) {
+		nng_msg *req = NULL, *rsp = NULL;
+		unsigned char id[4];
+		if (read_request(c, &req, id) != IO_OK ||
+		    !cfg->conn_call(sc, req, &rsp))
+			break;
+		enum io_rv io = write_reply(c, id, rsp);
+		free_wiped(rsp);
+		if (io != IO_OK)
+			break;
 	}
-	nng_ctx_close(ctx);
+	cfg->conn_close(sc);
 }
 
 static void *
 conn_main(void *arg)
 {
 	struct conn *c = arg;
-	struct qkdn_tls_front *f = c->f;
-	if (handshake(c) && sp_hello(c)) {
-		QLOG_DEBUG(f->cfg.log_src, "%s connection from %s as %s",
-		           f->cfg.name, c->addr, c->name);
+	struct qkdn_front *f = c->f;
+	if ((f->ipc || handshake(c)) && sp_hello(c)) {
+		if (!f->ipc)
+			QLOG_DEBUG(f->cfg.log_src,
+			           "%s connection from %s as %s", f->cfg.name,
+			           c->addr, c->peer.name);
 		serve_requests(c);
 	}
 	SSL_free(c->ssl); /* no close_notify: the peer sees the close */
@@ -466,7 +448,7 @@ conn_main(void *arg)
 /* Join and free the connections whose thread has finished (all of them
  * when stopping: their threads end on the stop eventfd). */
 static void
-reap(struct qkdn_tls_front *f, bool all)
+reap(struct qkdn_front *f, bool all)
 {
 	struct conn *dead = NULL;
 	pthread_mutex_lock(&f->mtx);
@@ -510,9 +492,34 @@ format_addr(const struct sockaddr_storage *sa, char *addr, char *host)
 	snprintf(host, ADDR_MAX, "%s", h);
 }
 
+/* The peer's identity, known at accept: its address (tls+tcp://), or
+ * its uid and pid (ipc://). False (logged) if it cannot be had. */
+static bool
+peer_of(struct conn *c, const struct sockaddr_storage *sa)
+{
+	if (!c->f->ipc) {
+		format_addr(sa, c->addr, c->host);
+		return true;
+	}
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 ||
+	    len != sizeof(cr)) {
+		snprintf(c->addr, ADDR_MAX, "an ipc peer");
+		REFUSE(c->f, c, "no peer credentials");
+		return false;
+	}
+	snprintf(c->addr, ADDR_MAX, "ipc peer uid %u pid %d", (unsigned)cr.uid,
+	         (int)cr.pid);
+	c->peer.has_uid = true;
+	c->peer.uid = cr.uid;
+	c->peer.pid = (uint64_t)(cr.pid > 0 ? cr.pid : 0);
+	return true;
+}
+
 /* Over a cap? Counted under the lock with the connection added. */
 static const char *
-admit_locked(struct qkdn_tls_front *f, struct conn *c, char *why, size_t len)
+admit_locked(struct qkdn_front *f, struct conn *c, char *why, size_t len)
 {
 	int same = 0;
 	if (f->n_live >= f->cfg.max_conns) {
@@ -520,10 +527,10 @@ admit_locked(struct qkdn_tls_front *f, struct conn *c, char *why, size_t len)
 		         f->cfg.max_conns);
 		return why;
 	}
-	for (struct conn *o = f->conns; o != NULL; o = o->next)
+	for (struct conn *o = f->conns; !f->ipc && o != NULL; o = o->next)
 		if (!o->done && strcmp(o->host, c->host) == 0)
 			same++;
-	if (same >= f->cfg.max_conns_per_host) {
+	if (!f->ipc && same >= f->cfg.max_conns_per_host) {
 		snprintf(why, len,
 		         "over the connection cap (%d from one address)",
 		         f->cfg.max_conns_per_host);
@@ -536,7 +543,7 @@ admit_locked(struct qkdn_tls_front *f, struct conn *c, char *why, size_t len)
 }
 
 static void
-accept_one(struct qkdn_tls_front *f)
+accept_one(struct qkdn_front *f)
 {
 	struct sockaddr_storage sa;
 	socklen_t sl = sizeof(sa);
@@ -552,7 +559,11 @@ accept_one(struct qkdn_tls_front *f)
 	}
 	c->f = f;
 	c->fd = fd;
-	format_addr(&sa, c->addr, c->host);
+	if (!peer_of(c, &sa)) {
+		close(fd);
+		free(c);
+		return;
+	}
 	pthread_mutex_lock(&f->mtx);
 	const char *over = admit_locked(f, c, why, sizeof(why));
 	pthread_mutex_unlock(&f->mtx);
@@ -563,7 +574,8 @@ accept_one(struct qkdn_tls_front *f)
 		return;
 	}
 	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (!f->ipc)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	pthread_attr_t at;
 	pthread_attr_init(&at);
 	pthread_attr_setstacksize(&at, CONN_STACK);
@@ -589,7 +601,7 @@ accept_one(struct qkdn_tls_front *f)
 static void *
 acceptor_main(void *arg)
 {
-	struct qkdn_tls_front *f = arg;
+	struct qkdn_front *f = arg;
 	for (;;) {
 		struct pollfd p[2] = {{.fd = f->lfd, .events = POLLIN},
 		                      {.fd = f->stop_fd, .events = POLLIN}};
@@ -605,7 +617,7 @@ acceptor_main(void *arg)
 
 /* Bind and listen on tls+tcp://HOST:PORT. */
 static int
-listen_url(struct qkdn_tls_front *f)
+listen_tcp(struct qkdn_front *f)
 {
 	const char *hp = f->cfg.url + strlen("tls+tcp://");
 	const char *colon = strrchr(hp, ':');
@@ -645,8 +657,91 @@ listen_url(struct qkdn_tls_front *f)
 	return 0;
 }
 
+/* A socket file at sa that nobody listens on (a connect is refused) is
+ * stale: remove it, as nng does. 0 removed (or gone), else EADDRINUSE
+ * (something answers) or the errno of the check. */
 static int
-ssl_fail(struct qkdn_tls_front *f, const char *what, const char *file)
+remove_stale(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return errno;
+	int rv = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0
+	             ? EADDRINUSE
+	             : errno;
+	close(fd);
+	if (rv == EAGAIN || rv == EINPROGRESS)
+		return EADDRINUSE; /* a listener with a full backlog */
+	if (rv == ECONNREFUSED || rv == ENOENT)
+		return unlink(sa->sun_path) == 0 || errno == ENOENT ? 0 : errno;
+	return rv;
+}
+
+/* Bind and listen on ipc://PATH, the file's mode set before listen(), so
+ * nobody connects while it is another; fchmod first, so bind makes it no
+ * wider than that (less the umask), and chmod widens it to the mode. */
+static int
+listen_ipc(struct qkdn_front *f)
+{
+	const char *path = f->cfg.url + strlen("ipc://");
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	const char *step = "socket";
+	mode_t mode = (mode_t)f->cfg.ipc_mode;
+	struct stat st;
+	int err = 0;
+	if (path[0] == 0 || strlen(path) >= sizeof(sa.sun_path)) {
+		QLOG_ERR(f->cfg.log_src, "cannot listen on %s: %s", f->cfg.url,
+		         "path empty or too long");
+		return QKDN_E_CONFIG;
+	}
+	strcpy(sa.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		err = errno;
+		goto fail;
+	}
+	if (mode != 0 && fchmod(fd, mode) != 0) {
+		step = "fchmod";
+		err = errno;
+		goto fail;
+	}
+	step = "bind";
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		err = errno;
+		if (err == EADDRINUSE && (err = remove_stale(&sa)) == 0 &&
+		    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+			err = errno;
+		if (err != 0)
+			goto fail;
+	}
+	/* ours, to remove at stop only if nobody replaced it meanwhile */
+	if (stat(path, &st) == 0) {
+		f->ipc_dev = st.st_dev;
+		f->ipc_ino = st.st_ino;
+	}
+	if (mode != 0 && chmod(path, mode) != 0) {
+		step = "chmod";
+		err = errno;
+	} else if (listen(fd, 128) != 0) {
+		step = "listen";
+		err = errno;
+	}
+	if (err == 0) {
+		f->lfd = fd;
+		return 0;
+	}
+	unlink(path);
+	f->ipc_ino = 0;
+fail:
+	QLOG_ERR(f->cfg.log_src, "cannot listen on %s: %s: %s", f->cfg.url,
+	         step, err == EADDRINUSE ? "address in use" : strerror(err));
+	if (fd >= 0)
+		close(fd);
+	return QKDN_E_IO;
+}
+
+static int
+ssl_fail(struct qkdn_front *f, const char *what, const char *file)
 {
 	unsigned long e = ERR_peek_last_error();
 	QLOG_ERR(f->cfg.log_src, "%s TLS: %s %s: %s", f->cfg.name, what,
@@ -663,9 +758,15 @@ ssl_fail(struct qkdn_tls_front *f, const char *what, const char *file)
  * each connection's certificate is verified now, not when a session was
  * first made), no renegotiation. */
 static int
-make_ctx(struct qkdn_tls_front *f)
+make_ctx(struct qkdn_front *f)
 {
-	const struct qkdn_tls_front_config *cfg = &f->cfg;
+	const struct qkdn_front_config *cfg = &f->cfg;
+	if (cfg->ca == NULL || cfg->cert == NULL || cfg->key == NULL) {
+		QLOG_ERR(cfg->log_src,
+		         "%s on %s needs a CA, a certificate and a key",
+		         cfg->name, cfg->url);
+		return QKDN_E_CONFIG;
+	}
 	if ((f->libctx = OSSL_LIB_CTX_new()) == NULL ||
 	    (f->ctx = SSL_CTX_new_ex(f->libctx, NULL, TLS_server_method())) ==
 	        NULL)
@@ -693,39 +794,23 @@ make_ctx(struct qkdn_tls_front *f)
 	return 0;
 }
 
-static int
-open_forwarder(struct qkdn_tls_front *f)
-{
-	int rv;
-	if ((rv = nng_req0_open(&f->req)) != 0)
-		return qkdn_err_from_nng(rv);
-	f->req_open = true;
-	/* a request may be held long (a key request waits for its link):
-	 * never resend it */
-	nng_socket_set_ms(f->req, NNG_OPT_REQ_RESENDTIME,
-	                  NNG_DURATION_INFINITE);
-	if ((rv = nng_dial(f->req, f->cfg.inproc_url, NULL, 0)) != 0)
-		return QKDN_E_INTERNAL;
-	return 0;
-}
-
 int
-qkdn_tls_front_start(struct qkdn_tls_front **out,
-                     const struct qkdn_tls_front_config *cfg)
+qkdn_front_start(struct qkdn_front **out, const struct qkdn_front_config *cfg)
 {
-	struct qkdn_tls_front *f = calloc(1, sizeof(*f));
+	struct qkdn_front *f = calloc(1, sizeof(*f));
 	int rv;
 	if (f == NULL)
 		return QKDN_E_NOMEM;
 	f->cfg = *cfg;
+	f->ipc = strncmp(cfg->url, "ipc://", 6) == 0;
 	f->lfd = -1;
 	pthread_mutex_init(&f->mtx, NULL);
 	if ((f->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		rv = QKDN_E_IO;
 		goto fail;
 	}
-	if ((rv = make_ctx(f)) != 0 || (rv = open_forwarder(f)) != 0 ||
-	    (rv = listen_url(f)) != 0)
+	if ((!f->ipc && (rv = make_ctx(f)) != 0) ||
+	    (rv = f->ipc ? listen_ipc(f) : listen_tcp(f)) != 0)
 		goto fail;
 	if (pthread_create(&f->acceptor, NULL, acceptor_main, f) != 0) {
 		rv = QKDN_E_NOMEM;
@@ -735,27 +820,38 @@ qkdn_tls_front_start(struct qkdn_tls_front **out,
 	*out = f;
 	return 0;
 fail:
-	qkdn_tls_front_stop(f);
+	qkdn_front_stop(f);
 	return rv;
 }
 
+/* Remove the ipc socket file if it is still the one we made. */
+static void
+unlink_ours(struct qkdn_front *f)
+{
+	const char *path = f->cfg.url + strlen("ipc://");
+	struct stat st;
+	if (f->ipc && f->ipc_ino != 0 && stat(path, &st) == 0 &&
+	    st.st_dev == f->ipc_dev && st.st_ino == f->ipc_ino)
+		unlink(path);
+}
+
 void
-qkdn_tls_front_stop(struct qkdn_tls_front *f)
+qkdn_front_stop(struct qkdn_front *f)
 {
 	if (f == NULL)
 		return;
 	uint64_t one = 1;
 	/* never read: every poll of every thread sees it from now on */
 	if (f->stop_fd >= 0 && write(f->stop_fd, &one, sizeof(one)) < 0)
-		QLOG_ERR(f->cfg.log_src, "%s TLS: cannot signal stop",
+		QLOG_ERR(f->cfg.log_src, "%s: cannot signal the front to stop",
 		         f->cfg.name);
 	if (f->acceptor_started)
 		pthread_join(f->acceptor, NULL);
-	if (f->lfd >= 0)
+	if (f->lfd >= 0) {
+		unlink_ours(f);
 		close(f->lfd);
-	/* wakes the threads waiting for a reply */
-	if (f->req_open)
-		nng_close(f->req);
+	}
+	/* the threads waiting for a reply were woken by the server */
 	reap(f, true);
 	SSL_CTX_free(f->ctx);
 	OSSL_LIB_CTX_free(f->libctx);
