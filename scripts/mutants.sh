@@ -37,6 +37,9 @@ for p in "${patches[@]}"; do
 done
 
 scratch=$(mktemp -d /tmp/qkdn-mutants.XXXXXX)
+# tests run clients as another uid (test_ak_uid): the build must be
+# reachable by them, as a checkout is
+chmod 0755 "$scratch"
 trap 'rm -rf "$scratch"' EXIT
 # the tracked and new files as they are now (files deleted but not yet
 # committed left out), without build output
