@@ -4,15 +4,13 @@
  *
  * With `controller = distributed` in the network file it is node ID's
  * controller (--node required); with `centralized` it is the one central
- * controller (--node refused). The command line follows qkdn_cmdline.h;
- * --node is optional here, which qkdn_cmdline_parse cannot say. */
+ * controller (--node refused). The command line is qkdn_cmdline.h's. */
 #include "ctl.h"
 #include "qkdn_cmdline.h"
 #include "qkdn_err.h"
 #include "qkdn_log.h"
 #include "qkdn_netconf.h"
 
-#include <getopt.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -22,57 +20,13 @@
 #define PROG    "qkdn-controller"
 #define TICK_MS 100 /* ageing granularity */
 
-static void
-usage(FILE *f)
-{
-	fprintf(f, "usage: %s --config FILE [--node ID] [--run-dir DIR]\n",
-	        PROG);
-}
-
-/* Returns -1 to go on, else the exit status. */
-static int
-parse(struct qkdn_cmdline *c, int argc, char **argv)
-{
-	static const struct option opts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"node", required_argument, NULL, 'n'},
-	    {"run-dir", required_argument, NULL, 'r'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0}};
-	int opt;
-	*c = (struct qkdn_cmdline){0};
-	while ((opt = getopt_long(argc, argv, "c:n:r:h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'c':
-			c->config = optarg;
-			break;
-		case 'n':
-			c->node = optarg;
-			break;
-		case 'r':
-			c->run_dir = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (c->config == NULL || optind != argc) {
-		usage(stderr);
-		return 2;
-	}
-	return -1;
-}
-
 int
 main(int argc, char **argv)
 {
 	struct qkdn_cmdline cl;
 	char err[512];
-	int status = parse(&cl, argc, argv);
+	int status =
+	    qkdn_cmdline_parse(&cl, PROG, QKDN_NODE_OPTIONAL, argc, argv);
 	if (status >= 0)
 		return status;
 	if (sodium_init() < 0) {

@@ -31,22 +31,25 @@ qkdn_stopping(void)
 }
 
 static void
-usage(FILE *f, const char *prog, bool with_node)
+usage(FILE *f, const char *prog, enum qkdn_cmdline_node node)
 {
 	fprintf(f, "usage: %s --config FILE%s [--run-dir DIR]\n", prog,
-	        with_node ? " --node ID" : "");
+	        node == QKDN_NODE_REQUIRED   ? " --node ID"
+	        : node == QKDN_NODE_OPTIONAL ? " [--node ID]"
+	                                     : "");
 }
 
 int
-qkdn_cmdline_parse(struct qkdn_cmdline *c, const char *prog, bool with_node,
-                   int argc, char **argv)
+qkdn_cmdline_parse(struct qkdn_cmdline *c, const char *prog,
+                   enum qkdn_cmdline_node node, int argc, char **argv)
 {
 	struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"run-dir", required_argument, NULL, 'r'},
 	    {"help", no_argument, NULL, 'h'},
-	    {"node", required_argument, NULL, 'n'}, /* with_node only */
+	    {"node", required_argument, NULL, 'n'}, /* unless NODE_NONE */
 	    {NULL, 0, NULL, 0}};
+	bool with_node = node != QKDN_NODE_NONE;
 	int opt;
 	if (!with_node)
 		opts[3] = opts[4];
@@ -64,16 +67,16 @@ qkdn_cmdline_parse(struct qkdn_cmdline *c, const char *prog, bool with_node,
 			c->run_dir = optarg;
 			break;
 		case 'h':
-			usage(stdout, prog, with_node);
+			usage(stdout, prog, node);
 			return 0;
 		default:
-			usage(stderr, prog, with_node);
+			usage(stderr, prog, node);
 			return 2;
 		}
 	}
-	if (c->config == NULL || (with_node && c->node == NULL) ||
-	    optind != argc) {
-		usage(stderr, prog, with_node);
+	if (c->config == NULL ||
+	    (node == QKDN_NODE_REQUIRED && c->node == NULL) || optind != argc) {
+		usage(stderr, prog, node);
 		return 2;
 	}
 	return -1;

@@ -19,7 +19,8 @@ main(int argc, char **argv)
 {
 	struct qkdn_cmdline cl;
 	char err[512];
-	int status = qkdn_cmdline_parse(&cl, "qkdn-km", true, argc, argv);
+	int status =
+	    qkdn_cmdline_parse(&cl, "qkdn-km", QKDN_NODE_REQUIRED, argc, argv);
 	if (status >= 0)
 		return status;
 	if (sodium_init() < 0) {

@@ -120,6 +120,31 @@ $extra_saes
 CNF
 }
 
+# line_net MODE N SAE:NODE...: the network file of a line N1 - N2 - ... - Nn
+# (links L12, L23, ... at 4 Mbit/s, Kx on loopback tcp) with controller
+# MODE (distributed or centralized) and the SAEs given
+line_net() {
+	local mode=$1 n=$2 i s
+	shift 2
+	{
+		printf '[qkdn]\nnodes = %s\nlinks = ' "$(seq -s ', ' -f 'N%g' 1 "$n")"
+		for ((i = 1; i < n; i++)); do
+			printf '%sL%d%d' "$([ $i = 1 ] || echo ', ')" $i $((i + 1))
+		done
+		printf '\nsaes = '
+		for s in "$@"; do printf '%s%s' "$([ "$s" = "$1" ] || echo ', ')" "${s%%:*}"; done
+		printf '\ncontroller = %s\nrun_dir = %s\n' "$mode" "$RUN"
+		for ((i = 1; i <= n; i++)); do
+			printf '\n[N%d]\nkx = tcp://127.0.0.1:%d\n' $i "$(free_port)"
+		done
+		for ((i = 1; i < n; i++)); do
+			printf '\n[L%d%d]\nnodes = N%d, N%d\nrate = 4000000\n' \
+				$i $((i + 1)) $i $((i + 1))
+		done
+		for s in "$@"; do printf '\n[%s]\nnode = %s\n' "${s%%:*}" "${s#*:}"; done
+	} >"$CFG"
+}
+
 net_up() {
 	launching "$QKDN" net up "$CFG" --run-dir "$RUN" >"$TMP/up.out" 2>&1 ||
 		{ cat "$TMP/up.out" >&2; fail "qkdn net up"; }

@@ -10,32 +10,7 @@
 source "$(dirname "$0")/lib.sh"
 [ -x "$BIN/qkdn-controller" ] || fail "no $BIN/qkdn-controller"
 
-cat >"$CFG" <<CNF
-[qkdn]
-nodes = N1, N2, N3
-links = L12, L23
-saes = alice, carol
-run_dir = $RUN
-
-[N1]
-kx = tcp://127.0.0.1:$(free_port)
-[N2]
-kx = tcp://127.0.0.1:$(free_port)
-[N3]
-kx = tcp://127.0.0.1:$(free_port)
-
-[L12]
-nodes = N1, N2
-rate = 4000000
-[L23]
-nodes = N2, N3
-rate = 4000000
-
-[alice]
-node = N1
-[carol]
-node = N3
-CNF
+line_net distributed 3 alice:N1 carol:N3
 net_up
 ak() { echo "ipc://$RUN/$1.ak"; }
 # pools_at NODE BYTES: every link of NODE has BYTES to send

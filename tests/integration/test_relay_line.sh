@@ -10,43 +10,6 @@ source "$(dirname "$0")/lib.sh"
 CTL_BIN="$BIN/qkdn-controller"
 [ -x "$CTL_BIN" ] || fail "no $CTL_BIN: build the controller first"
 
-# write_line MODE: the line network, Kx on loopback tcp
-write_line() {
-	cat >"$CFG" <<CNF
-[qkdn]
-nodes = N1, N2, N3, N4
-links = L12, L23, L34
-saes = alice, bob, dave
-controller = $1
-run_dir = $RUN
-
-[N1]
-kx = tcp://127.0.0.1:$(free_port)
-[N2]
-kx = tcp://127.0.0.1:$(free_port)
-[N3]
-kx = tcp://127.0.0.1:$(free_port)
-[N4]
-kx = tcp://127.0.0.1:$(free_port)
-
-[L12]
-nodes = N1, N2
-rate = 4000000
-[L23]
-nodes = N2, N3
-rate = 4000000
-[L34]
-nodes = N3, N4
-rate = 4000000
-
-[alice]
-node = N1
-[bob]
-node = N2
-[dave]
-node = N4
-CNF
-}
 
 ak() { echo "ipc://$RUN/$1.ak"; }
 # relay NODE FIELD: one relay counter of NODE
@@ -89,7 +52,7 @@ delta_is() { [ $(($(relay "$1" "$2") - SNAP[$1.$2])) = "$3" ]; }
 
 run_mode() {
 	MODE=$1
-	write_line "$MODE"
+	line_net "$MODE" 4 alice:N1 bob:N2 dave:N4
 	net_up
 	grep -q "ctl" "$TMP/up.out" ||
 		fail "qkdn net up started no controller: $(cat "$TMP/up.out")"

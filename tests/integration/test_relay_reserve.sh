@@ -13,38 +13,7 @@
 source "$(dirname "$0")/lib.sh"
 [ -x "$BIN/qkdn-controller" ] || fail "no $BIN/qkdn-controller"
 
-cat >"$CFG" <<CNF
-[qkdn]
-nodes = N1, N2, N3, N4
-links = L12, L23, L34
-saes = alice, dave
-controller = centralized
-run_dir = $RUN
-
-[N1]
-kx = tcp://127.0.0.1:$(free_port)
-[N2]
-kx = tcp://127.0.0.1:$(free_port)
-[N3]
-kx = tcp://127.0.0.1:$(free_port)
-[N4]
-kx = tcp://127.0.0.1:$(free_port)
-
-[L12]
-nodes = N1, N2
-rate = 4000000
-[L23]
-nodes = N2, N3
-rate = 4000000
-[L34]
-nodes = N3, N4
-rate = 4000000
-
-[alice]
-node = N1
-[dave]
-node = N4
-CNF
+line_net centralized 4 alice:N1 dave:N4
 net_up
 ak() { echo "ipc://$RUN/$1.ak"; }
 relay() { status "$1" | jq -e ".relay.$2"; }

@@ -437,7 +437,7 @@ main(int argc, char **argv)
 	int status = 1, done;
 
 	qkdn_log_set_ident("qkdsim");
-	if ((done = qkdn_cmdline_parse(&cl, "qkdn-qkdsim", false, argc,
+	if ((done = qkdn_cmdline_parse(&cl, "qkdn-qkdsim", QKDN_NODE_NONE, argc,
 	                               argv)) >= 0)
 		return done;
 	if ((sim.net = calloc(1, sizeof(*sim.net))) == NULL)
