@@ -177,7 +177,7 @@ start_procs(struct rnet *n)
 	    (struct qkdn_launch_wait){.p = &n->sim, .url = n->conf->sim_url};
 	n->n_ctl = n->mode == RNET_CENTRALIZED ? 1 : RNET_NODES;
 	for (int i = 0; i < n->n_ctl; i++) {
-		char node[8];
+		char node[16]; /* "N" and any int */
 		snprintf(node, sizeof(node), "N%d", i + 1);
 		char *argv[] = {ctl, "--config", n->cnf, "--node", node, NULL};
 		if (n->mode == RNET_CENTRALIZED)
@@ -196,7 +196,7 @@ start_procs(struct rnet *n)
 		return rv;
 	nw = 0;
 	for (int i = 0; i < RNET_NODES; i++) {
-		char node[8], sae[QKDN_AK_NAME_MAX];
+		char node[16], sae[QKDN_AK_NAME_MAX];
 		snprintf(node, sizeof(node), "N%d", i + 1);
 		char *argv[] = {km, "--config", n->cnf, "--node", node, NULL};
 		snprintf(n->km[i].name, QKDN_PROC_NAME_MAX, "km-%s", node);
