@@ -4,7 +4,9 @@
  *             beyond anything the link could have produced (2^63) with an
  *             all-zero tag, as fast as the KM answers
  *   oversize  each connection sends one frame announcing 16 MiB and then
- *             streams its bytes
+ *             streams its bytes; connection i comes from loopback address
+ *             127.0.0.(2 + i % 200), so that the per-address connection
+ *             cap does not hide an unbounded frame size
  *
  *   kx_abuse MODE KX_URL LINK SRC_SAE DST_SAE CONNECTIONS SECONDS
  *
@@ -23,6 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -63,14 +68,46 @@ forged_sync(struct qkdn_buf *out)
 	return rv;
 }
 
+/* A non-blocking SP connection to url (tcp://127.0.0.1:PORT) from
+ * loopback address 127.0.0.(2 + i % 200): fd, or -1. */
+static int
+connect_from(unsigned i)
+{
+	const char *port = strrchr(url, ':');
+	struct sockaddr_in me = {.sin_family = AF_INET}, to = me;
+	static const uint8_t hello[8] = {0, 'S', 'P', 0, 0, 0x30, 0, 0};
+	uint8_t peer[8];
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0 || port == NULL)
+		goto fail;
+	me.sin_addr.s_addr = htonl(0x7f000002u + i % 200);
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	to.sin_port = htons((uint16_t)atoi(port + 1));
+	if (bind(fd, (struct sockaddr *)&me, sizeof(me)) != 0 ||
+	    connect(fd, (struct sockaddr *)&to, sizeof(to)) != 0 ||
+	    send(fd, hello, sizeof(hello), MSG_NOSIGNAL) != sizeof(hello) ||
+	    recv(fd, peer, sizeof(peer), MSG_WAITALL) != sizeof(peer) ||
+	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0)
+		goto fail;
+	return fd;
+fail:
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
 static void *
 abuser(void *arg)
 {
 	struct qkdn_sp_conn c = {.fd = -1};
 	struct qkdn_buf req = {0};
+	static atomic_uint next;
 	(void)arg;
-	if (qkdn_sp_connect(&c, url, qkdn_now_ms() + 5000) != 0 ||
-	    (!oversize && forged_sync(&req) != 0)) {
+	if (oversize)
+		c.fd = connect_from(atomic_fetch_add(&next, 1));
+	if (oversize ? c.fd < 0
+	             : qkdn_sp_connect(&c, url, qkdn_now_ms() + 5000) != 0 ||
+	                   forged_sync(&req) != 0) {
 		atomic_fetch_add(&connected, 1); /* counted, so main goes on */
 		goto out;
 	}
