@@ -592,16 +592,6 @@ name_silent(struct qkdn_launch_wait *w, size_t n, int timeout_ms, char *why,
 		         timeout_ms);
 }
 
-static void
-redial(nng_socket *s, const char *url)
-{
-	nng_socket fresh;
-	if (qkdn_rpc_dial(&fresh, url) != 0)
-		return; /* keep the old one */
-	nng_close(*s);
-	*s = fresh;
-}
-
 static int
 poll_ready(struct qkdn_launch_wait *w, nng_socket *socks, size_t n,
            int timeout_ms, const volatile sig_atomic_t *interrupted, char *why,
@@ -630,14 +620,8 @@ poll_ready(struct qkdn_launch_wait *w, nng_socket *socks, size_t n,
 		for (size_t i = 0; i < n; i++) {
 			if (w[i].ready)
 				continue;
-			int rv = probe_once(&w[i], socks[i], deadline);
-			w[i].ready = rv == 0;
+			w[i].ready = probe_once(&w[i], socks[i], deadline) == 0;
 			pending += !w[i].ready;
-			/* a call that got no answer may sit on a connection
-			 * to a listener that went away: start afresh */
-			if (rv == QKDN_E_TIMEOUT && w[i].probe == NULL &&
-			    w[i].url[0] != '\0')
-				redial(&socks[i], w[i].url);
 		}
 		if (pending == 0)
 			return 0;
