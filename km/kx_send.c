@@ -24,7 +24,8 @@
 #define SRC             "kx"
 #define KEYS_AT         KM_SYNC_KEYS_AT
 #define MAX_RETRIES     3
-#define PING_MS         300 /* an idle peer must answer a ping this fast */
+#define PING_MS         300  /* an idle peer must answer a ping this fast */
+#define PING_EVERY_MS   1000 /* ... once it has been silent this long */
 #define MAX_BATCH_KEYS  QKDN_KEYS_MAX
 #define MAX_BATCH_BYTES KM_KX_BATCH_BYTES
 
@@ -36,7 +37,8 @@ struct km_kx_link {
 	bool stopping;
 	struct km_keyreq *head, *tail;   /* waiting */
 	struct km_hop *hops, *hops_tail; /* relay hops waiting */
-	bool hop_turn; /* both wait: alternate, so neither starves */
+	bool hop_turn;     /* both wait: alternate, so neither starves */
+	uint64_t heard_ms; /* the peer last answered (sender thread only) */
 	struct qkdn_sp_conn conn;
 	atomic_bool up;
 };
@@ -364,6 +366,8 @@ roundtrip(struct km_kx_link *kl, const struct qkdn_buf *msg, uint64_t deadline,
 		qkdn_sp_close(&kl->conn);
 		idle_conn = false;
 	}
+	if (rv == 0)
+		kl->heard_ms = qkdn_now_ms();
 	if (rv != 0) {
 		qkdn_sp_close(&kl->conn);
 		atomic_store(&kl->up, false);
@@ -402,6 +406,8 @@ ping_peer(struct km_kx_link *kl)
 	free(in); /* an ACK: no key material */
 	if (rv != 0)
 		qkdn_sp_close(&kl->conn);
+	else
+		kl->heard_ms = qkdn_now_ms();
 }
 
 /* One KEY_SYNC round trip; the reply decides the batch's fate. Success
@@ -694,14 +700,19 @@ sender(void *arg)
 		kl->hop_turn = true;
 		if (kl->head == NULL) {
 			/* idle: keep a connection to the peer, and ask it
-			 * every second whether it is still there, so a cut
-			 * link shows as down (and is routed around) without
-			 * waiting for a request to fail */
+			 * whether it is still there once it has been silent
+			 * for a second, so a cut link shows as down (and is
+			 * routed around) without waiting for a request to
+			 * fail; never right after traffic, where a ping
+			 * would only delay the next request */
 			nng_mtx_unlock(km->mtx);
-			if (kl->conn.fd < 0)
-				(void)connect_peer(kl, qkdn_now_ms() + 200);
-			else
+			if (kl->conn.fd < 0) {
+				if (connect_peer(kl, qkdn_now_ms() + 200) == 0)
+					kl->heard_ms = qkdn_now_ms();
+			} else if (qkdn_now_ms() - kl->heard_ms >=
+			           PING_EVERY_MS) {
 				ping_peer(kl);
+			}
 			atomic_store(&kl->up, kl->conn.fd >= 0);
 			nng_mtx_lock(km->mtx);
 			if (kl->head == NULL && kl->hops == NULL &&

@@ -22,7 +22,7 @@
 #                     "-": the root namespace), stdout and stderr to LOG;
 #                     its pid in TOPO_PID. Stopped at exit (before the
 #                     namespaces go), also in the root namespace.
-#   topo_reap PID...  stop such processes now (SIGTERM, SIGKILL after 5 s)
+#   topo_reap PID...  stop such processes now (SIGTERM, SIGKILL after 15 s)
 #   topo_cut A B      cut the link between A and B: both veth ends down
 #                     (which also drops their routes); new connections
 #                     fail at once ("Network is unreachable"), packets of
@@ -44,7 +44,7 @@
 # Missing namespaces fail the test rather than skip it: CI runs as root.
 #
 # Teardown: at exit the processes of topo_spawn get SIGTERM (SIGKILL after
-# 5 s), then every process still inside a namespace of this run (names are
+# 15 s), then every process still inside a namespace of this run (names are
 # unique to it) the same, then the namespaces are deleted, which destroys
 # their veth pairs; then the EXIT trap that was set before this file was
 # sourced (lib.sh's teardown or tls_lib.sh's tls_teardown) runs with the
@@ -221,12 +221,13 @@ topo_running() {
 	[ "${s%% *}" != Z ]
 }
 
-# topo_stop PID...: SIGTERM, up to 5 s, SIGKILL for what is left
+# topo_stop PID...: SIGTERM, up to 15 s (a controller whose neighbours
+# were cut away has been seen to take over 5 s), SIGKILL for what is left
 topo_stop() {
 	[ $# -gt 0 ] || return 0
 	local pid deadline
 	kill -TERM "$@" 2>/dev/null || true
-	deadline=$(($(date +%s) + 5))
+	deadline=$(($(date +%s) + 15))
 	for pid in "$@"; do
 		while topo_running "$pid" && [ "$(date +%s)" -lt "$deadline" ]; do
 			sleep 0.05
