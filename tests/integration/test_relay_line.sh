@@ -50,6 +50,17 @@ expect_delta() {
 }
 delta_is() { [ $(($(relay "$1" "$2") - SNAP[$1.$2])) = "$3" ]; }
 
+# ctls_see_all MODE: each controller of MODE reports the 3 links up
+ctls_see_all() {
+	local n nodes=N1
+	[ "$1" = centralized ] || nodes="N1 N2 N3 N4"
+	for n in $nodes; do
+		"$QKDN" status --config "$CFG" --run-dir "$RUN" --controller "$n" \
+			--json | jq -e '[.links[] | select(.up == true or .up == 1)] |
+			length == 3' >/dev/null || return 1
+	done
+}
+
 run_mode() {
 	MODE=$1
 	line_net "$MODE" 4 alice:N1 bob:N2 dave:N4
@@ -57,7 +68,8 @@ run_mode() {
 	grep -q "ctl" "$TMP/up.out" ||
 		fail "qkdn net up started no controller: $(cat "$TMP/up.out")"
 	wait_for 20 pools_full || fail "$MODE: pools never filled"
-	sleep 1.5 # one more flood round: every controller has every LSA
+	# every controller has every node's link state, all links up
+	wait_for 10 ctls_see_all "$MODE" || fail "$MODE: controllers never saw every link"
 	snap
 
 	"$BIN/ak_pairs" --src-km "$(ak N1)" --src-sae alice \
