@@ -72,8 +72,9 @@ build(struct ctl *c, int origin, struct qkdn_msg *m)
 	return ok;
 }
 
-/* Send every origin of mask; on the first failure skip the rest (the
- * neighbour gets fresh copies with the next round once it answers). */
+/* Send every origin of mask; on the first failure, or a stop, skip the
+ * rest (the neighbour gets fresh copies with the next round once it
+ * answers). */
 static void
 send_round(struct nb *nb, uint64_t mask)
 {
@@ -82,11 +83,25 @@ send_round(struct nb *nb, uint64_t mask)
 	for (int o = 0; mask != 0; o++, mask >>= 1) {
 		struct qkdn_msg m, rsp;
 		struct qkdn_decode_error err = {0};
-		if (!(mask & 1) || !build(c, o, &m))
+		if (!(mask & 1))
+			continue;
+		nng_mtx_lock(nb->f->mtx);
+		bool stopping = nb->f->stopping;
+		nng_mtx_unlock(nb->f->mtx);
+		if (stopping)
+			return;
+		if (!build(c, o, &m))
 			continue;
 		int rv = qkdn_rpc_call(nb->s, &m, &rsp, CTL_FLOOD_MS, &err);
 		qkdn_msg_clear(&m);
 		qkdn_msg_clear(&rsp);
+		if (rv != 0) {
+			nng_mtx_lock(nb->f->mtx);
+			stopping = nb->f->stopping;
+			nng_mtx_unlock(nb->f->mtx);
+			if (stopping)
+				return; /* our own socket was closed */
+		}
 		if (rv != 0) {
 			if (!nb->failing)
 				QLOG_WARN(SRC,
@@ -192,12 +207,13 @@ ctl_flood_stop(struct ctl_flood *f)
 			nng_cv_wake(f->cv);
 		nng_mtx_unlock(f->mtx);
 	}
-	/* a call in flight ends within CTL_FLOOD_MS */
-	for (size_t i = 0; i < f->n; i++) {
+	/* closing a socket ends its call in flight at once; the sender
+	 * then sees stopping */
+	for (size_t i = 0; i < f->n; i++)
+		nng_close(f->nb[i].s);
+	for (size_t i = 0; i < f->n; i++)
 		if (f->nb[i].thread != NULL)
 			nng_thread_destroy(f->nb[i].thread);
-		nng_close(f->nb[i].s);
-	}
 	if (f->cv != NULL)
 		nng_cv_free(f->cv);
 	if (f->mtx != NULL)

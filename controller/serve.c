@@ -12,8 +12,6 @@
 
 #define SRC "ck"
 
-#define CK_CONTEXTS 32
-#define CX_CONTEXTS 16
 /* a LINK_STATE of QKDN_LINK_STATES_MAX links fits */
 #define RECV_MAX (2u << 20)
 
@@ -251,7 +249,6 @@ ctl_serve_start(struct ctl *c)
 	    .log_src = "ck",
 	    .refusal_level = QKDN_LOG_WARN,
 	    .url = c->central ? net->central_ck_url : nd->ck_url,
-	    .contexts = CK_CONTEXTS,
 	    .workers = 0,
 	    .recv_max = RECV_MAX,
 	    .slot_size = CTL_ORDER_SLOT,
@@ -273,7 +270,6 @@ ctl_serve_start(struct ctl *c)
 	cx.name = "Cx";
 	cx.log_src = "cx";
 	cx.url = nd->cx_url;
-	cx.contexts = CX_CONTEXTS;
 	cx.slot_size = 0;
 	cx.handlers = cx_handlers;
 	cx.n_handlers = sizeof(cx_handlers) / sizeof(cx_handlers[0]);

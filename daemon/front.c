@@ -38,18 +38,19 @@
 struct conn {
 	struct qkdn_front *f;
 	int fd;
-	SSL *ssl; /* tls+tcp:// */
+	SSL *ssl; /* tls+tcp:// (after the handshake) */
 	pthread_t thread;
 	bool done;           /* the thread has finished: join it */
 	char addr[ADDR_MAX]; /* "host:port" or "ipc peer uid U pid P" */
-	char host[ADDR_MAX]; /* the per-host cap's key (tls+tcp://) */
+	char host[ADDR_MAX]; /* the per-host cap's key (tcp, tls) */
 	struct qkdn_front_peer peer;
 	struct conn *next;
 };
 
 struct qkdn_front {
 	struct qkdn_front_config cfg;
-	bool ipc;             /* ipc://, else tls+tcp:// */
+	bool ipc;             /* ipc://, else tcp:// or tls+tcp:// */
+	bool tls;             /* tls+tcp:// */
 	OSSL_LIB_CTX *libctx; /* own: never the application's providers */
 	SSL_CTX *ctx;
 	int lfd;       /* listening socket */
@@ -76,7 +77,7 @@ bool
 qkdn_front_serves(const char *url)
 {
 	return strncmp(url, "tls+tcp://", 10) == 0 ||
-	       strncmp(url, "ipc://", 6) == 0;
+	       strncmp(url, "tcp://", 6) == 0 || strncmp(url, "ipc://", 6) == 0;
 }
 
 /* Wait for events on fd, or until deadline_ms or a stop. */
@@ -124,7 +125,7 @@ ssl_step(struct conn *c, int rv, uint64_t deadline_ms)
 	}
 }
 
-/* One read or write step: in TLS, or on the plain (ipc) socket. */
+/* One read or write step: in TLS, or on the plain (tcp, ipc) socket. */
 static enum io_rv
 io_step(struct conn *c, bool writing, unsigned char *p, size_t len, size_t *n,
         uint64_t deadline_ms)
@@ -297,7 +298,7 @@ handshake(struct conn *c)
 	return true;
 }
 
-/* The SP header exchange (inside TLS, or plain on ipc): the peer must be
+/* The SP header exchange (inside TLS, or plain): the peer must be
  * a REQ socket. Every way it can fail but a stop is logged. */
 static bool
 sp_hello(struct conn *c)
@@ -426,8 +427,8 @@ conn_main(void *arg)
 {
 	struct conn *c = arg;
 	struct qkdn_front *f = c->f;
-	if ((f->ipc || handshake(c)) && sp_hello(c)) {
-		if (!f->ipc)
+	if ((!f->tls || handshake(c)) && sp_hello(c)) {
+		if (f->tls)
 			QLOG_DEBUG(f->cfg.log_src,
 			           "%s connection from %s as %s", f->cfg.name,
 			           c->addr, c->peer.name);
@@ -492,8 +493,8 @@ format_addr(const struct sockaddr_storage *sa, char *addr, char *host)
 	snprintf(host, ADDR_MAX, "%s", h);
 }
 
-/* The peer's identity, known at accept: its address (tls+tcp://), or
- * its uid and pid (ipc://). False (logged) if it cannot be had. */
+/* The peer's identity, known at accept: its address (tcp, tls), or its
+ * uid and pid (ipc://). False (logged) if it cannot be had. */
 static bool
 peer_of(struct conn *c, const struct sockaddr_storage *sa)
 {
@@ -615,11 +616,11 @@ acceptor_main(void *arg)
 	return NULL;
 }
 
-/* Bind and listen on tls+tcp://HOST:PORT. */
+/* Bind and listen on tcp://HOST:PORT or tls+tcp://HOST:PORT. */
 static int
 listen_tcp(struct qkdn_front *f)
 {
-	const char *hp = f->cfg.url + strlen("tls+tcp://");
+	const char *hp = strstr(f->cfg.url, "://") + 3;
 	const char *colon = strrchr(hp, ':');
 	char host[256];
 	if (colon == NULL || (size_t)(colon - hp) >= sizeof(host))
@@ -803,13 +804,14 @@ qkdn_front_start(struct qkdn_front **out, const struct qkdn_front_config *cfg)
 		return QKDN_E_NOMEM;
 	f->cfg = *cfg;
 	f->ipc = strncmp(cfg->url, "ipc://", 6) == 0;
+	f->tls = strncmp(cfg->url, "tls+tcp://", 10) == 0;
 	f->lfd = -1;
 	pthread_mutex_init(&f->mtx, NULL);
 	if ((f->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		rv = QKDN_E_IO;
 		goto fail;
 	}
-	if ((!f->ipc && (rv = make_ctx(f)) != 0) ||
+	if ((f->tls && (rv = make_ctx(f)) != 0) ||
 	    (rv = f->ipc ? listen_ipc(f) : listen_tcp(f)) != 0)
 		goto fail;
 	if (pthread_create(&f->acceptor, NULL, acceptor_main, f) != 0) {

@@ -1,29 +1,24 @@
-/* One nng REP server skeleton for every qkdn service (Ak, Kx today; Ck, Cx
- * and M tomorrow): a number of REP contexts, each an explicit aio state
- * machine (receive, decode, dispatch by message type, reply), error
- * replies that name the cause, and a small pool of worker threads.
+/* One REP server skeleton for every qkdn service (Ak, Kx, Ck, Cx; M
+ * tomorrow): decode, dispatch by message type, reply; error replies that
+ * name the cause; a small pool of worker threads. Clients are nng REQ
+ * sockets; the listener is the front (front.c: our code accepts, knows the
+ * peer, speaks nng's SP framing on tcp://, tls+tcp:// and ipc://; why not
+ * nng's own listeners is said there).
  *
- * Nothing blocks in an aio callback: a handler that touches LMDB or takes a
- * lock that may be held for long is marked on_worker and runs on a worker
- * thread, which replies from there. A handler either replies before it
- * returns (qkdn_server_reply / qkdn_server_error), asks to be called again
- * later with the same request (qkdn_server_retry), or keeps the request and
- * replies later from any thread (it returns without replying; the context
- * then waits, and takes no new request, until it does).
+ * Each connection's thread serves its requests one at a time with a
+ * request state (and slot) of its own, running the handler itself unless
+ * it is on_worker, and waits for the reply. A handler that touches LMDB
+ * or takes a lock that may be held for long is marked on_worker and runs
+ * on a worker thread, which replies from there. A handler either replies
+ * before it returns (qkdn_server_reply / qkdn_server_error), asks to be
+ * called again later with the same request (qkdn_server_retry: that holds
+ * only its connection's thread), or keeps the request and replies later
+ * from any thread (it returns without replying; the connection then waits,
+ * and reads no new request, until it does). Requests served at once are
+ * bounded by max_conns.
  *
  * The server owns the decoded request: it stays valid until the reply and
  * is cleared (its key material wiped) after it.
- *
- * Listeners: tcp:// is nng's own (REP contexts); tls+tcp:// and ipc://
- * are the front's (front.c: our code accepts, knows the peer, speaks nng's
- * SP framing): nng 1.5.2 cannot say which certificate a TLS peer
- * presented, and its ipc listener stops accepting for good once a client
- * disconnects during the SP header exchange (nanomsg/nng#1518). Behind
- * the front there are no nng contexts: each connection's thread serves
- * its requests one at a time with a request state (and slot) of its own,
- * running the handler itself unless it is on_worker, and waits for the
- * reply; so there, requests served at once are bounded by max_conns, not
- * contexts, and a retry holds only that connection's thread.
  *
  * Every listener caps its connections (in all, and from one peer address
  * on tcp and tls) and closes a connection that sent no request for
@@ -42,7 +37,7 @@
 #include <stdint.h>
 
 struct qkdn_server;
-struct qkdn_server_req; /* one context: the request it serves now */
+struct qkdn_server_req; /* one connection's request state */
 
 struct qkdn_handler {
 	uint32_t type; /* message type it serves */
@@ -59,8 +54,8 @@ struct qkdn_tls_files {
 
 /* Defaults of the connection limits (a field left 0 takes them; a
  * negative field means no limit). 256 connections: pooled, mostly idle
- * clients fit while file descriptors (and, behind the front, on tls+tcp://
- * and ipc://, one thread each) stay bounded. 32 from one address:
+ * clients fit while file descriptors and threads (one per connection)
+ * stay bounded. 32 from one address:
  * a peer KM needs one per link and an application host a few, and one host
  * can then hold at most an eighth of the listener. 60 s idle: far above any
  * request's deadline, so only forgotten connections are closed (a client
@@ -75,7 +70,6 @@ struct qkdn_server_config {
 	int refusal_level;   /* log level of error replies (QKDN_LOG_*) */
 	const char *url;
 	int ipc_mode;     /* file mode of an ipc:// socket; 0: the umask's */
-	int contexts;     /* requests served at once (nng's tcp:// only) */
 	int workers;      /* worker threads (0 if no handler needs one) */
 	size_t recv_max;  /* largest request accepted, bytes */
 	size_t slot_size; /* per-context memory for the handlers */
@@ -98,7 +92,7 @@ void qkdn_server_stop(struct qkdn_server *s);
 
 /* For handlers. */
 void *qkdn_server_arg(const struct qkdn_server_req *r);
-/* slot_size bytes of this context's own, zeroed at start only. */
+/* slot_size bytes of this connection's own, zeroed when it opens. */
 void *qkdn_server_slot(struct qkdn_server_req *r);
 /* The request whose slot this is. */
 struct qkdn_server_req *qkdn_server_req_of_slot(void *slot);

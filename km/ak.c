@@ -13,8 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SRC         "ak"
-#define AK_CONTEXTS 128
+#define SRC "ak"
 
 #define AK_WORKERS 2
 
@@ -213,7 +212,6 @@ km_ak_start(struct km *km, struct km_ak **out)
 	    .refusal_level = QKDN_LOG_INFO,
 	    .url = km->node->ak_url,
 	    .ipc_mode = mode,
-	    .contexts = AK_CONTEXTS,
 	    .workers = AK_WORKERS,
 	    .recv_max = KM_AK_RECV_MAX,
 	    .slot_size = sizeof(struct km_keyreq),

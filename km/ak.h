@@ -1,5 +1,5 @@
-/* Ak server: key supply to applications (Q.4160 I.1). nng REP contexts,
- * each an explicit state machine whose callbacks never block. */
+/* Ak server: key supply to applications (Q.4160 I.1), on the REP server
+ * skeleton (qkdn_server.h). */
 #ifndef KM_AK_H
 #define KM_AK_H
 

@@ -24,23 +24,15 @@
 #define KX_CONNS_FREE     16
 #define KX_CONNS_PER_LINK 4
 #define KX_CONNS_PER_HOST 8
-/* contexts beyond the syncs that may wait for a block (WAITS_PER_LINK per
- * link), so that waiting syncs never hold every context; few enough that
- * an honest sync queues behind few others when anyone floods the port */
-#define FREE_CONTEXTS  6
-#define SERVER_WORKERS 2
-#define BLOCK_WAIT_MS  10
+#define SERVER_WORKERS    2
+#define BLOCK_WAIT_MS     10
 /* A sync may wait for a block that is on its way only if it is at most
  * this many blocks ahead of the newest held (a block the link could not
  * have produced yet is refused at once), and only this many syncs per link
  * wait at a time (an honest peer sends one at a time per link): forged
- * syncs cannot hold the server's contexts. */
+ * syncs cannot hold many connection threads waiting. */
 #define WAIT_AHEAD_BLOCKS 4096
 #define WAITS_PER_LINK    2
-/* A relay held while its next hop runs keeps its context: a few per link
- * (the sender carries one hop at a time per link anyway), plus the
- * controller's reservation requests. */
-#define RELAYS_PER_LINK 4
 
 struct km_kx_server {
 	struct qkdn_server *srv;
@@ -374,8 +366,6 @@ km_kx_server_start(struct km *km, struct km_kx_server **out)
 	    .log_src = SRC,
 	    .refusal_level = QKDN_LOG_WARN,
 	    .url = km->node->kx_url,
-	    .contexts = FREE_CONTEXTS +
-	                (WAITS_PER_LINK + RELAYS_PER_LINK) * (int)km->n_links,
 	    .workers = SERVER_WORKERS,
 	    .recv_max = KM_KX_RECV_MAX,
 	    .slot_size = sizeof(struct sync_slot),

@@ -300,7 +300,6 @@ fake_km(const char *url, int argc, char **argv)
 	    .name = "Kx",
 	    .log_src = "fake-km",
 	    .url = url,
-	    .contexts = 4,
 	    .recv_max = QKDN_MSG_BYTES_MAX,
 	    .handlers = km_handlers,
 	    .n_handlers = sizeof(km_handlers) / sizeof(km_handlers[0]),

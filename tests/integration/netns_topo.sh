@@ -234,7 +234,14 @@ topo_stop() {
 		done
 	done
 	for pid in "$@"; do
-		! topo_running "$pid" || kill -KILL "$pid" 2>/dev/null || true
+		topo_running "$pid" || continue
+		# where it hangs goes into the test's output with the failure
+		if command -v gdb >/dev/null; then
+			echo "netns_topo.sh: threads of ${TOPO_WHAT[$pid]:-pid $pid}, still running 15 s after SIGTERM:" >&2
+			timeout 20 gdb -batch -p "$pid" -ex 'thread apply all bt' 2>&1 |
+				grep -E '^(Thread|#)' | head -n 200 >&2 || true
+		fi
+		kill -KILL "$pid" 2>/dev/null || true
 	done
 }
 

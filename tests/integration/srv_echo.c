@@ -64,7 +64,6 @@ main(int argc, char **argv)
 	    .name = "Echo",
 	    .log_src = SRC,
 	    .refusal_level = QKDN_LOG_INFO,
-	    .contexts = 8,
 	    .workers = 2,
 	    .recv_max = 4096,
 	    .slot_size = sizeof(struct slot),
