@@ -5,11 +5,15 @@
  *   qkdn-bench tls [--seconds S] [--threads 2,4] [--json]
  *   qkdn-bench relay [--seconds S] [--mode distributed|centralized|both]
  *                    [--json]
+ *   qkdn-bench etsi014 [--seconds S]
  */
 #include "bench.h"
 
 #include <stdio.h>
 #include <string.h>
+
+/* bench/etsi014.c (declared here: bench.h is the shared helpers') */
+int bench_etsi014(int argc, char **argv);
 
 static const struct {
 	const char *name;
@@ -22,6 +26,8 @@ static const struct {
      "TLS 1.3 handshakes/s through the provider: X25519, qkd, x25519_qkd"},
     {"relay", bench_relay,
      "key relay over 1-4 hops: keys/s, latency a hop, efficiency, routing"},
+    {"etsi014", bench_etsi014,
+     "ETSI 014 enc_keys+dec_keys pairs/s against an HTTPS floor and Ak"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -307,6 +307,13 @@ static const struct item node_items[] = {
     ITEM("map_size_mb", K_MIB, false, N, map_bytes, "1024", 1, 1u << 20),
     ITEM("key_ttl", K_U32, false, N, key_ttl_s, "600", 1, 31536000),
     ITEM("kx_timeout_ms", K_U32, false, N, kx_timeout_ms, "2000", 1, 3600000),
+    ITEM("etsi014", K_ADDR, false, N, etsi014_url, NULL, 0, 0),
+    ITEM("etsi014_cert", K_PATH, false, N, etsi014_cert, NULL, 0, 0),
+    ITEM("etsi014_key", K_PATH, false, N, etsi014_key, NULL, 0, 0),
+    ITEM("etsi014_ca", K_PATH, false, N, etsi014_ca, NULL, 0, 0),
+    ITEM("etsi014_name", K_ID, false, N, etsi014_name, "etsi014-%s", 0, 0),
+    ITEM("etsi014_uid", K_UID, false, N, etsi014_uid, NULL, 0, 4294967294u),
+    ITEM("etsi014_sae_dns", K_BOOL, false, N, etsi014_sae_dns, NULL, 0, 0),
 };
 #undef N
 #define L struct qkdn_net_link
@@ -559,6 +566,7 @@ load_node(struct ctx *c, const char *sect)
 	struct qkdn_net *net = c->net;
 	struct qkdn_net_node *n = &net->nodes[net->n_nodes];
 	n->kq_uid = -1;
+	n->etsi014_uid = -1;
 	int rv = read_items(c, sect, node_items, COUNT(node_items), n);
 	if (rv != 0)
 		return rv;
@@ -782,6 +790,79 @@ check_tls(struct ctx *c, STACK_OF(CONF_VALUE) * root)
 	return 0;
 }
 
+/* "https://HOST:PORT", PORT 1..65535: what the gateway binds. */
+static bool
+etsi014_url_ok(const char *url)
+{
+	const char *h = url + strlen("https://"), *colon = strrchr(h, ':');
+	char *end;
+	if (strncmp(url, "https://", 8) != 0 || colon == NULL || colon == h)
+		return false;
+	unsigned long port = strtoul(colon + 1, &end, 10);
+	return colon[1] != '\0' && *end == '\0' && port >= 1 && port <= 65535;
+}
+
+/* The ETSI 014 gateways (docs/etsi014.md): an https:// address used once,
+ * a name that no certificate of a node or an SAE carries, and its files:
+ * all named, or none (then net up makes a test PKI in the run dir). */
+static int
+check_etsi014(struct ctx *c)
+{
+	struct qkdn_net *net = c->net;
+	for (size_t i = 0; i < net->n_nodes; i++) {
+		struct qkdn_net_node *nd = &net->nodes[i];
+		const char *s = c->node_sect[i], *dir = "etsi014-pki";
+		if (nd->etsi014_url[0] == '\0')
+			continue;
+		if (!etsi014_url_ok(nd->etsi014_url))
+			return fail(c, s, "etsi014",
+			            "'%s' is not https://HOST:PORT",
+			            nd->etsi014_url);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(nd->etsi014_url,
+			           net->nodes[j].etsi014_url) == 0)
+				return fail(c, s, "etsi014",
+				            "address %s is also [%s] etsi014",
+				            nd->etsi014_url, c->node_sect[j]);
+		if (qkdn_net_node_index(net, nd->etsi014_name) >= 0 ||
+		    qkdn_net_sae_index(net, nd->etsi014_name) >= 0)
+			return fail(c, s, "etsi014_name",
+			            "'%s' is also a node or SAE ID",
+			            nd->etsi014_name);
+		if ((nd->etsi014_cert[0] == '\0') !=
+		    (nd->etsi014_key[0] == '\0'))
+			return fail(
+			    c, s,
+			    nd->etsi014_cert[0] == '\0' ? "etsi014_cert"
+			                                : "etsi014_key",
+			    "name both etsi014_cert and etsi014_key, or "
+			    "neither (a test PKI)");
+		int w = 0;
+		if (nd->etsi014_cert[0] == '\0') {
+			nd->etsi014_test_pki = true;
+			w |= snprintf(nd->etsi014_cert,
+			              sizeof(nd->etsi014_cert), "%s/%s/%s.pem",
+			              net->run_dir, dir, nd->etsi014_name) < 0;
+			w |= snprintf(nd->etsi014_key, sizeof(nd->etsi014_key),
+			              "%s/%s/%s.key", net->run_dir, dir,
+			              nd->etsi014_name) < 0;
+		}
+		if (nd->etsi014_ca[0] == '\0' && nd->etsi014_test_pki)
+			w |= snprintf(nd->etsi014_ca, sizeof(nd->etsi014_ca),
+			              "%s/%s/ca.pem", net->run_dir, dir) < 0;
+		else if (nd->etsi014_ca[0] == '\0' && net->ca[0] != '\0')
+			memcpy(nd->etsi014_ca, net->ca, sizeof(net->ca));
+		else if (nd->etsi014_ca[0] == '\0')
+			return fail(c, s, "etsi014_ca",
+			            "required: the CA of the SAEs' client "
+			            "certificates (or [%s] ca)",
+			            ROOT);
+		if (w != 0)
+			return fail(c, s, "etsi014", "run dir path too long");
+	}
+	return 0;
+}
+
 /* A section no list names is most likely a typo in a list. */
 static int
 check_unlisted(struct ctx *c)
@@ -862,7 +943,8 @@ load_root(struct ctx *c, const char *run_dir)
 	    (rv = load_list(c, root, "saes", QKDN_NET_SAES_MAX, "SAEs",
 	                    load_sae)) != 0)
 		return rv;
-	if ((rv = check_unique(c)) != 0 || (rv = check_tls(c, root)) != 0)
+	if ((rv = check_unique(c)) != 0 || (rv = check_tls(c, root)) != 0 ||
+	    (rv = check_etsi014(c)) != 0)
 		return rv;
 	return check_unlisted(c);
 }

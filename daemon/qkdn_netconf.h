@@ -23,6 +23,7 @@
  *   cert = A.pem            # TLS certificate (CN = node ID) and key, for
  *   key = A.key             # tls+tcp:// addresses (docs/tls.md)
  *   ak_trusted = yes        # a tcp:// ak (loopback only) serves keys
+ *   etsi014 = https://127.0.0.1:8443  # ETSI 014 gateway (docs/etsi014.md)
  *
  *   [A_B]
  *   nodes = A, B
@@ -67,6 +68,20 @@ struct qkdn_net_node {
 	uint64_t map_bytes; /* LMDB map size (default 1 GiB) */
 	uint32_t key_ttl_s; /* unfetched keys expire (default 600) */
 	uint32_t kx_timeout_ms; /* KM to KM deadline (default 2000) */
+	/* ETSI GS QKD 014 gateway of this node (docs/etsi014.md), or "" */
+	char etsi014_url[QKDN_NET_URL_MAX]; /* https://127.0.0.1:PORT */
+	/* its HTTPS certificate and key (also its Ak client certificate on a
+	 * tls+tcp:// Ak) and the CA of the SAEs' client certificates; when
+	 * the file names none, a test PKI in <run_dir>/etsi014-pki */
+	char etsi014_cert[QKDN_NET_PATH_MAX];
+	char etsi014_key[QKDN_NET_PATH_MAX];
+	char etsi014_ca[QKDN_NET_PATH_MAX];
+	bool etsi014_test_pki; /* the paths above are the test PKI's */
+	/* how the KM knows the gateway: its certificate CN on a tls+tcp://
+	 * Ak (default "etsi014-<id>"), its uid on ipc:// (-1: the KM's) */
+	qkdn_name etsi014_name;
+	int64_t etsi014_uid;
+	bool etsi014_sae_dns; /* the caller is its cert's first DNS SAN */
 };
 
 struct qkdn_net_link {

@@ -8,7 +8,10 @@ packages=(
 	build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
 	libssl-dev libsodium-dev libnng-dev libmsgpack-dev liblmdb-dev
 	libcmocka-dev libcjson-dev openssl curl nginx-light jq procps iproute2
-	gdb
+	gdb libevent-dev python3-requests
+	# the package tests (test_package*): cpack's dependency lists, lintian,
+	# man pages, unit checks, the packages' own dependency
+	dpkg-dev lintian man-db groff-base systemd adduser
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -440,6 +440,60 @@ test_tls_errors(void **state)
 	free(net);
 }
 
+/* The ETSI 014 gateway's keys: a test PKI in the run dir when no
+ * certificate is named, else the named files (CA default: [qkdn] ca). */
+static void
+test_etsi014(void **state)
+{
+	(void)state;
+	write_cnf("[qkdn]\nnodes = A, B\nsaes = s\nca = /etc/ca.pem\n"
+	          "[A]\nkx = tcp://h:1\netsi014 = https://127.0.0.1:8443\n"
+	          "[B]\nkx = tcp://h:2\netsi014 = https://[::1]:8444\n"
+	          "etsi014_cert = gw.pem\netsi014_key = gw.key\n"
+	          "etsi014_name = gwb\netsi014_uid = 1000\n"
+	          "etsi014_sae_dns = yes\n[s]\nnode = A\n");
+	struct qkdn_net *net = load_ok(cnf, "/tmp/qkdn-run");
+	const struct qkdn_net_node *a = &net->nodes[0], *b = &net->nodes[1];
+	assert_string_equal(a->etsi014_url, "https://127.0.0.1:8443");
+	assert_true(a->etsi014_test_pki);
+	assert_string_equal(a->etsi014_name, "etsi014-A");
+	assert_string_equal(a->etsi014_cert,
+	                    "/tmp/qkdn-run/etsi014-pki/etsi014-A.pem");
+	assert_string_equal(a->etsi014_key,
+	                    "/tmp/qkdn-run/etsi014-pki/etsi014-A.key");
+	assert_string_equal(a->etsi014_ca, "/tmp/qkdn-run/etsi014-pki/ca.pem");
+	assert_int_equal(a->etsi014_uid, -1);
+	assert_false(a->etsi014_sae_dns);
+	assert_false(b->etsi014_test_pki);
+	assert_string_equal(b->etsi014_cert, "/tmp/qkdn-run/gw.pem");
+	assert_string_equal(b->etsi014_ca, "/etc/ca.pem");
+	assert_string_equal(b->etsi014_name, "gwb");
+	assert_int_equal(b->etsi014_uid, 1000);
+	assert_true(b->etsi014_sae_dns);
+	free(net);
+	expect_text_error("[qkdn]\nnodes = A\n[A]\nkx = tcp://h:1\n"
+	                  "etsi014 = http://127.0.0.1:80\n",
+	                  5, "[A] etsi014: 'http://127.0.0.1:80' is not https");
+	expect_text_error("[qkdn]\nnodes = A\n[A]\nkx = tcp://h:1\n"
+	                  "etsi014 = https://h:0\n",
+	                  5, "is not https://HOST:PORT");
+	expect_text_error("[qkdn]\nnodes = A, B\n[A]\nkx = tcp://h:1\n"
+	                  "etsi014 = https://h:9\n[B]\nkx = tcp://h:2\n"
+	                  "etsi014 = https://h:9\n",
+	                  8, "[B] etsi014: address https://h:9 is also [A]");
+	expect_text_error("[qkdn]\nnodes = A\nsaes = s\n[A]\nkx = tcp://h:1\n"
+	                  "etsi014 = https://h:9\netsi014_name = s\n[s]\n"
+	                  "node = A\n",
+	                  7, "[A] etsi014_name: 's' is also a node or SAE ID");
+	expect_text_error("[qkdn]\nnodes = A\n[A]\nkx = tcp://h:1\n"
+	                  "etsi014 = https://h:9\netsi014_cert = c.pem\n",
+	                  3, "[A] etsi014_key: name both");
+	expect_text_error("[qkdn]\nnodes = A\n[A]\nkx = tcp://h:1\n"
+	                  "etsi014 = https://h:9\netsi014_cert = c.pem\n"
+	                  "etsi014_key = c.key\n",
+	                  3, "[A] etsi014_ca: required");
+}
+
 static void
 test_ipc_path_too_long(void **state)
 {
@@ -586,6 +640,7 @@ main(void)
 	    cmocka_unit_test(test_root_errors),
 	    cmocka_unit_test(test_too_many),
 	    cmocka_unit_test(test_node_errors),
+	    cmocka_unit_test(test_etsi014),
 	    cmocka_unit_test(test_ipc_path_too_long),
 	    cmocka_unit_test(test_tls_errors),
 	    cmocka_unit_test(test_link_errors),

@@ -8,12 +8,18 @@
 #include "qkdn_err.h"
 #include "qkdn_launch.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <netdb.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define UP_TIMEOUT_MS 15000
 #define DOWN_GRACE_MS 10000
@@ -85,14 +91,23 @@ node_text(const struct qkdn_net_node *node)
  * them from their start), then one KM per node in file order. */
 struct up_plan {
 	size_t n_ctl; /* controllers started: 0, 1 (central) or n_nodes */
-	size_t n;     /* 1 + n_ctl + n_nodes */
+	size_t n_gw;  /* ETSI 014 gateways, after the KMs */
+	size_t n;     /* 1 + n_ctl + n_nodes + n_gw */
 	char sim_bin[PATH_MAX], km_bin[PATH_MAX], ctl_bin[PATH_MAX];
+	char gw_bin[PATH_MAX];
 };
 
 static struct qkdn_proc *
 km_proc(struct qkdn_proc *procs, const struct up_plan *pl, size_t node)
 {
 	return &procs[1 + pl->n_ctl + node];
+}
+
+/* The g-th ETSI 014 gateway (in node order). */
+static struct qkdn_proc *
+gw_proc(struct qkdn_proc *procs, const struct up_plan *pl, size_t g)
+{
+	return &procs[pl->n - pl->n_gw + g];
 }
 
 static bool
@@ -140,6 +155,19 @@ up_json(const struct qkdn_net *net, const char *dir, const struct up_plan *pl,
 	                        centralized(net) ? "centralized"
 	                                         : "distributed");
 	cJSON_AddItemToObject(doc, "controllers", ctl_json(net, pl, procs));
+	cJSON *gws = cJSON_AddArrayToObject(doc, "etsi014");
+	for (size_t i = 0, g = 0; i < net->n_nodes; i++) {
+		const struct qkdn_net_node *nd = &net->nodes[i];
+		if (nd->etsi014_url[0] == '\0')
+			continue;
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "node", nd->id);
+		cJSON_AddStringToObject(o, "url", nd->etsi014_url);
+		cJSON_AddStringToObject(o, "ca", nd->etsi014_ca);
+		cJSON_AddBoolToObject(o, "test_pki", nd->etsi014_test_pki);
+		cJSON_AddNumberToObject(o, "pid", gw_proc(procs, pl, g++)->pid);
+		cJSON_AddItemToArray(gws, o);
+	}
 	return doc;
 }
 
@@ -158,6 +186,23 @@ up_text(const struct qkdn_net *net, const char *dir, const struct up_plan *pl,
 			       net->nodes[i].ck_url, net->nodes[i].cx_url);
 	}
 	printf("%s ctl=%s\n", SIM_NAME, net->sim_url);
+	const char *pki = NULL;
+	for (size_t i = 0; i < net->n_nodes; i++) {
+		const struct qkdn_net_node *nd = &net->nodes[i];
+		if (nd->etsi014_url[0] == '\0')
+			continue;
+		printf("etsi014-%s %s\n", nd->id, nd->etsi014_url);
+		if (nd->etsi014_test_pki)
+			pki = nd->etsi014_ca;
+	}
+	if (pki != NULL) {
+		/* the test PKI's directory: where ca.pem lies */
+		int len = (int)(strrchr(pki, '/') - pki);
+		printf("etsi014 test PKI: %.*s (ca.pem; per SAE ID.pem, "
+		       "ID.key), e.g. curl --cacert %s --cert %.*s/SAE.pem "
+		       "--key %.*s/SAE.key URL/api/v1/keys/SLAVE/status\n",
+		       len, pki, pki, len, pki, len, pki);
+	}
 	printf("run dir: %s\n", dir);
 }
 
@@ -249,7 +294,12 @@ plan_up(const struct cli_args *a, const struct qkdn_net *net,
 		                "%zu nodes of %s need controllers to relay "
 		                "keys",
 		                CTL_PROG, net->n_nodes, net->path);
-	pl->n = 1 + pl->n_ctl + net->n_nodes;
+	for (size_t i = 0; i < net->n_nodes; i++)
+		pl->n_gw += net->nodes[i].etsi014_url[0] != '\0';
+	if (pl->n_gw > 0 &&
+	    (rv = find_program(a, "qkdn-etsi014", pl->gw_bin)) != 0)
+		return rv;
+	pl->n = 1 + pl->n_ctl + net->n_nodes + pl->n_gw;
 	return CLI_OK;
 }
 
@@ -272,6 +322,11 @@ name_all(const struct cli_args *a, const struct qkdn_net *net,
 	for (size_t i = 0; i < net->n_nodes; i++)
 		if ((rv = km_name(a, net->nodes[i].id,
 		                  km_proc(procs, pl, i))) != 0)
+			return rv;
+	for (size_t i = 0, g = 0; i < net->n_nodes; i++)
+		if (net->nodes[i].etsi014_url[0] != '\0' &&
+		    (rv = proc_name(a, "etsi014-", net->nodes[i].id,
+		                    gw_proc(procs, pl, g++))) != 0)
 			return rv;
 	return CLI_OK;
 }
@@ -435,6 +490,132 @@ load_abs(const struct cli_args *a, const char *file, bool make,
 	return cli_load_net(a, config, dir, out);
 }
 
+/* The ETSI 014 gateways' test PKI (docs/etsi014.md): one CA, a server
+ * certificate per gateway without certificates of its own, a client
+ * certificate per SAE of the network, made by qkdn-etsi014-certs. */
+static int
+make_gw_pki(const struct cli_args *a, const struct qkdn_net *net)
+{
+	char bin[PATH_MAX], dir[QKDN_NET_PATH_MAX],
+	    hosts[QKDN_NET_NODES_MAX][QKDN_NET_URL_MAX];
+	const char **argv =
+	    calloc(4 + 4 * net->n_nodes + net->n_saes, sizeof(*argv));
+	size_t n = 0;
+	int rv = CLI_OK, status = 0;
+	pid_t pid;
+	if (argv == NULL)
+		return cli_fail(a, NULL, QKDN_E_NOMEM, "test PKI");
+	argv[n++] = bin;
+	argv[n++] = dir;
+	dir[0] = '\0';
+	for (size_t i = 0; i < net->n_nodes; i++) {
+		const struct qkdn_net_node *nd = &net->nodes[i];
+		if (nd->etsi014_url[0] == '\0' || !nd->etsi014_test_pki)
+			continue;
+		snprintf(dir, sizeof(dir), "%s", nd->etsi014_ca);
+		*strrchr(dir, '/') = '\0';
+		/* the host of https://HOST:PORT, for the certificate's SAN */
+		const char *h = nd->etsi014_url + strlen("https://");
+		int len = (int)(strrchr(h, ':') - h);
+		if (h[0] == '[')
+			h++, len -= 2;
+		snprintf(hosts[i], sizeof(hosts[i]), "%.*s", len, h);
+		argv[n++] = "gw";
+		argv[n++] = nd->etsi014_name;
+		argv[n++] = hosts[i];
+	}
+	if (dir[0] == '\0')
+		goto out;
+	argv[n++] = "sae";
+	for (size_t i = 0; i < net->n_saes; i++)
+		argv[n++] = net->saes[i].id;
+	if ((rv = find_program(a, "qkdn-etsi014-certs", bin)) != 0)
+		goto out;
+	if (posix_spawn(&pid, bin, NULL, NULL, (char *const *)argv, environ) !=
+	        0 ||
+	    waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0)
+		rv = cli_fail(a, NULL, QKDN_E_IO,
+		              "qkdn-etsi014-certs could not make the test PKI "
+		              "in %s",
+		              dir);
+out:
+	free(argv);
+	return rv;
+}
+
+/* A gateway is up once its port accepts a TCP connection. */
+static int
+probe_gw(void *arg)
+{
+	const char *h = (const char *)arg + strlen("https://");
+	char host[QKDN_NET_URL_MAX];
+	const char *colon = strrchr(h, ':');
+	int len = (int)(colon - h);
+	if (h[0] == '[')
+		h++, len -= 2;
+	snprintf(host, sizeof(host), "%.*s", len, h);
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
+	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0)
+		return QKDN_E_CONFIG;
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int rv = fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0
+	             ? 0
+	             : QKDN_E_UNREACHABLE;
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(ai);
+	return rv;
+}
+
+/* Start the ETSI 014 gateways (after the KMs they ask) and wait until
+ * each listens; on failure stop every process of the plan. */
+static int
+start_gateways(const struct cli_args *a, const struct qkdn_net *net,
+               const char *dir, const char *config, struct up_plan *pl,
+               struct qkdn_proc *procs)
+{
+	struct qkdn_launch_wait w[QKDN_NET_NODES_MAX];
+	char why[PATH_MAX + 128];
+	size_t g = 0;
+	int rv;
+	if (pl->n_gw == 0)
+		return CLI_OK;
+	if ((rv = make_gw_pki(a, net)) != 0) {
+		qkdn_launch_stop(dir, procs, pl->n, SIGTERM, DOWN_GRACE_MS);
+		return rv;
+	}
+	for (size_t i = 0; i < net->n_nodes && rv == 0; i++) {
+		const struct qkdn_net_node *nd = &net->nodes[i];
+		if (nd->etsi014_url[0] == '\0')
+			continue;
+		char *argv[] = {
+		    pl->gw_bin,     "--config",  (char *)config, "--node",
+		    (char *)nd->id, "--run-dir", (char *)dir,    NULL};
+		w[g] =
+		    (struct qkdn_launch_wait){.p = gw_proc(procs, pl, g),
+		                              .url = nd->etsi014_url,
+		                              .probe = probe_gw,
+		                              .arg = (void *)nd->etsi014_url};
+		rv = qkdn_launch_spawn(w[g].p, dir, argv, QKDN_LAUNCH_DAEMON,
+		                       why, sizeof(why));
+		g++;
+	}
+	if (rv == 0)
+		rv = qkdn_launch_await(w, g, cli_timeout(a, UP_TIMEOUT_MS),
+		                       &interrupted, why, sizeof(why));
+	if (rv == 0)
+		return CLI_OK;
+	qkdn_launch_stop(dir, procs, pl->n, SIGTERM, DOWN_GRACE_MS);
+	rv = cli_fail(a, NULL, rv, "%s; all daemons stopped (logs in %s)", why,
+	              dir);
+	for (size_t k = 0; k < g; k++)
+		if (w[k].failed)
+			qkdn_launch_log_tail(stderr, "qkdn", dir, w[k].p,
+			                     TAIL_LINES);
+	return rv;
+}
+
 int
 cli_net_up(const struct cli_cmd *cmd, struct cli_args *a)
 {
@@ -483,7 +664,8 @@ cli_net_up(const struct cli_cmd *cmd, struct cli_args *a)
 	    (rv = start_kms(a, net, dir, config, pl, procs)) != 0 ||
 	    (rv = await_started(a, dir, procs + first, urls + first, net,
 	                        nodes + first, net->n_nodes, procs, n,
-	                        "all daemons stopped", NULL)) != 0)
+	                        "all daemons stopped", NULL)) != 0 ||
+	    (rv = start_gateways(a, net, dir, config, pl, procs)) != 0)
 		goto out;
 	if (a->json)
 		rv = cli_emit(a, up_json(net, dir, pl, procs));
