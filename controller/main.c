@@ -83,6 +83,8 @@ main(int argc, char **argv)
 	while (!qkdn_stopping()) {
 		struct timespec ts = {0, TICK_MS * 1000000L};
 		nanosleep(&ts, NULL);
+		if (qkdn_reload_asked())
+			qkdn_reload_check(net, cl.config, cl.run_dir);
 		ctl_tick(c);
 	}
 	QLOG_INFO("main", "stopping");

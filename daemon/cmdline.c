@@ -1,12 +1,18 @@
 /* The daemons' command line and stop signals (qkdn_cmdline.h). */
 #include "qkdn_cmdline.h"
 
+#include "qkdn_log.h"
+#include "qkdn_netconf.h"
+
 #include <getopt.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static volatile sig_atomic_t stopping;
+static void on_hup(int sig);
 
 static void
 on_signal(int sig)
@@ -22,6 +28,9 @@ qkdn_stop_on_signals(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	struct sigaction hup = {.sa_handler = on_hup};
+	sigemptyset(&hup.sa_mask);
+	sigaction(SIGHUP, &hup, NULL);
 }
 
 bool
@@ -80,4 +89,95 @@ qkdn_cmdline_parse(struct qkdn_cmdline *c, const char *prog,
 		return 2;
 	}
 	return -1;
+}
+
+/* SIGHUP: one reload request, taken by qkdn_reload_asked(). */
+static volatile sig_atomic_t reload_asked;
+
+static void
+on_hup(int sig)
+{
+	(void)sig;
+	reload_asked = 1;
+}
+
+bool
+qkdn_reload_asked(void)
+{
+	if (reload_asked == 0)
+		return false;
+	reload_asked = 0;
+	return true;
+}
+
+/* Append name to the list of what changed (at most what fits). */
+static void
+changed(char *list, size_t len, int *n, const char *name)
+{
+	size_t used = strlen(list);
+	if (used + 1 < len)
+		snprintf(list + used, len - used, "%s%s", *n > 0 ? ", " : "",
+		         name);
+	(*n)++;
+}
+
+void
+qkdn_reload_check(const struct qkdn_net *running, const char *config,
+                  const char *run_dir)
+{
+	char err[512], what[400] = "", sect[80];
+	int n = 0;
+	struct qkdn_net *next = calloc(1, sizeof(*next));
+	if (next == NULL) {
+		QLOG_ERR("reload", "out of memory: configuration not re-read");
+		return;
+	}
+	if (qkdn_net_load(config, run_dir, next, err, sizeof(err)) != 0) {
+		QLOG_ERR("reload",
+		         "%s; still running with the file as it was "
+		         "at start",
+		         err);
+		free(next);
+		return;
+	}
+	if (strcmp(running->run_dir, next->run_dir) != 0 ||
+	    strcmp(running->sim_url, next->sim_url) != 0 ||
+	    strcmp(running->ca, next->ca) != 0 ||
+	    strcmp(running->central_ck_url, next->central_ck_url) != 0 ||
+	    running->controller != next->controller ||
+	    running->n_nodes != next->n_nodes ||
+	    running->n_links != next->n_links ||
+	    running->n_saes != next->n_saes)
+		changed(what, sizeof(what), &n, "[qkdn]");
+	for (size_t i = 0; i < running->n_nodes && i < next->n_nodes; i++)
+		if (memcmp(&running->nodes[i], &next->nodes[i],
+		           sizeof(next->nodes[i])) != 0) {
+			snprintf(sect, sizeof(sect), "[%s]",
+			         running->nodes[i].id);
+			changed(what, sizeof(what), &n, sect);
+		}
+	for (size_t i = 0; i < running->n_links && i < next->n_links; i++)
+		if (memcmp(&running->links[i], &next->links[i],
+		           sizeof(next->links[i])) != 0) {
+			snprintf(sect, sizeof(sect), "[%s]",
+			         running->links[i].id);
+			changed(what, sizeof(what), &n, sect);
+		}
+	for (size_t i = 0; i < running->n_saes && i < next->n_saes; i++)
+		if (memcmp(&running->saes[i], &next->saes[i],
+		           sizeof(next->saes[i])) != 0) {
+			snprintf(sect, sizeof(sect), "[%s]",
+			         running->saes[i].id);
+			changed(what, sizeof(what), &n, sect);
+		}
+	/* nothing in the file is applied live: a KM's listeners, pools and
+	 * store, and a controller's peers, are fixed at start */
+	if (n == 0)
+		QLOG_INFO("reload", "%s is valid and unchanged", config);
+	else
+		QLOG_WARN("reload",
+		          "%s is valid; changed: %s; none of it applies until "
+		          "this daemon restarts",
+		          config, what);
+	free(next);
 }

@@ -28,8 +28,20 @@ int qkdn_cmdline_parse(struct qkdn_cmdline *c, const char *prog,
                        enum qkdn_cmdline_node node, int argc, char **argv)
     __attribute__((warn_unused_result));
 
-/* From now on SIGTERM and SIGINT only make qkdn_stopping() true. */
+/* From now on SIGTERM and SIGINT only make qkdn_stopping() true, and
+ * SIGHUP only makes the next qkdn_reload_asked() true (instead of ending
+ * the process). */
 void qkdn_stop_on_signals(void);
 bool qkdn_stopping(void);
+bool qkdn_reload_asked(void);
+
+/* What a daemon does on SIGHUP: re-read and check the network file (with
+ * the same --run-dir) and log, in one line, that it is invalid (and the
+ * daemon keeps the one it runs with), unchanged, or which sections
+ * changed. Nothing is applied live: a change takes a restart, and the line
+ * says so (docs/deploy.md, Reload). */
+struct qkdn_net;
+void qkdn_reload_check(const struct qkdn_net *running, const char *config,
+                       const char *run_dir);
 
 #endif

@@ -19,6 +19,11 @@ void qkdn_log(int level, const char *src, const char *fmt, ...)
 void qkdn_log_set_level(int level);
 /* Prefix of every line, e.g. "km A" (copied). */
 void qkdn_log_set_ident(const char *ident);
+/* True when stderr is the journal ($JOURNAL_STREAM names it, as systemd
+ * sets it for a service): lines then start with an sd-daemon "<N>" priority
+ * and carry no timestamp, which journald adds. Otherwise each line starts
+ * with an ISO 8601 UTC time. Decided at the first call. */
+bool qkdn_log_to_journal(void);
 
 /* A rate limit for one kind of line that anyone on the network can cause
  * (refused requests, bad input): at most QKDN_LOG_BURST such lines a
