@@ -400,6 +400,18 @@ write_reply(struct conn *c, const unsigned char id[4], nng_msg *rsp)
 	               deadline_in(c->f->cfg.idle_ms));
 }
 
+/* True if the peer has closed its end: a REQ client never does while it
+ * waits for a reply, so it gave up on the request just read (its deadline
+ * passed); serving it anyway could act on a request the client has
+ * already retried or given up elsewhere, as nng's listener never did. */
+static bool
+peer_gone(const struct conn *c)
+{
+	struct pollfd p = {.fd = c->fd, .events = POLLRDHUP};
+	return poll(&p, 1, 0) == 1 &&
+	       (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 /* Requests one at a time, each served by the server as its peer's. */
 static void
 serve_requests(struct conn *c)
@@ -411,8 +423,16 @@ serve_requests(struct conn *c)
 	for (;;) {
 		nng_msg *req = NULL, *rsp = NULL;
 		unsigned char id[4];
-		if (read_request(c, &req, id) != IO_OK ||
-		    !cfg->conn_call(sc, req, &rsp))
+		if (read_request(c, &req, id) != IO_OK)
+			break;
+		if (peer_gone(c)) {
+			REFUSE(c->f, c,
+			       "closed before its request was served (it "
+			       "gave up waiting)");
+			free_wiped(req);
+			break;
+		}
+		if (!cfg->conn_call(sc, req, &rsp))
 			break;
 		enum io_rv io = write_reply(c, id, rsp);
 		free_wiped(rsp);
