@@ -66,6 +66,11 @@ qkdn_launch_find_program(const char *name, bool path, char *out, size_t len)
 			if (path_join(out, len, self, name, "") == 0 &&
 			    executable(out))
 				return 0;
+			/* installed: qkdn in bin, the daemons in ../sbin,
+			 * which a user's PATH often lacks */
+			if (path_join(out, len, self, "../sbin/", name) == 0 &&
+			    executable(out))
+				return 0;
 		}
 	}
 	const char *dirs = path ? getenv("PATH") : NULL;

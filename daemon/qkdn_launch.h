@@ -47,7 +47,8 @@ enum qkdn_launch_mode {
 	QKDN_LAUNCH_CHILD,
 };
 
-/* A sibling program: next to this executable, else (if path) on PATH. */
+/* A sibling program: next to this executable, or in ../sbin from it (as
+ * installed), else (if path) on PATH. */
 int qkdn_launch_find_program(const char *name, bool path, char *out, size_t len)
     __attribute__((warn_unused_result));
 
