@@ -37,7 +37,8 @@ grep -q libssl3 <<<"$deps" || fail "the provider does not depend on libssl3: $de
 pkg_install
 export PATH="/usr/sbin:/usr/bin:$PATH"
 modules=$(pkg-config --variable=modulesdir libcrypto)
-for f in /usr/sbin/qkdn-km /usr/sbin/qkdn-controller /usr/bin/qkdn \
+for f in /usr/sbin/qkdn-km /usr/sbin/qkdn-controller /usr/sbin/qkdn-etsi014 \
+	/usr/bin/qkdn-etsi014-certs /usr/bin/qkdn \
 	/usr/bin/qkdn-qkdsim /usr/bin/qkdn-certs "$modules/qkdn.so" \
 	/etc/ssl/openssl.cnf.d/qkdn.cnf /usr/include/qkdn_ak.h \
 	/usr/share/doc/qkdn-km/examples/three-host.cnf; do
@@ -50,12 +51,13 @@ units="$TMP/units"
 mkdir -p "$units"
 cp /lib/systemd/system/qkdn-km@.service "$units/qkdn-km@A.service"
 cp /lib/systemd/system/qkdn-controller@.service "$units/qkdn-controller@A.service"
+cp /lib/systemd/system/qkdn-etsi014@.service "$units/qkdn-etsi014@A.service"
 cp /lib/systemd/system/qkdn-controller.service /lib/systemd/system/qkdn-qkdsim.service "$units/"
 systemd-analyze verify --man=no "$units"/*.service >"$TMP/verify.out" 2>&1 ||
 	fail "systemd-analyze verify: $(cat "$TMP/verify.out")"
 [ ! -s "$TMP/verify.out" ] || fail "systemd-analyze verify warns: $(cat "$TMP/verify.out")"
 for m in qkdn.1 qkdn-certs.1 qkdn-qkdsim.1 qkdn-km.8 qkdn-controller.8 \
-	qkdn.cnf.5 qkdn-provider.7; do
+	qkdn-etsi014.8 qkdn.cnf.5 qkdn-provider.7; do
 	f=$(ls /usr/share/man/man*/"$m.gz" 2>/dev/null) || fail "no man page $m"
 	w=$(MANWIDTH=80 man --warnings -l "$f" 2>&1 >/dev/null)
 	[ -z "$w" ] || fail "man $m warns: $w"
