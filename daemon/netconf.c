@@ -325,6 +325,17 @@ static const struct item link_items[] = {
          QKDN_BLOCK_BYTES_MAX),
     ITEM("pool_max_bytes", K_U64, false, L, pool_max_bytes, "67108864", 128,
          1ull << 40),
+    /* ETSI 014 KMEs (check_kme); K_ID items last: they would become the
+     * "%s" of later defaults */
+    ITEM("kme", K_ADDR, false, L, kme[0].url, NULL, 0, 0),
+    ITEM("kme_slave_url", K_ADDR, false, L, kme[1].url, NULL, 0, 0),
+    ITEM("kme_ca", K_PATH, false, L, kme_ca, NULL, 0, 0),
+    ITEM("kme_master_cert", K_PATH, false, L, kme[0].cert, NULL, 0, 0),
+    ITEM("kme_master_key", K_PATH, false, L, kme[0].key, NULL, 0, 0),
+    ITEM("kme_slave_cert", K_PATH, false, L, kme[1].cert, NULL, 0, 0),
+    ITEM("kme_slave_key", K_PATH, false, L, kme[1].key, NULL, 0, 0),
+    ITEM("kme_master_sae", K_ID, false, L, kme[0].sae, NULL, 0, 0),
+    ITEM("kme_slave_sae", K_ID, false, L, kme[1].sae, NULL, 0, 0),
 };
 #undef L
 #define S struct qkdn_net_sae
@@ -863,6 +874,82 @@ check_etsi014(struct ctx *c)
 	return 0;
 }
 
+/* "https://HOST[:PORT]" with an optional path prefix: a KME's base URL,
+ * before /api/v1/keys. A trailing '/' is dropped. */
+static bool
+kme_url_ok(char *url)
+{
+	size_t n = strlen(url);
+	if (strncmp(url, "https://", 8) != 0 || n == 8 || url[8] == '/' ||
+	    url[8] == ':')
+		return false;
+	for (size_t i = 8; i < n; i++)
+		if (isspace((unsigned char)url[i]) || url[i] == '?' ||
+		    url[i] == '#')
+			return false;
+	while (n > 9 && url[n - 1] == '/')
+		url[--n] = '\0';
+	return true;
+}
+
+/* Links fed by ETSI 014 KMEs (docs/etsi014.md, southbound): kme names the
+ * KME; then each end's SAE ID, certificate and key, and the KMEs' CA are
+ * required; without kme no kme_* key may be given. */
+static int
+check_kme(struct ctx *c)
+{
+	struct qkdn_net *net = c->net;
+	for (size_t i = 0; i < net->n_links; i++) {
+		struct qkdn_net_link *l = &net->links[i];
+		const char *s = c->link_sect[i];
+		const struct {
+			const char *key;
+			char *v;
+		} req[] = {
+		    {"kme_ca", l->kme_ca},
+		    {"kme_master_sae", l->kme[0].sae},
+		    {"kme_master_cert", l->kme[0].cert},
+		    {"kme_master_key", l->kme[0].key},
+		    {"kme_slave_sae", l->kme[1].sae},
+		    {"kme_slave_cert", l->kme[1].cert},
+		    {"kme_slave_key", l->kme[1].key},
+		    {"kme_slave_url", l->kme[1].url},
+		};
+		if (l->kme[0].url[0] == '\0') {
+			for (size_t k = 0; k < COUNT(req); k++)
+				if (req[k].v[0] != '\0')
+					return fail(c, s, req[k].key,
+					            "only with kme (the link's "
+					            "KME)");
+			continue;
+		}
+		if (!kme_url_ok(l->kme[0].url))
+			return fail(c, s, "kme",
+			            "'%s' is not https://HOST[:PORT]",
+			            l->kme[0].url);
+		if (l->kme[1].url[0] == '\0')
+			memcpy(l->kme[1].url, l->kme[0].url,
+			       sizeof(l->kme[1].url));
+		else if (!kme_url_ok(l->kme[1].url))
+			return fail(c, s, "kme_slave_url",
+			            "'%s' is not https://HOST[:PORT]",
+			            l->kme[1].url);
+		for (size_t k = 0; k + 1 < COUNT(req); k++)
+			if (req[k].v[0] == '\0')
+				return fail(
+				    c, s, req[k].key,
+				    "required: the link is fed by a KME "
+				    "(kme)");
+		if (strcmp(l->kme[0].sae, l->kme[1].sae) == 0)
+			return fail(
+			    c, s, "kme_slave_sae",
+			    "'%s' is also kme_master_sae: the KME tells "
+			    "the two ends apart by SAE ID",
+			    l->kme[1].sae);
+	}
+	return 0;
+}
+
 /* A section no list names is most likely a typo in a list. */
 static int
 check_unlisted(struct ctx *c)
@@ -944,7 +1031,7 @@ load_root(struct ctx *c, const char *run_dir)
 	                    load_sae)) != 0)
 		return rv;
 	if ((rv = check_unique(c)) != 0 || (rv = check_tls(c, root)) != 0 ||
-	    (rv = check_etsi014(c)) != 0)
+	    (rv = check_etsi014(c)) != 0 || (rv = check_kme(c)) != 0)
 		return rv;
 	return check_unlisted(c);
 }

@@ -28,6 +28,9 @@
  *   [A_B]
  *   nodes = A, B
  *   rate = 1000000          # secret key rate, bits/s
+ *   kme = https://kme:443   # fed by ETSI 014 KMEs, not the emulator:
+ *   kme_ca = kme-ca.pem     # kme_master_{sae,cert,key} (node[0]) and
+ *                           # kme_slave_{sae,cert,key}, kme_slave_url
  *
  *   [alice]
  *   node = A
@@ -84,6 +87,15 @@ struct qkdn_net_node {
 	bool etsi014_sae_dns; /* the caller is its cert's first DNS SAN */
 };
 
+/* One end of a link fed by ETSI GS QKD 014 KMEs: where its KM asks, with
+ * which client certificate, as which SAE (docs/etsi014.md, southbound). */
+struct qkdn_net_kme_end {
+	char url[QKDN_NET_URL_MAX]; /* https://HOST[:PORT], no trailing / */
+	char cert[QKDN_NET_PATH_MAX];
+	char key[QKDN_NET_PATH_MAX];
+	qkdn_name sae;
+};
+
 struct qkdn_net_link {
 	qkdn_name id;
 	int node[2];          /* indices into nodes; node[0] < node[1] by ID */
@@ -91,6 +103,11 @@ struct qkdn_net_link {
 	uint32_t block_bytes; /* key block size (default 4096) */
 	uint64_t
 	    pool_max_bytes; /* KM keeps at most this much (default 64 MiB) */
+	/* fed by KMEs instead of the emulator when kme[0].url is set:
+	 * kme[0] is the master end, node[0] (enc_keys), kme[1] node[1]
+	 * (dec_keys); kme_ca is the CA of the KMEs' server certificates */
+	struct qkdn_net_kme_end kme[2];
+	char kme_ca[QKDN_NET_PATH_MAX];
 };
 
 struct qkdn_net_sae {

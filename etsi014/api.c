@@ -15,8 +15,9 @@
 #include <string.h>
 
 #define PREFIX "/api/v1/keys/"
-/* The limits are those the KM's Ak decoder enforces (proto/qkdn_msg.h);
- * the KM further caps one request at 512 KiB of key and says so (400). */
+/* What a request may ask before it goes to the KM: the codec's limits,
+ * which libqkdn and the KM's Ak decoder enforce too. Status reports what
+ * the KM says it enforces (its status reply). */
 #define MIN_BITS        8u
 #define MAX_BITS        (QKDN_KEY_BYTES_MAX * 8u)
 #define MAX_PER_REQUEST QKDN_KEYS_MAX
@@ -363,7 +364,10 @@ dec_keys(struct call *c, struct https_rsp *rs)
 		error_reply(rs, 503, "out of memory", NULL, 0);
 		goto out;
 	}
-	int rv = kmc_get_keys_by_id(c->api->kmc, c->rq->sae, ids, n, keys);
+	/* the URL's master_SAE_ID must be the SAE that asked for the keys:
+	 * the KM checks it with the key's source (401 otherwise) */
+	int rv = kmc_get_keys_by_id(c->api->kmc, c->rq->sae, c->sae_id, ids, n,
+	                            keys);
 	if (rv != 0) {
 		km_error(rs, rv);
 		goto out;
@@ -375,23 +379,29 @@ out:
 	free(ids);
 }
 
-/* Key left in this node's direction of the link toward the slave's node
- * (relayed destinations: the KM's status does not say; 0). */
-static uint64_t
-out_bytes_toward(const struct call *c, const struct qkdn_ak_status *st,
-                 const struct qkdn_net_link **link)
+/* This node's link toward the slave's node in the KM's status, or NULL
+ * (a relayed destination: its hops are other KMs'). */
+static const struct qkdn_ak_link_status *
+link_toward(const struct call *c, const struct qkdn_ak_status *st)
 {
 	const struct qkdn_net *net = c->api->net;
 	int l =
 	    qkdn_net_link_between(net, c->api->node, net->saes[c->sae].node);
-	*link = l >= 0 ? &net->links[l] : NULL;
-	for (size_t i = 0; *link != NULL && i < st->n_links; i++)
-		if (strcmp(st->links[i].link, (*link)->id) == 0)
-			return st->links[i].out_bytes;
-	return 0;
+	for (size_t i = 0; l >= 0 && i < st->n_links; i++)
+		if (strcmp(st->links[i].link, net->links[l].id) == 0)
+			return &st->links[i];
+	return NULL;
 }
 
-/* The spec's Status, for the caller (master) and the URL's slave SAE. */
+static uint64_t
+min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+/* The spec's Status, for the caller (master) and the URL's slave SAE. Its
+ * limits are those the KM reports enforcing (a KM too old to report them:
+ * its codec's, which this gateway shares). */
 static void
 status(struct call *c, struct https_rsp *rs)
 {
@@ -402,11 +412,19 @@ status(struct call *c, struct https_rsp *rs)
 		km_error(rs, rv);
 		return;
 	}
-	const struct qkdn_net_link *link;
-	uint64_t kb = c->api->key_bits / 8,
-	         out = out_bytes_toward(c, &st, &link);
-	/* one direction of the pool the KM keeps, in keys of key_size */
-	uint64_t max = link != NULL ? link->pool_max_bytes / 2 / kb : 0;
+	const struct qkdn_ak_limits *km = &st.limits;
+	uint64_t kb = c->api->key_bits / 8;
+	uint32_t min_bits = km->min_bits != 0 ? km->min_bits : MIN_BITS;
+	uint32_t max_bits = km->max_bits != 0 ? km->max_bits : MAX_BITS;
+	uint64_t per_req = km->max_keys != 0 ? km->max_keys : MAX_PER_REQUEST;
+	/* keys of key_size one request may take: the KM caps both the
+	 * count and the bytes */
+	if (km->max_request_bytes != 0)
+		per_req = min_u64(per_req, km->max_request_bytes / kb);
+	/* the link's out direction: what is left, and the pool's cap */
+	const struct qkdn_ak_link_status *l = link_toward(c, &st);
+	uint64_t max = l != NULL ? l->out_max_bytes / kb : 0;
+	uint64_t stored = l != NULL ? min_u64(l->out_bytes / kb, max) : 0;
 	cJSON *doc = cJSON_CreateObject();
 	cJSON_AddStringToObject(doc, "source_KME_ID", c->self_node);
 	cJSON_AddStringToObject(doc, "target_KME_ID",
@@ -414,12 +432,11 @@ status(struct call *c, struct https_rsp *rs)
 	cJSON_AddStringToObject(doc, "master_SAE_ID", c->rq->sae);
 	cJSON_AddStringToObject(doc, "slave_SAE_ID", c->sae_id);
 	cJSON_AddNumberToObject(doc, "key_size", c->api->key_bits);
-	cJSON_AddNumberToObject(doc, "stored_key_count",
-	                        (double)(out / kb < max ? out / kb : max));
+	cJSON_AddNumberToObject(doc, "stored_key_count", (double)stored);
 	cJSON_AddNumberToObject(doc, "max_key_count", (double)max);
-	cJSON_AddNumberToObject(doc, "max_key_per_request", MAX_PER_REQUEST);
-	cJSON_AddNumberToObject(doc, "max_key_size", MAX_BITS);
-	cJSON_AddNumberToObject(doc, "min_key_size", MIN_BITS);
+	cJSON_AddNumberToObject(doc, "max_key_per_request", (double)per_req);
+	cJSON_AddNumberToObject(doc, "max_key_size", max_bits);
+	cJSON_AddNumberToObject(doc, "min_key_size", min_bits);
 	cJSON_AddNumberToObject(doc, "max_SAE_ID_count", 0);
 	qkdn_ak_status_free(&st);
 	json_reply(rs, 200, doc);

@@ -94,12 +94,14 @@ kmc_get_keys(struct kmc *k, const char *sae, const char *dst, uint32_t bits,
 }
 
 int
-kmc_get_keys_by_id(struct kmc *k, const char *sae, const qkdn_key_id *ids,
-                   uint32_t count, struct qkdn_ak_key *out)
+kmc_get_keys_by_id(struct kmc *k, const char *sae, const char *src,
+                   const qkdn_key_id *ids, uint32_t count,
+                   struct qkdn_ak_key *out)
 {
 	struct qkdn_ak *ak;
 	int rv = sae_handle(k, sae, &ak);
-	return rv != 0 ? rv : qkdn_ak_get_keys_by_id(ak, ids, count, out);
+	return rv != 0 ? rv
+	               : qkdn_ak_get_keys_by_id_from(ak, src, ids, count, out);
 }
 
 int

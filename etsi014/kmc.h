@@ -22,9 +22,10 @@ void kmc_close(struct kmc *k);
 int kmc_get_keys(struct kmc *k, const char *sae, const char *dst, uint32_t bits,
                  uint32_t count, struct qkdn_ak_key *out)
     __attribute__((warn_unused_result));
-/* Key request with ID for sae. */
-int kmc_get_keys_by_id(struct kmc *k, const char *sae, const qkdn_key_id *ids,
-                       uint32_t count, struct qkdn_ak_key *out)
+/* Key request with ID for sae, of keys src asked for. */
+int kmc_get_keys_by_id(struct kmc *k, const char *sae, const char *src,
+                       const qkdn_key_id *ids, uint32_t count,
+                       struct qkdn_ak_key *out)
     __attribute__((warn_unused_result));
 /* The KM's status (free with qkdn_ak_status_free). */
 int kmc_status(struct kmc *k, struct qkdn_ak_status *out)

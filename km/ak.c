@@ -175,12 +175,16 @@ handle_key_req_id(struct qkdn_server_req *w, struct qkdn_msg *req)
 		snprintf(why, sizeof(why), "out of memory");
 		goto fail;
 	}
-	rv = km_store_keys_take(km->st, kr->sae, kr->ids.v, kr->ids.n, &rsp,
-	                        keys->v, &bad);
+	/* an optional source (ETSI 014's master_SAE_ID) must be the SAE that
+	 * requested the keys */
+	const char *src = kr->src_sae[0] != '\0' ? kr->src_sae : NULL;
+	rv = km_store_keys_take_from(km->st, src, kr->sae, kr->ids.v, kr->ids.n,
+	                             &rsp, keys->v, &bad);
 	if (rv != 0) {
 		qkdn_uuid_format(&kr->ids.v[bad], idtext);
-		snprintf(why, sizeof(why), "key %s for SAE %s", idtext,
-		         kr->sae);
+		snprintf(why, sizeof(why), "key %s for SAE %s%s%s", idtext,
+		         kr->sae, src != NULL ? " from SAE " : "",
+		         src != NULL ? src : "");
 		goto fail;
 	}
 	keys->n = kr->ids.n;

@@ -1,6 +1,7 @@
 #include "km.h"
 
 #include "ak.h"
+#include "kme.h"
 #include "kq.h"
 #include "kx.h"
 #include "node.h"
@@ -81,6 +82,12 @@ km_start(struct km **out, const struct qkdn_net *net, int self)
 		free(km);
 		return qkdn_err_from_nng(rv);
 	}
+	/* before any thread: libcurl's global setup is not thread-safe */
+	if ((rv = km_kme_global_init()) != 0) {
+		nng_mtx_free(km->mtx);
+		free(km);
+		return rv;
+	}
 	if ((rv = km_store_open_keyed(&km->st, km->node->store,
 	                              km->node->storage_key,
 	                              km->node->map_bytes)) != 0)
@@ -91,7 +98,8 @@ km_start(struct km **out, const struct qkdn_net *net, int self)
 	if ((rv = open_links(km)) != 0 || (rv = open_kx_tls(km)) != 0)
 		goto fail;
 	for (size_t i = 0; i < km->n_links; i++)
-		if ((rv = km_kx_link_open(km, &km->links[i])) != 0)
+		if ((rv = km_kx_link_open(km, &km->links[i])) != 0 ||
+		    (rv = km_kme_open(km, &km->links[i])) != 0)
 			goto fail;
 	if ((rv = km_relay_start(km)) != 0 ||
 	    (rv = km_ctl_start(km, &km->ctl)) != 0 ||
@@ -123,6 +131,8 @@ km_stop(struct km *km)
 	for (size_t i = 0; i < km->n_links; i++)
 		km_kx_link_close(km, &km->links[i]);
 	km_kx_server_stop(km->kx_srv);
+	for (size_t i = 0; i < km->n_links; i++)
+		km_kme_close(&km->links[i]); /* its Kx handler is gone */
 	km_ctl_stop(km->ctl);
 	km_ak_stop(km->ak);
 	km_kq_stop(km->kq);
@@ -138,6 +148,7 @@ km_stop(struct km *km)
 	free(km->links);
 	km_store_close(km->st, km->serving);
 	nng_mtx_free(km->mtx);
+	km_kme_global_fini();
 	free(km);
 }
 

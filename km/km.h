@@ -20,6 +20,7 @@
 struct km_kx_link; /* kx.c */
 struct km_ctl;     /* ctl_client.h */
 struct km_relay;   /* relay.h */
+struct km_kme;     /* kme.h */
 
 /* Relay counters (STATUS_RSP.relay, struct qkdn_relay_stats says what each
  * counts; in_flight is started - completed - failed). */
@@ -52,6 +53,7 @@ struct km_link {
 	int peer; /* node index of the other end */
 	struct km_pool pool;
 	struct km_kx_link *kx; /* this node's Kx client to the peer */
+	struct km_kme *kme;    /* its ETSI 014 KME feed, or NULL (kme.h) */
 	int syncs_waiting;     /* peer's syncs waiting for a block (KM lock) */
 	/* the two ends' pools disagreed in the last key sync (node.h) */
 	atomic_bool out_of_sync;

@@ -111,6 +111,13 @@ take_block(struct km_kq *kq, nng_msg *nm)
 		             b->link);
 		goto out;
 	}
+	if (l->conf->kme[0].url[0] != '\0') {
+		QLOG_LIMITED(&kq->refused, QKDN_LOG_WARN, SRC,
+		             "dropped a block of link %s: its KME feeds it "
+		             "(kme)",
+		             b->link);
+		goto out;
+	}
 	if (b->bytes.len != l->pool.block_bytes) {
 		rv = QKDN_E_BAD_REQUEST;
 		goto refused;

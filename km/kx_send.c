@@ -6,6 +6,7 @@
  * positions in order, so it can refuse any reuse. */
 #include "kx.h"
 
+#include "kme.h"
 #include "node.h"
 #include "relay.h"
 #include "qkdn_clock.h"
@@ -180,10 +181,15 @@ collect_batch(struct km_kx_link *kl, uint64_t *bytes)
 			continue;
 		}
 		if (total + need > avail) {
-			char why[128];
+			char why[2 * QKDN_REASON_MAX], down[QKDN_REASON_MAX];
+			/* a link fed by a KME that is down says so */
+			bool kme_down = km_kme_down(kl->l, down, sizeof(down));
 			snprintf(why, sizeof(why),
-			         "link %s holds %llu bytes for this direction",
-			         kl->l->conf->id, (unsigned long long)avail);
+			         "link %s holds %llu bytes for this "
+			         "direction%s%.150s",
+			         kl->l->conf->id, (unsigned long long)avail,
+			         kme_down ? "; link down: " : "",
+			         kme_down ? down : "");
 			fail_list(r, QKDN_E_INSUFFICIENT_KEY, why);
 			continue;
 		}

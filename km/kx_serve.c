@@ -6,6 +6,7 @@
  * under the KM lock and commits to LMDB. */
 #include "kx.h"
 
+#include "kme.h"
 #include "node.h"
 #include "relay.h"
 #include "qkdn_clock.h"
@@ -345,6 +346,7 @@ handle_ping(struct qkdn_server_req *w, struct qkdn_msg *req)
 static const struct qkdn_handler handlers[] = {
     {QKDN_STATUS_REQ, handle_ping, false},
     {QKDN_KEY_SYNC_AUTH, handle_sync, true},
+    {QKDN_KME_KEYS_AUTH, km_kme_handle_auth, true},
     {QKDN_KEY_RELAY_AUTH, km_relay_handle_auth, true},
     {QKDN_RELAY_ABORT, km_relay_handle_abort, true},
     {QKDN_RESERVE_REQ, km_relay_handle_reserve, true},

@@ -1,5 +1,6 @@
 #include "node.h"
 
+#include "kme.h"
 #include "kx.h"
 #include "relay.h"
 #include "qkdn_err.h"
@@ -44,6 +45,11 @@ km_status(struct km *km, struct qkdn_msg *rsp)
 	s->kx_errors = atomic_load(&km->kx_errors);
 	s->errors = s->ak_errors + s->kx_errors;
 	s->keys_pending = km_store_pending(km->st);
+	/* the limits handle_key_req and the Ak decoder enforce */
+	s->keys_max = QKDN_KEYS_MAX;
+	s->bits_min = 8;
+	s->bits_max = QKDN_KEY_BYTES_MAX * 8;
+	s->req_bytes_max = KM_KX_BATCH_BYTES;
 	km_relay_stats(km, &s->relay);
 	s->n_links = (uint32_t)km->n_links;
 	if (km->n_links > 0 &&
@@ -59,9 +65,13 @@ km_status(struct km *km, struct qkdn_msg *rsp)
 		ls->out_bytes = km_pool_out_avail(&l->pool);
 		ls->in_bytes = km_pool_in_avail(&l->pool);
 		ls->blocks = l->pool.n;
-		ls->up = km_kx_link_up(l->kx);
+		/* a link whose KME is down makes no key: down too */
+		ls->up = km_kx_link_up(l->kx) &&
+		         !km_kme_down(l, ls->down, sizeof(ls->down));
 		ls->out_of_sync = atomic_load(&l->out_of_sync);
 		ls->sync_failures = atomic_load(&l->sync_failures);
+		/* the pool drops its oldest block beyond max_blocks */
+		ls->out_max = (uint64_t)l->pool.max_blocks * l->pool.half;
 	}
 	nng_mtx_unlock(km->mtx);
 	return 0;

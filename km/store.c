@@ -657,11 +657,12 @@ km_store_keys_put(struct km_store *st, const struct km_key_record *recs,
 	return 0;
 }
 
-/* Check one ID against dst_sae; on success unseal into key. */
+/* Check one ID against dst_sae (and src_sae unless NULL); on success
+ * unseal into key. */
 static int
-take_one(struct km_store *st, MDB_txn *txn, const char *dst_sae,
-         const qkdn_uuid *id, struct qkdn_msg *msg, struct qkdn_key *key,
-         uint64_t *expires)
+take_one(struct km_store *st, MDB_txn *txn, const char *src_sae,
+         const char *dst_sae, const qkdn_uuid *id, struct qkdn_msg *msg,
+         struct qkdn_key *key, uint64_t *expires)
 {
 	MDB_val k = {16, (void *)id->b}, v;
 	struct rec_hdr h;
@@ -685,6 +686,9 @@ take_one(struct km_store *st, MDB_txn *txn, const char *dst_sae,
 	if (strlen(dst_sae) != h.dst_len ||
 	    memcmp(dst_sae, p + h.src_len, h.dst_len) != 0)
 		return QKDN_E_NOT_AUTHORISED;
+	if (src_sae != NULL && (strlen(src_sae) != h.src_len ||
+	                        memcmp(src_sae, p, h.src_len) != 0))
+		return QKDN_E_NOT_AUTHORISED;
 	key->id = *id;
 	key->len = h.key_len;
 	if ((key->bytes = qkdn_msg_alloc(msg, h.key_len)) == NULL)
@@ -698,6 +702,16 @@ km_store_keys_take(struct km_store *st, const char *dst_sae,
                    const qkdn_uuid *ids, size_t n, struct qkdn_msg *msg,
                    struct qkdn_key *keys, size_t *bad)
 {
+	return km_store_keys_take_from(st, NULL, dst_sae, ids, n, msg, keys,
+	                               bad);
+}
+
+int
+km_store_keys_take_from(struct km_store *st, const char *src_sae,
+                        const char *dst_sae, const qkdn_uuid *ids, size_t n,
+                        struct qkdn_msg *msg, struct qkdn_key *keys,
+                        size_t *bad)
+{
 	MDB_txn *txn;
 	int rv = mdb_txn_begin(st->env, NULL, 0, &txn);
 	if (rv != 0)
@@ -706,7 +720,7 @@ km_store_keys_take(struct km_store *st, const char *dst_sae,
 		uint64_t expires = 0;
 		uint8_t tomb[9];
 		*bad = i;
-		rv = take_one(st, txn, dst_sae, &ids[i], msg, &keys[i],
+		rv = take_one(st, txn, src_sae, dst_sae, &ids[i], msg, &keys[i],
 		              &expires);
 		if (rv != 0)
 			goto fail;

@@ -91,6 +91,13 @@ int km_store_keys_take(struct km_store *st, const char *dst_sae,
                        const qkdn_uuid *ids, size_t n, struct qkdn_msg *msg,
                        struct qkdn_key *keys, size_t *bad)
     __attribute__((warn_unused_result));
+/* The same, and each key must have been requested by src_sae (NULL: any
+ * source): another source's key is QKDN_E_NOT_AUTHORISED, and nothing is
+ * taken. */
+int km_store_keys_take_from(struct km_store *st, const char *src_sae,
+                            const char *dst_sae, const qkdn_uuid *ids, size_t n,
+                            struct qkdn_msg *msg, struct qkdn_key *keys,
+                            size_t *bad) __attribute__((warn_unused_result));
 
 /* Remove up to max expired keys and tombstones; returns how many. */
 size_t km_store_sweep(struct km_store *st, uint64_t now_ms, size_t max);

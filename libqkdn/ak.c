@@ -451,11 +451,23 @@ int
 qkdn_ak_get_keys_by_id(struct qkdn_ak *ak, const qkdn_key_id *ids,
                        uint32_t count, struct qkdn_ak_key *out)
 {
+	return qkdn_ak_get_keys_by_id_from(ak, NULL, ids, count, out);
+}
+
+int
+qkdn_ak_get_keys_by_id_from(struct qkdn_ak *ak, const char *src_sae,
+                            const qkdn_key_id *ids, uint32_t count,
+                            struct qkdn_ak_key *out)
+{
 	struct qkdn_msg req = {.type = QKDN_KEY_REQ_ID}, rsp;
 	qkdn_uuid *v;
 	int rv;
 	if (count == 0 || count > QKDN_KEYS_MAX)
 		return fail(QKDN_E_RANGE, "count must be 1..4096");
+	if (src_sae != NULL &&
+	    qkdn_name_set(req.u.key_req_id.src_sae, src_sae) != 0)
+		return fail(QKDN_E_BAD_REQUEST,
+		            "source SAE ID must be 1..63 bytes");
 	memcpy(req.u.key_req_id.sae, ak->sae, sizeof(ak->sae));
 	/* copied, not cast: the message's IDs are another type */
 	if ((v = qkdn_msg_alloc(&req, count * sizeof(*v))) == NULL)
@@ -504,7 +516,14 @@ qkdn_ak_status(struct qkdn_ak *ak, struct qkdn_ak_status *out)
 		to->up = from->up != 0;
 		to->in_sync = from->out_of_sync == 0;
 		to->sync_failures = from->sync_failures;
+		to->out_max_bytes = from->out_max;
 	}
+	out->limits = (struct qkdn_ak_limits){
+	    .max_keys = s->keys_max,
+	    .min_bits = s->bits_min,
+	    .max_bits = s->bits_max,
+	    .max_request_bytes = s->req_bytes_max,
+	};
 	/* member by member: the application's struct is not the wire's */
 	const struct qkdn_relay_stats *r = &s->relay;
 	out->relay = (struct qkdn_ak_relay_status){

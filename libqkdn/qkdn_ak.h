@@ -88,6 +88,13 @@ int qkdn_ak_get_keys(struct qkdn_ak *ak, const char *dst_sae, uint32_t bits,
 int qkdn_ak_get_keys_by_id(struct qkdn_ak *ak, const qkdn_key_id *ids,
                            uint32_t count, struct qkdn_ak_key *out)
     __attribute__((warn_unused_result));
+/* The same, and each key must have been requested by src_sae (ETSI 014's
+ * master_SAE_ID): a key of another source is QKDN_E_NOT_AUTHORISED and
+ * nothing is taken. A KM older than this check ignores it. */
+int qkdn_ak_get_keys_by_id_from(struct qkdn_ak *ak, const char *src_sae,
+                                const qkdn_key_id *ids, uint32_t count,
+                                struct qkdn_ak_key *out)
+    __attribute__((warn_unused_result));
 
 /* A KM's state, as `qkdn status` shows it. */
 struct qkdn_ak_link_status {
@@ -99,6 +106,7 @@ struct qkdn_ak_link_status {
 	bool up;                     /* the peer KM answered lately */
 	bool in_sync;                /* the last key sync authenticated */
 	uint64_t sync_failures;      /* key syncs that failed authentication */
+	uint64_t out_max_bytes;      /* cap on out_bytes (0: not reported) */
 };
 
 /* Key relay as one KM saw it (a KM that reports none leaves it zero). */
@@ -134,6 +142,14 @@ struct qkdn_ak_status {
 	struct qkdn_ak_link_status *links;
 	/* last, so that the members above keep their offsets */
 	struct qkdn_ak_relay_status relay;
+	/* what the KM enforces on key requests (zero: a KM that does not
+	 * say) */
+	struct qkdn_ak_limits {
+		uint32_t max_keys; /* keys or key IDs in one request */
+		uint32_t min_bits; /* size of one key */
+		uint32_t max_bits;
+		uint64_t max_request_bytes; /* key in one key request */
+	} limits;
 };
 
 /* Status of the KM into out (zeroed on failure); free it with

@@ -153,6 +153,9 @@ static const struct field link_status_fields[] = {
     U32("up", REQ, struct qkdn_link_status, up, 0, 1),
     U32("unsync", OPT, struct qkdn_link_status, out_of_sync, 0, 1),
     U64("syncfail", OPT, struct qkdn_link_status, sync_failures),
+    U64("outmax", OPT, struct qkdn_link_status, out_max),
+    FIELD("down", F_TEXT, OPT, struct qkdn_link_status, down, 0,
+          QKDN_REASON_MAX - 1),
 };
 static const struct table link_status_table = TABLE(link_status_fields);
 static const struct field el_link_status = {
@@ -180,7 +183,8 @@ static const struct field key_rsp[] = {
     KEYS("keys", REQ, struct qkdn_key_rsp, keys)};
 #define S struct qkdn_key_req_id
 static const struct field key_req_id[] = {NAME("sae", REQ, S, sae),
-                                          IDS("ids", REQ, S, ids, 1)};
+                                          IDS("ids", REQ, S, ids, 1),
+                                          NAME("src", OPT, S, src_sae)};
 #undef S
 #define S struct qkdn_session_create_req
 static const struct field session_create_req[] = {
@@ -418,7 +422,12 @@ static const struct field status_rsp[] = {
      .type = F_MAP,
      .required = OPT,
      .off = offsetof(S, relay),
-     .sub = &relay_stats_table}};
+     .sub = &relay_stats_table},
+    /* any value: a newer KM may allow more than this codec */
+    U32("keysmax", OPT, S, keys_max, 0, UINT32_MAX),
+    U32("bitsmin", OPT, S, bits_min, 0, UINT32_MAX),
+    U32("bitsmax", OPT, S, bits_max, 0, UINT32_MAX),
+    U64("reqmax", OPT, S, req_bytes_max)};
 #undef S
 #define S struct qkdn_link_block
 static const struct field link_block[] = {
@@ -442,6 +451,16 @@ static const struct field key_sync[] = {
 #define S struct qkdn_key_sync_auth
 static const struct field key_sync_auth[] = {
     BYTES("sync", REQ, S, sync.len, QKDN_BYTES_MAX),
+    BYTES("tag", REQ, S, tag.len, 16)};
+#undef S
+#define S struct qkdn_kme_keys
+static const struct field kme_keys[] = {NAME("link", REQ, S, link),
+                                        U64("blk", REQ, S, block_id), BITS(S),
+                                        IDS("ids", REQ, S, ids, 1)};
+#undef S
+#define S struct qkdn_kme_keys_auth
+static const struct field kme_keys_auth[] = {
+    BYTES("keys", REQ, S, keys.len, QKDN_BYTES_MAX),
     BYTES("tag", REQ, S, tag.len, 16)};
 #undef S
 static const struct field ack[] = {
@@ -513,6 +532,8 @@ static const struct msgdef msgdefs[] = {
     MSG(QKDN_LINK_STATE, "link-state update", link_state_update),
     MSG(QKDN_ROUTE_QUERY, "route query", route_query),
     MSG(QKDN_CTL_STATUS, "controller status", ctl_status),
+    MSG(QKDN_KME_KEYS, "KME key IDs", kme_keys),
+    MSG(QKDN_KME_KEYS_AUTH, "authenticated KME key IDs", kme_keys_auth),
 };
 
 static const struct msgdef *

@@ -101,6 +101,8 @@ enum qkdn_msg_type {
 	QKDN_LINK_STATE = 111,
 	QKDN_ROUTE_QUERY = 112,
 	QKDN_CTL_STATUS = 113,
+	QKDN_KME_KEYS = 114,
+	QKDN_KME_KEYS_AUTH = 115,
 };
 
 /* 1 key request: an application asks its KM for keys shared with dst_sae. */
@@ -120,6 +122,9 @@ struct qkdn_key_rsp {
 struct qkdn_key_req_id {
 	qkdn_name sae; /* requesting (destination) SAE */
 	struct qkdn_ids ids;
+	/* optional: the SAE that must have requested the keys (ETSI 014's
+	 * master_SAE_ID); "" asks no such check */
+	qkdn_name src_sae;
 };
 
 /* 4 session creation request (app -> KM, KM -> controller). */
@@ -441,6 +446,10 @@ struct qkdn_link_status {
 	uint32_t up;          /* 1 if the peer KM answered lately */
 	uint32_t out_of_sync; /* 1 if the last key sync failed its MAC */
 	uint64_t sync_failures; /* key syncs on this link that failed it */
+	uint64_t out_max;       /* cap on out_bytes (0: not reported) */
+	/* why a link fed by ETSI 014 KMEs is down at this end ("" if not:
+	 * docs/etsi014.md, southbound) */
+	char down[QKDN_REASON_MAX];
 };
 
 /* Relays as one KM saw them, and the procedure messages it sent. */
@@ -471,6 +480,11 @@ struct qkdn_status_rsp {
 	uint32_t n_links;
 	struct qkdn_link_status *links;
 	struct qkdn_relay_stats relay;
+	/* the limits this KM enforces on key requests (0: not reported) */
+	uint32_t keys_max; /* keys or key IDs in one request */
+	uint32_t bits_min; /* size of one key */
+	uint32_t bits_max;
+	uint64_t req_bytes_max; /* key in one key request, bytes */
 };
 
 /* Kq-1: one block of fresh QKD key from a link's modules. */
@@ -512,6 +526,28 @@ struct qkdn_key_sync {
  * fields included) and that both ends hold the same key bits. */
 struct qkdn_key_sync_auth {
 	struct qkdn_bytes sync;
+	struct qkdn_bytes tag;
+};
+
+/* 114 Kx, a link fed by ETSI GS QKD 014 KMEs (docs/etsi014.md): the key
+ * IDs its master end took with enc_keys, in order, each of bits, and the
+ * block ID both ends file that key under. The slave end takes the same
+ * keys with dec_keys. No key material crosses Kx. Travels only inside a
+ * KME_KEYS_AUTH. */
+struct qkdn_kme_keys {
+	qkdn_name link;
+	uint64_t block_id;
+	uint32_t bits;
+	struct qkdn_ids ids;
+};
+
+/* 115 Kx: a KME_KEYS as the exact bytes it was encoded to, and a one-time
+ * Poly1305 tag over them and the key material past the first 32 bytes,
+ * keyed by those first 32 bytes (the KME's keys, concatenated in ID
+ * order): as a KEY_SYNC_AUTH, but keyed by the new material itself, so the
+ * first block of a link needs no pool. */
+struct qkdn_kme_keys_auth {
+	struct qkdn_bytes keys;
 	struct qkdn_bytes tag;
 };
 
@@ -572,6 +608,8 @@ struct qkdn_msg {
 		struct qkdn_link_state_update link_state;
 		struct qkdn_route_query route_query;
 		struct qkdn_ctl_status ctl_status;
+		struct qkdn_kme_keys kme_keys;
+		struct qkdn_kme_keys_auth kme_keys_auth;
 		struct qkdn_ack ack;
 		struct qkdn_link_ctl link_ctl;
 	} u;

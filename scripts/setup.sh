@@ -9,6 +9,8 @@ packages=(
 	libssl-dev libsodium-dev libnng-dev libmsgpack-dev liblmdb-dev
 	libcmocka-dev libcjson-dev openssl curl nginx-light jq procps iproute2
 	gdb libevent-dev python3-requests
+	# the KM's ETSI 014 client of a QKD device's KME (docs/etsi014.md)
+	libcurl4-openssl-dev
 	# the package tests (test_package*): cpack's dependency lists, lintian,
 	# man pages, unit checks, the packages' own dependency
 	dpkg-dev lintian man-db groff-base systemd adduser

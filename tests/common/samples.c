@@ -121,6 +121,8 @@ static int
 fill_key_req_id(struct qkdn_msg *m, bool full)
 {
 	NAME(m->u.key_req_id.sae, "sae-bob");
+	if (full)
+		NAME(m->u.key_req_id.src_sae, "sae-alice");
 	return sample_ids(m, &m->u.key_req_id.ids, full ? 5 : 1, 3);
 }
 
@@ -420,10 +422,18 @@ fill_status_rsp(struct qkdn_msg *m, bool full)
 		l->up = i % 2;
 		l->out_of_sync = i == 1;
 		l->sync_failures = 40 + i;
+		l->out_max = (1ULL << 41) + i;
+		if (i != 1) /* a link fed by a KME that is down */
+			snprintf(l->down, sizeof(l->down),
+			         "KME https://kme-%u: status: no answer", i);
 	}
 	uint64_t *c = &p->relay.started;
 	for (size_t i = 0; i < sizeof(p->relay) / sizeof(uint64_t); i++)
 		c[i] = 100 + i; /* every counter of its own value */
+	p->keys_max = 4096;
+	p->bits_min = 8;
+	p->bits_max = 8192;
+	p->req_bytes_max = 512u << 10;
 	return 0;
 }
 
@@ -462,6 +472,25 @@ fill_key_sync_auth(struct qkdn_msg *m, bool full)
 	if (sample_bytes(m, &m->u.key_sync_auth.sync, full ? 300 : 1, 107) !=
 	        0 ||
 	    sample_bytes(m, &m->u.key_sync_auth.tag, 16, 108) != 0)
+		return QKDN_E_NOMEM;
+	return 0;
+}
+
+static int
+fill_kme_keys(struct qkdn_msg *m, bool full)
+{
+	NAME(m->u.kme_keys.link, "link-kme");
+	m->u.kme_keys.block_id = full ? (1ULL << 50) | 114 : 1;
+	m->u.kme_keys.bits = full ? 256 : 8;
+	return sample_ids(m, &m->u.kme_keys.ids, full ? 130 : 1, 114);
+}
+
+static int
+fill_kme_keys_auth(struct qkdn_msg *m, bool full)
+{
+	if (sample_bytes(m, &m->u.kme_keys_auth.keys, full ? 300 : 1, 115) !=
+	        0 ||
+	    sample_bytes(m, &m->u.kme_keys_auth.tag, 16, 116) != 0)
 		return QKDN_E_NOMEM;
 	return 0;
 }
@@ -613,6 +642,8 @@ static const struct {
     {QKDN_LINK_STATE, fill_link_state},
     {QKDN_ROUTE_QUERY, fill_route_query},
     {QKDN_CTL_STATUS, fill_ctl_status},
+    {QKDN_KME_KEYS, fill_kme_keys},
+    {QKDN_KME_KEYS_AUTH, fill_kme_keys_auth},
 };
 
 int

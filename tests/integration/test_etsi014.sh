@@ -1,11 +1,17 @@
 # The ETSI GS QKD 014 gateway (qkdn-etsi014, docs/etsi014.md) driven by
 # curl with client certificates from the test PKI `qkdn net up` makes:
 #  - net up prints where the PKI is; status gives every field of the
-#    spec's Status, and its limits are the KM's (the boundary values pass,
-#    one past each is 400);
+#    spec's Status, and its limits are the KM's: each equals what the KM's
+#    own status (qkdn status --json) reports, the boundary values pass and
+#    one past each is 400; restarting KM A with another pool cap changes
+#    max_key_count to the new cap (the gateway, not restarted, asks the
+#    KM rather than its copy of the network file);
 #  - a key from enc_keys (GET and POST) at A equals the key from dec_keys
 #    (GET and POST) at B and the key fetched by ID over Ak (qkdn key get),
 #    and the reverse (Ak at A, dec_keys at B; enc_keys at B, dec_keys at A);
+#  - dec_keys naming another master_SAE_ID than the SAE that asked for the
+#    key (an SAE of either node) is 401 and takes nothing: the right
+#    master then gets the key;
 #  - a second dec_keys of a key is 400 "keys not found"; a third SAE's
 #    certificate gets 401 and changes nothing; an SAE of another node gets
 #    401; every bad request is 400 with an Error body; unsupported
@@ -15,6 +21,10 @@
 #  - the KM trusts only the configured gateway identity: gateway B is
 #    configured with another uid, so it cannot speak for erin (uid set),
 #    while gateway A (the KM's uid) speaks for dave (uid set) of node A;
+#  - qkdn net status (--json and text) shows each node's gateway: its
+#    address, running and answering; once the KMs are stopped the KMs
+#    show down and the gateways still answer, and a stopped gateway shows
+#    down;
 #  - 503 with an Error body when the peer KM or the KM is down;
 #  - no key of any reply appears in any log.
 source "$(dirname "$0")/etsi014_lib.sh"
@@ -32,6 +42,18 @@ wait_for 10 has_out_bytes A 8192 || fail "pool of A never filled"
 wait_for 10 has_out_bytes B 8192 || fail "pool of B never filled"
 K="api/v1/keys"
 
+# ---- net status: each node's gateway ----
+"$QKDN" net status "$CFG" --json >"$TMP/ns.json" || fail "net status: $(cat "$TMP/ns.json")"
+jq -e --arg a "$GW_A" --arg b "$GW_B" '[.nodes[] | {(.id): .}] | add |
+	.A.etsi014.url == $a and .B.etsi014.url == $b and
+	([.A, .B][] | .etsi014.running and .etsi014.answering and
+		.etsi014.pid > 0 and .km.running and .km.answering)' \
+	"$TMP/ns.json" >/dev/null || fail "net status: $(cat "$TMP/ns.json")"
+"$QKDN" net status "$CFG" >"$TMP/ns.txt" || fail "net status (text)"
+grep -qE "^A +answering \(pid [0-9]+\) +$GW_A answering \(pid [0-9]+\)$" "$TMP/ns.txt" ||
+	fail "net status text: $(cat "$TMP/ns.txt")"
+echo "ok: net status shows both gateways running and answering"
+
 # ---- Status: every field, and the limits the KM enforces ----
 call st alice "$GW_A/$K/bob/status"
 expect st 200
@@ -42,6 +64,15 @@ jq -e '.source_KME_ID == "A" and .target_KME_ID == "B" and
 	.max_key_count >= .stored_key_count and
 	([.max_key_per_request, .max_key_size] | all(. > 0))' \
 	"$TMP/st.json" >/dev/null || fail "status: $(body st)"
+# each limit is the one the KM reports (keys of key_size: 32 bytes)
+status A >"$TMP/kmA.json" || fail "no status from KM A"
+jq -e --slurpfile st "$TMP/st.json" '$st[0] as $s | .limits as $l |
+	(.links[] | select(.link == "A_B") | .out_max / 32) == $s.max_key_count and
+	$l.min_bits == $s.min_key_size and $l.max_bits == $s.max_key_size and
+	([$l.max_keys, ($l.max_request_bytes / 32 | floor)] | min) ==
+		$s.max_key_per_request and $s.max_key_count > 0' \
+	"$TMP/kmA.json" >/dev/null ||
+	fail "status $(body st) is not the KM's $(cat "$TMP/kmA.json")"
 maxn=$(jq .max_key_per_request "$TMP/st.json")
 maxs=$(jq .max_key_size "$TMP/st.json")
 mins=$(jq .min_key_size "$TMP/st.json")
@@ -119,6 +150,23 @@ expect d5 200 # the refusal consumed nothing
 call wrongkme bob "$GW_A/$K/alice/enc_keys"
 expect wrongkme 401
 echo "ok: second dec_keys 400, third SAE 401 (key kept), SAE of another node 401"
+
+# ---- master_SAE_ID must be the SAE that asked for the key ----
+call e6 alice "$GW_A/$K/bob/enc_keys?number=2"
+expect e6 200
+call m1 bob "$GW_B/$K/mallory/dec_keys?key_ID=$(jq -r '.keys[0].key_ID' "$TMP/e6.json")"
+expect_error m1 401 "not authorised"
+jq -e '.details[0].reason | test("from SAE mallory")' "$TMP/m1.json" >/dev/null ||
+	fail "m1: $(body m1)"
+call m2 bob "$GW_B/$K/dave/dec_keys" \
+	-d "$(jq -c '{key_IDs: [.keys[] | {key_ID}]}' "$TMP/e6.json")"
+expect m2 401
+call m3 bob "$GW_B/$K/alice/dec_keys" \
+	-d "$(jq -c '{key_IDs: [.keys[] | {key_ID}]}' "$TMP/e6.json")"
+expect m3 200 # the refusals took nothing
+[ "$(jq -c .keys "$TMP/m3.json")" = "$(jq -c .keys "$TMP/e6.json")" ] ||
+	fail "m3: $(body m3) differs from $(body e6)"
+echo "ok: dec_keys naming another master_SAE_ID 401, the key kept for the right one"
 
 # ---- every other error path: 400 with an Error body, 404 ----
 call b1 alice "$GW_A/$K/bob/enc_keys" -d '{"number":1,"size":7}'
@@ -201,3 +249,36 @@ call u2 alice "$GW_A/$K/bob/status"
 expect u2 503
 jq -e '.message | length > 0' "$TMP/u2.json" >/dev/null || fail "u2: $(body u2)"
 echo "ok: 503 with an Error body when the peer KM, then the KM, is down"
+"$QKDN" net status "$CFG" --json >"$TMP/ns2.json" || fail "net status: $(cat "$TMP/ns2.json")"
+jq -e '[.nodes[] | (.km.answering or .km.running) | not] | all' "$TMP/ns2.json" \
+	>/dev/null || fail "KMs not shown down: $(cat "$TMP/ns2.json")"
+jq -e '[.nodes[] | .etsi014.answering] | all' "$TMP/ns2.json" >/dev/null ||
+	fail "gateways not shown answering: $(cat "$TMP/ns2.json")"
+kill "$(cat "$RUN/etsi014-B.pid")"
+wait_for 10 sh -c "! kill -0 $(cat "$RUN/etsi014-B.pid") 2>/dev/null" || fail "gateway B still runs"
+"$QKDN" net status "$CFG" --json >"$TMP/ns3.json" || fail "net status: $(cat "$TMP/ns3.json")"
+jq -e '.nodes[] | select(.id == "B") | .etsi014 |
+	(.answering or .running) | not' "$TMP/ns3.json" >/dev/null ||
+	fail "gateway B not shown down: $(cat "$TMP/ns3.json")"
+echo "ok: net status: KMs down, gateways answering; gateway B stopped shows down"
+
+# ---- another pool cap at KM A: Status follows the KM ----
+# (with KM B down: the two ends' pools then differ, which is no concern
+# of this check)
+sed "/^\[A_B\]$/a pool_max_bytes = 1048576" "$CFG" >"$TMP/cap.cnf"
+restart_km A "$TMP/cap.cnf"
+# the gateway's Ak client backs off a KM it found down (up to 2 s here)
+st2_ok() {
+	call st2 alice "$GW_A/$K/bob/status"
+	[ "$(code st2)" = 200 ]
+}
+wait_for 10 st2_ok || fail "st2: HTTP $(code st2) $(body st2)"
+status A >"$TMP/kmA2.json" || fail "no status from KM A"
+[ "$(jq '.links[] | select(.link == "A_B") | .out_max' "$TMP/kmA2.json")" = 524288 ] ||
+	fail "KM A does not report its new cap: $(cat "$TMP/kmA2.json")"
+[ "$(jq .max_key_count "$TMP/st2.json")" = $((524288 / 32)) ] &&
+	[ "$(jq .max_key_count "$TMP/st.json")" != $((524288 / 32)) ] ||
+	fail "max_key_count did not follow KM A's cap: $(body st2)"
+jq -e '.stored_key_count <= .max_key_count' "$TMP/st2.json" >/dev/null ||
+	fail "st2: $(body st2)"
+echo "ok: KM A restarted with a 1 MiB pool: max_key_count $(jq .max_key_count "$TMP/st2.json")"

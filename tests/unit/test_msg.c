@@ -162,6 +162,7 @@ check_key_req_id(const struct qkdn_msg *x, const struct qkdn_msg *y)
 	PAIR(qkdn_key_req_id, key_req_id);
 	SAME_NAME(sae);
 	SAME_IDS(ids);
+	SAME_NAME(src_sae);
 }
 
 static void
@@ -423,7 +424,13 @@ check_status_rsp(const struct qkdn_msg *x, const struct qkdn_msg *y)
 		SAME_INT(links[i].up);
 		SAME_INT(links[i].out_of_sync);
 		SAME_INT(links[i].sync_failures);
+		SAME_INT(links[i].out_max);
+		SAME_NAME(links[i].down);
 	}
+	SAME_INT(keys_max);
+	SAME_INT(bits_min);
+	SAME_INT(bits_max);
+	SAME_INT(req_bytes_max);
 	SAME_INT(relay.started);
 	SAME_INT(relay.completed);
 	SAME_INT(relay.failed);
@@ -470,6 +477,24 @@ check_key_sync_auth(const struct qkdn_msg *x, const struct qkdn_msg *y)
 {
 	PAIR(qkdn_key_sync_auth, key_sync_auth);
 	SAME_BYTES(sync);
+	SAME_BYTES(tag);
+}
+
+static void
+check_kme_keys(const struct qkdn_msg *x, const struct qkdn_msg *y)
+{
+	PAIR(qkdn_kme_keys, kme_keys);
+	SAME_NAME(link);
+	SAME_INT(block_id);
+	SAME_INT(bits);
+	SAME_IDS(ids);
+}
+
+static void
+check_kme_keys_auth(const struct qkdn_msg *x, const struct qkdn_msg *y)
+{
+	PAIR(qkdn_kme_keys_auth, kme_keys_auth);
+	SAME_BYTES(keys);
 	SAME_BYTES(tag);
 }
 
@@ -599,6 +624,8 @@ static const struct sample samples[] = {
     SAMPLE(QKDN_LINK_STATE, link_state),
     SAMPLE(QKDN_ROUTE_QUERY, route_query),
     SAMPLE(QKDN_CTL_STATUS, ctl_status),
+    SAMPLE(QKDN_KME_KEYS, kme_keys),
+    SAMPLE(QKDN_KME_KEYS_AUTH, kme_keys_auth),
 };
 #define N_SAMPLES (sizeof(samples) / sizeof(samples[0]))
 
@@ -637,6 +664,11 @@ static const struct {
     {QKDN_STATUS_RSP, "akerr"},
     {QKDN_STATUS_RSP, "kxerr"},
     {QKDN_STATUS_RSP, "relay"},
+    {QKDN_STATUS_RSP, "keysmax"},
+    {QKDN_STATUS_RSP, "bitsmin"},
+    {QKDN_STATUS_RSP, "bitsmax"},
+    {QKDN_STATUS_RSP, "reqmax"},
+    {QKDN_KEY_REQ_ID, "src"},
     {QKDN_RELAY_ABORT, "ids"},
     {QKDN_RELAY_ABORT, "why"},
 };
@@ -1001,7 +1033,7 @@ test_every_type_covered(void **state)
 		assert_non_null(qkdn_msg_type_name(t));
 		assert_non_null(find_sample(t));
 	}
-	for (uint32_t t = QKDN_ERROR; t <= QKDN_CTL_STATUS; t++) {
+	for (uint32_t t = QKDN_ERROR; t <= QKDN_KME_KEYS_AUTH; t++) {
 		assert_non_null(qkdn_msg_type_name(t));
 		assert_non_null(find_sample(t));
 	}
@@ -1029,11 +1061,11 @@ test_every_type_covered(void **state)
 		}
 	}
 	assert_int_equal(named, N_SAMPLES);
-	assert_int_equal(N_SAMPLES, 24 + 14);
+	assert_int_equal(N_SAMPLES, 24 + 16);
 	assert_null(qkdn_msg_type_name(0));
 	assert_null(qkdn_msg_type_name(25));
 	assert_null(qkdn_msg_type_name(99));
-	assert_null(qkdn_msg_type_name(QKDN_CTL_STATUS + 1));
+	assert_null(qkdn_msg_type_name(QKDN_KME_KEYS_AUTH + 1));
 	assert_null(qkdn_msg_type_name(1000));
 	assert_null(qkdn_msg_type_name(UINT32_MAX));
 	/* names are distinct */
@@ -1806,7 +1838,7 @@ test_bad_envelope(void **state)
 
 	/* unknown types */
 	uint64_t types[] = {0,          25,
-	                    99,         QKDN_CTL_STATUS + 1,
+	                    99,         QKDN_KME_KEYS_AUTH + 1,
 	                    200,        1000,
 	                    UINT32_MAX, (uint64_t)UINT32_MAX + 1 + QKDN_KEY_REQ,
 	                    UINT64_MAX};
@@ -1988,6 +2020,8 @@ static const struct {
 } nested_optional[] = {
     {QKDN_STATUS_RSP, "links", "unsync"},
     {QKDN_STATUS_RSP, "links", "syncfail"},
+    {QKDN_STATUS_RSP, "links", "outmax"},
+    {QKDN_STATUS_RSP, "links", "down"},
     {QKDN_LINK_STATE, "links", "bout"},
     {QKDN_LINK_STATE, "links", "rate"},
     {QKDN_LINK_STATE, "links", "age"},
@@ -2058,7 +2092,8 @@ test_nested_fields_checked(void **state)
 static void
 check_string_field(uint32_t type, const char *outer, const char *key)
 {
-	bool text = strcmp(key, "why") == 0;
+	/* texts (up to a reason's length) vs names */
+	bool text = strcmp(key, "why") == 0 || strcmp(key, "down") == 0;
 	struct {
 		size_t len;
 		char fill;
@@ -2127,9 +2162,9 @@ test_every_string_field(void **state)
 			}
 		}
 	}
-	/* 41 in bodies, 10 in nested maps: a new string field must show up
+	/* 43 in bodies, 11 in nested maps: a new string field must show up
 	 * here (count it in) */
-	assert_int_equal(strings, 51);
+	assert_int_equal(strings, 54);
 }
 
 static void
@@ -3284,7 +3319,7 @@ test_encoder_validation(void **state)
 
 	/* unknown types */
 	memset(&m, 0, sizeof(m));
-	uint32_t types[] = {0, 25, 99, QKDN_CTL_STATUS + 1, UINT32_MAX};
+	uint32_t types[] = {0, 25, 99, QKDN_KME_KEYS_AUTH + 1, UINT32_MAX};
 	for (size_t i = 0; i < 5; i++) {
 		m.type = types[i];
 		assert_int_equal(encode_code(&m), QKDN_E_UNKNOWN_TYPE);

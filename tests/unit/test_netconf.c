@@ -494,6 +494,88 @@ test_etsi014(void **state)
 	                  3, "[A] etsi014_ca: required");
 }
 
+/* A link fed by ETSI 014 KMEs: kme turns it on; the master end is node[0]
+ * (the ID that sorts first); every kme_* key is checked. */
+#define KME_LINK                                                               \
+	"[L]\nnodes = B, A\nrate = 1\nkme = https://127.0.0.1:9443/\n"         \
+	"kme_ca = kca.pem\nkme_master_sae = sa\nkme_master_cert = a.pem\n"     \
+	"kme_master_key = /k/a.key\nkme_slave_sae = sb\n"                      \
+	"kme_slave_cert = b.pem\nkme_slave_key = b.key\n"
+static void
+test_kme(void **state)
+{
+	(void)state;
+	write_cnf("[qkdn]\nnodes = A, B\nlinks = L, M\n" NODES_AB KME_LINK
+	          "kme_slave_url = https://kme-b.example/qkd\n"
+	          "[M]\nnodes = A, B\nrate = 1\n");
+	struct qkdn_net *net = calloc(1, sizeof(*net));
+	char err[512];
+	assert_non_null(net);
+	/* two links between A and B are refused before the KME checks */
+	assert_int_equal(
+	    qkdn_net_load(cnf, "/tmp/qkdn-run", net, err, sizeof(err)),
+	    QKDN_E_CONFIG);
+	free(net);
+	write_cnf("[qkdn]\nnodes = A, B\nlinks = L\n" NODES_AB KME_LINK);
+	net = load_ok(cnf, "/tmp/qkdn-run");
+	const struct qkdn_net_link *l = &net->links[0];
+	assert_string_equal(net->nodes[l->node[0]].id, "A");
+	assert_string_equal(l->kme[0].url, "https://127.0.0.1:9443");
+	assert_string_equal(l->kme[1].url, "https://127.0.0.1:9443");
+	assert_string_equal(l->kme_ca, "/tmp/qkdn-run/kca.pem");
+	assert_string_equal(l->kme[0].sae, "sa");
+	assert_string_equal(l->kme[0].cert, "/tmp/qkdn-run/a.pem");
+	assert_string_equal(l->kme[0].key, "/k/a.key");
+	assert_string_equal(l->kme[1].sae, "sb");
+	assert_string_equal(l->kme[1].cert, "/tmp/qkdn-run/b.pem");
+	assert_string_equal(l->kme[1].key, "/tmp/qkdn-run/b.key");
+	free(net);
+	write_cnf("[qkdn]\nnodes = A, B\nlinks = L\n" NODES_AB KME_LINK
+	          "kme_slave_url = https://kme-b.example/qkd//\n");
+	net = load_ok(cnf, "/tmp/qkdn-run");
+	assert_string_equal(net->links[0].kme[1].url,
+	                    "https://kme-b.example/qkd");
+	free(net);
+	/* an emulator link has no KME */
+	write_cnf("[qkdn]\nnodes = A, B\nlinks = L\n" NODES_AB
+	          "[L]\nnodes = A, B\nrate = 1\n");
+	net = load_ok(cnf, "/tmp/qkdn-run");
+	assert_string_equal(net->links[0].kme[0].url, "");
+	free(net);
+
+	expect_text_error("[qkdn]\nnodes = A, B\nlinks = L\n" NODES_AB
+	                  "[L]\nnodes = A, B\nrate = 1\nkme_ca = c.pem\n",
+	                  11, "[L] kme_ca: only with kme");
+	expect_text_error("[qkdn]\nnodes = A, B\nlinks = L\n" NODES_AB
+	                  "[L]\nnodes = A, B\nrate = 1\n"
+	                  "kme_slave_url = https://h:1\n",
+	                  11, "[L] kme_slave_url: only with kme");
+	expect_text_error("[qkdn]\nnodes = A, B\nlinks = L\n" NODES_AB KME_LINK
+	                  "kme = http://127.0.0.1:9443\n",
+	                  19, "[L] kme: 'http://127.0.0.1:9443' is not https");
+	expect_text_error("[qkdn]\nnodes = A, B\nlinks = L\n" NODES_AB KME_LINK
+	                  "kme_slave_url = https://\n",
+	                  19, "[L] kme_slave_url: 'https://' is not https");
+	expect_text_error("[qkdn]\nnodes = A, B\nlinks = L\n" NODES_AB
+	                  "[L]\nnodes = A, B\nrate = 1\n"
+	                  "kme = https://h:1\nkme_ca = c.pem\n"
+	                  "kme_master_sae = a\nkme_master_cert = a.pem\n"
+	                  "kme_master_key = a.key\nkme_slave_sae = b\n"
+	                  "kme_slave_cert = b.pem\n",
+	                  8,
+	                  "[L] kme_slave_key: required: the link is fed "
+	                  "by a KME");
+	expect_text_error("[qkdn]\nnodes = A, B\nlinks = L\n" NODES_AB
+	                  "[L]\nnodes = A, B\nrate = 1\nkme = https://h:1\n",
+	                  8, "[L] kme_ca: required");
+	expect_text_error("[qkdn]\nnodes = A, B\nlinks = L\n" NODES_AB KME_LINK
+	                  "kme_slave_sae = sa\n",
+	                  19, "[L] kme_slave_sae: 'sa' is also kme_master_sae");
+	expect_text_error("[qkdn]\nnodes = A, B\nlinks = L\n" NODES_AB KME_LINK
+	                  "kme_master_sae = s a\n",
+	                  19, "[L] kme_master_sae: 's a' is not a valid ID");
+}
+
 static void
 test_ipc_path_too_long(void **state)
 {
@@ -641,6 +723,7 @@ main(void)
 	    cmocka_unit_test(test_too_many),
 	    cmocka_unit_test(test_node_errors),
 	    cmocka_unit_test(test_etsi014),
+	    cmocka_unit_test(test_kme),
 	    cmocka_unit_test(test_ipc_path_too_long),
 	    cmocka_unit_test(test_tls_errors),
 	    cmocka_unit_test(test_link_errors),

@@ -89,6 +89,7 @@ struct cli_cmd {
 int cli_net_up(const struct cli_cmd *cmd, struct cli_args *a);
 int cli_net_down(const struct cli_cmd *cmd, struct cli_args *a);
 int cli_net_restart(const struct cli_cmd *cmd, struct cli_args *a);
+int cli_net_status(const struct cli_cmd *cmd, struct cli_args *a);
 int cli_key_get(const struct cli_cmd *cmd, struct cli_args *a);
 int cli_status(const struct cli_cmd *cmd, struct cli_args *a);
 int cli_link(const struct cli_cmd *cmd, struct cli_args *a);

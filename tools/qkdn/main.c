@@ -45,6 +45,16 @@ static const struct cli_cmd commands[] = {
      .usage = "net restart NODE --config FILE [--run-dir DIR] [--kill]",
      .summary = "stop the KM of a node (SIGKILL with --kill, a crash) and "
                 "start it again from FILE"},
+    {.group = "net",
+     .name = "status",
+     .run = cli_net_status,
+     .opts = OPT_RUN_DIR,
+     .min_args = 1,
+     .max_args = 1,
+     .arg_name = "FILE",
+     .usage = "net status FILE [--run-dir DIR]",
+     .summary = "show whether each node's KM and ETSI 014 gateway run "
+                "and answer"},
     {.group = "key",
      .name = "get",
      .run = cli_key_get,

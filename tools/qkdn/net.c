@@ -852,3 +852,118 @@ out:
 	free(net);
 	return rv;
 }
+
+/* ---- net status: each node's KM and gateway in a run directory ---- */
+
+/* One daemon as net status sees it: its pid file, and whether it answers
+ * (a KM a status request over Ak, a gateway a TCP connection, as net up
+ * waits for them). */
+struct seen {
+	struct qkdn_proc p;
+	bool running, answering;
+};
+
+static void
+see(const char *dir, const char *prefix, const char *node, int (*probe)(void *),
+    void *arg, struct seen *s)
+{
+	snprintf(s->p.name, sizeof(s->p.name), "%s%s", prefix, node);
+	s->running = qkdn_launch_read_pid_file(dir, &s->p) &&
+	             s->p.state == QKDN_PROC_RUNNING;
+	s->answering = probe(arg) == 0;
+}
+
+/* A KM answers a status request (its node's certificate on tls+tcp). */
+static int
+probe_km(void *arg)
+{
+	const struct tls_probe *p = arg;
+	if (strncmp(p->url, "tls+tcp://", 10) == 0)
+		return probe_tls(arg);
+	struct qkdn_ak *ak;
+	struct qkdn_ak_status st = {0};
+	int rv = qkdn_ak_open(&ak, p->url, "qkdn-cli", p->opts.timeout_ms);
+	if (rv != 0)
+		return rv;
+	rv = qkdn_ak_status(ak, &st);
+	qkdn_ak_status_free(&st);
+	qkdn_ak_close(ak);
+	return rv;
+}
+
+static cJSON *
+seen_json(const struct seen *s, const char *url)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "url", url);
+	cJSON_AddNumberToObject(o, "pid", s->running ? s->p.pid : 0);
+	cJSON_AddBoolToObject(o, "running", s->running);
+	cJSON_AddBoolToObject(o, "answering", s->answering);
+	return o;
+}
+
+static const char *
+seen_text(const struct seen *s, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", s->answering ? "answering" : "down");
+	if (s->running)
+		snprintf(buf + strlen(buf), len - strlen(buf), " (pid %ld)",
+		         (long)s->p.pid);
+	return buf;
+}
+
+int
+cli_net_status(const struct cli_cmd *cmd, struct cli_args *a)
+{
+	struct qkdn_net *net = NULL;
+	char dir[PATH_MAX], config[PATH_MAX];
+	cJSON *doc = NULL, *nodes = NULL;
+	int rv;
+	(void)cmd;
+	if ((rv = load_abs(a, a->arg[0], false, &net, dir, config)) != 0)
+		return rv;
+	if (a->json) {
+		doc = cJSON_CreateObject();
+		cJSON_AddStringToObject(doc, "run_dir", dir);
+		nodes = cJSON_AddArrayToObject(doc, "nodes");
+	} else {
+		printf("%-12s %-24s %s\n", "NODE", "KM", "ETSI014");
+	}
+	for (size_t i = 0; i < net->n_nodes; i++) {
+		const struct qkdn_net_node *nd = &net->nodes[i];
+		struct tls_probe tp = {.url = nd->ak_url,
+		                       .opts = {.timeout_ms = 500,
+		                                .ca = net->ca,
+		                                .cert = nd->cert,
+		                                .key = nd->key,
+		                                .km_name = nd->id}};
+		struct seen km = {0}, gw = {0};
+		bool has_gw = nd->etsi014_url[0] != '\0';
+		see(dir, "km-", nd->id, probe_km, &tp, &km);
+		if (has_gw)
+			see(dir, "etsi014-", nd->id, probe_gw,
+			    (void *)nd->etsi014_url, &gw);
+		if (a->json) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "id", nd->id);
+			cJSON_AddItemToObject(o, "km",
+			                      seen_json(&km, nd->ak_url));
+			/* null: the node has no gateway */
+			cJSON_AddItemToObject(
+			    o, "etsi014",
+			    has_gw ? seen_json(&gw, nd->etsi014_url)
+			           : cJSON_CreateNull());
+			cJSON_AddItemToArray(nodes, o);
+			continue;
+		}
+		char k[64], g[64];
+		seen_text(&km, k, sizeof(k));
+		if (has_gw)
+			printf("%-12s %-24s %s %s\n", nd->id, k,
+			       nd->etsi014_url, seen_text(&gw, g, sizeof(g)));
+		else
+			printf("%-12s %-24s -\n", nd->id, k);
+	}
+	free(net);
+	return a->json ? cli_emit(a, doc) : CLI_OK;
+}

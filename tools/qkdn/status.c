@@ -114,6 +114,11 @@ status_text(const struct qkdn_ak_status *s)
 	printf("errors: %" PRIu64 " (Ak %" PRIu64 ", Kx %" PRIu64 ")\n",
 	       s->errors, s->ak_errors, s->kx_errors);
 	relay_text(&s->relay);
+	if (s->limits.max_keys != 0)
+		printf("limits: 1..%" PRIu32 " keys of %" PRIu32 "..%" PRIu32
+		       " bits a request, at most %" PRIu64 " bytes of key\n",
+		       s->limits.max_keys, s->limits.min_bits,
+		       s->limits.max_bits, s->limits.max_request_bytes);
 	if (s->n_links == 0) {
 		printf("links: none\n");
 		return;
@@ -158,9 +163,17 @@ status_json(const struct qkdn_ak_status *s)
 		cJSON_AddBoolToObject(o, "in_sync", l->in_sync);
 		cJSON_AddNumberToObject(o, "sync_failures",
 		                        (double)l->sync_failures);
+		cJSON_AddNumberToObject(o, "out_max", (double)l->out_max_bytes);
 		cJSON_AddItemToArray(links, o);
 	}
 	cJSON_AddItemToObject(doc, "relay", relay_json(&s->relay));
+	/* zeros: a KM that does not report its limits */
+	cJSON *lim = cJSON_AddObjectToObject(doc, "limits");
+	cJSON_AddNumberToObject(lim, "max_keys", s->limits.max_keys);
+	cJSON_AddNumberToObject(lim, "min_bits", s->limits.min_bits);
+	cJSON_AddNumberToObject(lim, "max_bits", s->limits.max_bits);
+	cJSON_AddNumberToObject(lim, "max_request_bytes",
+	                        (double)s->limits.max_request_bytes);
 	return doc;
 }
 

@@ -186,8 +186,8 @@ static void
 tick_link(struct sim *sim, struct link *l, double elapsed_s)
 {
 	double block_bits = 8.0 * l->cfg->block_bytes;
-	if (l->paused)
-		return;
+	if (l->paused || l->cfg->kme[0].url[0] != '\0')
+		return; /* a link fed by its KMEs is not emulated */
 	l->bits_due += (double)l->cfg->rate_bps * elapsed_s;
 	uint64_t due = (uint64_t)(l->bits_due / block_bits);
 	if (due > TICK_BLOCKS_MAX) {
@@ -358,6 +358,12 @@ open_sim(struct sim *sim)
 		if (snprintf(l->peer, sizeof(l->peer), "%s-%s", a->id, b->id) <
 		    0)
 			return QKDN_E_INTERNAL;
+		if (l->cfg->kme[0].url[0] != '\0') {
+			QLOG_INFO(SRC,
+			          "link %s: fed by its KME %s, not emulated",
+			          l->cfg->id, l->cfg->kme[0].url);
+			continue;
+		}
 		for (int e = 0; e < 2; e++) {
 			const struct qkdn_net_node *node = e == 0 ? a : b;
 			if ((rv = open_end(l, e, node)) != 0) {
