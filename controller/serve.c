@@ -220,17 +220,17 @@ on_status(struct qkdn_server_req *r, struct qkdn_msg *req)
 }
 
 static const struct qkdn_handler ck_handlers[] = {
-    {QKDN_LINK_STATE, on_link_state_ck, false},
-    {QKDN_NEXT_HOP_REQ, on_next_hop, false},
-    {QKDN_RELAY_REQ_NOTIF, on_relay_req_notif, false},
-    {QKDN_RELAY_REQ_RSP, on_relay_req_rsp, false},
-    {QKDN_ROUTE_QUERY, on_route_query, false},
-    {QKDN_STATUS_REQ, on_status, false},
+    {QKDN_LINK_STATE, on_link_state_ck},
+    {QKDN_NEXT_HOP_REQ, on_next_hop},
+    {QKDN_RELAY_REQ_NOTIF, on_relay_req_notif},
+    {QKDN_RELAY_REQ_RSP, on_relay_req_rsp},
+    {QKDN_ROUTE_QUERY, on_route_query},
+    {QKDN_STATUS_REQ, on_status},
 };
 
 static const struct qkdn_handler cx_handlers[] = {
-    {QKDN_LINK_STATE, on_link_state_cx, false},
-    {QKDN_STATUS_REQ, on_status, false},
+    {QKDN_LINK_STATE, on_link_state_cx},
+    {QKDN_STATUS_REQ, on_status},
 };
 
 int
@@ -249,7 +249,6 @@ ctl_serve_start(struct ctl *c)
 	    .log_src = "ck",
 	    .refusal_level = QKDN_LOG_WARN,
 	    .url = c->central ? net->central_ck_url : nd->ck_url,
-	    .workers = 0,
 	    .recv_max = RECV_MAX,
 	    .slot_size = CTL_ORDER_SLOT,
 	    .handlers = ck_handlers,

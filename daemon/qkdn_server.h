@@ -1,21 +1,21 @@
 /* One REP server skeleton for every qkdn service (Ak, Kx, Ck, Cx; M
  * tomorrow): decode, dispatch by message type, reply; error replies that
- * name the cause; a small pool of worker threads. Clients are nng REQ
- * sockets; the listener is the front (front.c: our code accepts, knows the
- * peer, speaks nng's SP framing on tcp://, tls+tcp:// and ipc://; why not
- * nng's own listeners is said there).
+ * name the cause. Clients are nng REQ sockets; the listener is the front
+ * (front.c: our code accepts, knows the peer, speaks nng's SP framing on
+ * tcp://, tls+tcp:// and ipc://; why not nng's own listeners is said
+ * there).
  *
  * Each connection's thread serves its requests one at a time with a
- * request state (and slot) of its own, running the handler itself unless
- * it is on_worker, and waits for the reply. A handler that touches LMDB
- * or takes a lock that may be held for long is marked on_worker and runs
- * on a worker thread, which replies from there. A handler either replies
- * before it returns (qkdn_server_reply / qkdn_server_error), asks to be
- * called again later with the same request (qkdn_server_retry: that holds
- * only its connection's thread), or keeps the request and replies later
- * from any thread (it returns without replying; the connection then waits,
- * and reads no new request, until it does). Requests served at once are
- * bounded by max_conns.
+ * request state (and slot) of its own: it decodes, runs the handler and
+ * waits for the reply. The thread is the connection's own, so a handler
+ * may touch LMDB or take a lock held for long without holding up other
+ * connections, and no hand-off to another thread adds to a round trip. A
+ * handler either replies before it returns (qkdn_server_reply /
+ * qkdn_server_error), asks to be called again later with the same request
+ * (qkdn_server_retry: that holds only its connection's thread), or keeps
+ * the request and replies later from any thread (it returns without
+ * replying; the connection then waits, and reads no new request, until it
+ * does). Requests served at once are bounded by max_conns.
  *
  * The server owns the decoded request: it stays valid until the reply and
  * is cleared (its key material wiped) after it.
@@ -42,7 +42,6 @@ struct qkdn_server_req; /* one connection's request state */
 struct qkdn_handler {
 	uint32_t type; /* message type it serves */
 	void (*handle)(struct qkdn_server_req *r, struct qkdn_msg *req);
-	bool on_worker; /* touches LMDB or a long-held lock */
 };
 
 /* PEM files of a tls+tcp:// listener (paths as given; read at start). */
@@ -70,7 +69,6 @@ struct qkdn_server_config {
 	int refusal_level;   /* log level of error replies (QKDN_LOG_*) */
 	const char *url;
 	int ipc_mode;     /* file mode of an ipc:// socket; 0: the umask's */
-	int workers;      /* worker threads (0 if no handler needs one) */
 	size_t recv_max;  /* largest request accepted, bytes */
 	size_t slot_size; /* per-context memory for the handlers */
 	const struct qkdn_handler *handlers;
@@ -86,7 +84,7 @@ struct qkdn_server_config {
 int qkdn_server_start(struct qkdn_server **out,
                       const struct qkdn_server_config *cfg)
     __attribute__((warn_unused_result));
-/* Stop receiving, wait for the workers, close. Requests a handler still
+/* Stop receiving, let running handlers finish, close. Requests a handler still
  * holds are abandoned: call after whatever completes them has stopped. */
 void qkdn_server_stop(struct qkdn_server *s);
 

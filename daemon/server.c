@@ -19,9 +19,8 @@ struct qkdn_server_req {
 	struct qkdn_server *srv;
 	struct qkdn_msg req;
 	const struct qkdn_handler *h;
-	struct front_conn *fc;             /* the front's connection */
-	struct qkdn_front_peer peer;       /* that connection's peer */
-	struct qkdn_server_req *next_work; /* in the worker queue */
+	struct front_conn *fc;       /* the front's connection */
+	struct qkdn_front_peer peer; /* that connection's peer */
 	_Alignas(max_align_t) unsigned char slot[];
 };
 
@@ -29,13 +28,6 @@ struct qkdn_server {
 	struct qkdn_server_config cfg;
 	struct qkdn_log_limit refusals; /* anyone who connects can cause them */
 	size_t req_size;                /* one request state with its slot */
-	/* workers: a FIFO of requests whose handler must not run in a
-	 * callback */
-	nng_mtx *mtx;
-	nng_cv *cv;
-	bool stopping;
-	struct qkdn_server_req *head, *tail;
-	nng_thread **threads;
 	/* limits, resolved from the config (INT_MAX / -1: none) */
 	int max_conns, max_per_host, idle_ms;
 	struct qkdn_log_limit conn_refusals;
@@ -48,7 +40,7 @@ struct qkdn_server {
 
 /* A connection of the front: its thread serves one request at a time
  * with this one request state (and slot), and waits here for the reply
- * (from a worker, or whoever holds the request) or a retry. */
+ * (from the handler, or whoever holds the request) or a retry. */
 enum fc_state { FC_BUSY, FC_REPLIED, FC_RETRY };
 struct front_conn {
 	struct qkdn_server *srv;
@@ -145,48 +137,17 @@ qkdn_server_retry(struct qkdn_server_req *r, int ms)
 	front_done(r->fc, FC_RETRY, NULL, ms);
 }
 
-/* Run the request's handler here, or queue it for a worker. */
+/* Run the request's handler on this connection's thread: it is the
+ * connection's own, so a handler may block on LMDB or a lock here without
+ * holding up anyone else's requests, and no hand-off to another thread
+ * adds to the round trip. */
 static void
 handle(struct qkdn_server_req *r)
 {
-	struct qkdn_server *s = r->srv;
-	if (!r->h->on_worker) {
-		r->h->handle(r, &r->req); /* r may be replied to meanwhile */
-		return;
-	}
-	nng_mtx_lock(s->mtx);
-	r->next_work = NULL;
-	if (s->tail != NULL)
-		s->tail->next_work = r;
-	else
-		s->head = r;
-	s->tail = r;
-	nng_cv_wake1(s->cv);
-	nng_mtx_unlock(s->mtx);
+	r->h->handle(r, &r->req); /* r may be replied to meanwhile */
 }
 
-static void
-worker(void *arg)
-{
-	struct qkdn_server *s = arg;
-	nng_mtx_lock(s->mtx);
-	for (;;) {
-		while (s->head == NULL && !s->stopping)
-			nng_cv_wait(s->cv);
-		if (s->stopping)
-			break;
-		struct qkdn_server_req *r = s->head;
-		s->head = r->next_work;
-		if (s->head == NULL)
-			s->tail = NULL;
-		nng_mtx_unlock(s->mtx);
-		r->h->handle(r, &r->req);
-		nng_mtx_lock(s->mtx);
-	}
-	nng_mtx_unlock(s->mtx);
-}
-
-/* Decode the request, and run or queue its handler. */
+/* Decode the request, and run its handler. */
 static void
 dispatch(struct qkdn_server_req *r, nng_msg *nm)
 {
@@ -258,8 +219,8 @@ wait_until(struct front_conn *fc, uint64_t due_ms)
 	pthread_cond_timedwait(&fc->cv, &fc->mtx, &at);
 }
 
-/* One request of a front connection, served as one of the contexts'
- * (decode, handler here or on a worker); waits for its reply. */
+/* One request of a front connection: decode, run the handler here, wait
+ * for its reply. */
 static bool
 front_call(void *conn, nng_msg *req, nng_msg **rsp)
 {
@@ -394,22 +355,6 @@ qkdn_server_start(struct qkdn_server **out,
 		rv = QKDN_E_CONFIG;
 		goto fail;
 	}
-	if (cfg->workers > 0 &&
-	    (s->threads = calloc((size_t)cfg->workers, sizeof(*s->threads))) ==
-	        NULL) {
-		rv = QKDN_E_NOMEM;
-		goto fail;
-	}
-	if ((rv = nng_mtx_alloc(&s->mtx)) != 0 ||
-	    (rv = nng_cv_alloc(&s->cv, s->mtx)) != 0) {
-		rv = qkdn_err_from_nng(rv);
-		goto fail;
-	}
-	for (int i = 0; i < cfg->workers; i++)
-		if ((rv = nng_thread_create(&s->threads[i], worker, s)) != 0) {
-			rv = qkdn_err_from_nng(rv);
-			goto fail;
-		}
 	if ((rv = listen_front(s)) != 0)
 		goto fail;
 	*out = s;
@@ -424,28 +369,12 @@ qkdn_server_stop(struct qkdn_server *s)
 {
 	if (s == NULL)
 		return;
-	/* handlers running on workers finish (and may reply) first; queued
-	 * ones never run */
-	if (s->mtx != NULL) {
-		nng_mtx_lock(s->mtx);
-		s->stopping = true;
-		if (s->cv != NULL)
-			nng_cv_wake(s->cv);
-		nng_mtx_unlock(s->mtx);
-	}
-	for (int i = 0; s->threads != NULL && i < s->cfg.workers; i++)
-		if (s->threads[i] != NULL)
-			nng_thread_destroy(s->threads[i]);
-	/* then the front's connections, which no worker touches now: the
-	 * ones waiting for a reply give up, and every thread is joined */
+	/* the connections waiting for a reply give up; a handler running
+	 * on a connection's thread finishes (and may reply); every thread is
+	 * joined */
 	front_wake_all(s);
 	qkdn_front_stop(s->front);
 	s->front = NULL;
-	if (s->cv != NULL)
-		nng_cv_free(s->cv);
-	if (s->mtx != NULL)
-		nng_mtx_free(s->mtx);
 	pthread_mutex_destroy(&s->fmtx);
-	free(s->threads);
 	free(s);
 }

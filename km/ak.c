@@ -15,8 +15,6 @@
 
 #define SRC "ak"
 
-#define AK_WORKERS 2
-
 struct km_ak {
 	struct qkdn_server *srv;
 };
@@ -210,12 +208,12 @@ handle_status(struct qkdn_server_req *w, struct qkdn_msg *req)
 	qkdn_server_reply(w, &rsp);
 }
 
-/* The key request only checks and queues; fetching by ID commits a
- * tombstone and status reads the store: those run on workers. */
+/* The key request only checks and queues (the link's Kx sender answers
+ * it); fetching by ID commits a tombstone; status reads the store. */
 static const struct qkdn_handler handlers[] = {
-    {QKDN_KEY_REQ, handle_key_req, false},
-    {QKDN_KEY_REQ_ID, handle_key_req_id, true},
-    {QKDN_STATUS_REQ, handle_status, true},
+    {QKDN_KEY_REQ, handle_key_req},
+    {QKDN_KEY_REQ_ID, handle_key_req_id},
+    {QKDN_STATUS_REQ, handle_status},
 };
 
 int
@@ -239,7 +237,6 @@ km_ak_start(struct km *km, struct km_ak **out)
 	    .refusal_level = QKDN_LOG_INFO,
 	    .url = km->node->ak_url,
 	    .ipc_mode = mode,
-	    .workers = AK_WORKERS,
 	    .recv_max = KM_AK_RECV_MAX,
 	    .slot_size = sizeof(struct km_keyreq),
 	    .handlers = handlers,

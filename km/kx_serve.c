@@ -2,8 +2,8 @@
  * destination KM). Decoded and checked (link, SAEs, sizes), the named pool
  * bits read, the tag checked over the bytes that travelled and those bits,
  * then the keys stored with the new in-mark in one transaction, and an
- * acknowledgement sent. It runs on the server's workers: it reads the pool
- * under the KM lock and commits to LMDB. */
+ * acknowledgement sent. It runs on the connection's thread (qkdn_server.h):
+ * it reads the pool under the KM lock and commits to LMDB. */
 #include "kx.h"
 
 #include "kme.h"
@@ -25,7 +25,6 @@
 #define KX_CONNS_FREE     16
 #define KX_CONNS_PER_LINK 4
 #define KX_CONNS_PER_HOST 8
-#define SERVER_WORKERS    2
 #define BLOCK_WAIT_MS     10
 /* A sync may wait for a block that is on its way only if it is at most
  * this many blocks ahead of the newest held (a block the link could not
@@ -332,10 +331,8 @@ km_kx_reply_ack(struct qkdn_server_req *w, int result, uint64_t value,
 }
 
 /* Relay messages come from peer KMs (108, 109) and from the controller
- * (21, 18, 23, 110); every handler touches the KM lock, LMDB or the
- * controller, so they run on workers. */
-/* The Kx sender's liveness probe of an idle link: nothing to look up, so
- * answered in the callback. */
+ * (21, 18, 23, 110). The Kx sender's liveness probe of an idle link (a
+ * status request) is answered at once. */
 static void
 handle_ping(struct qkdn_server_req *w, struct qkdn_msg *req)
 {
@@ -344,15 +341,15 @@ handle_ping(struct qkdn_server_req *w, struct qkdn_msg *req)
 }
 
 static const struct qkdn_handler handlers[] = {
-    {QKDN_STATUS_REQ, handle_ping, false},
-    {QKDN_KEY_SYNC_AUTH, handle_sync, true},
-    {QKDN_KME_KEYS_AUTH, km_kme_handle_auth, true},
-    {QKDN_KEY_RELAY_AUTH, km_relay_handle_auth, true},
-    {QKDN_RELAY_ABORT, km_relay_handle_abort, true},
-    {QKDN_RESERVE_REQ, km_relay_handle_reserve, true},
-    {QKDN_RELAY_REQ, km_relay_handle_relay_req, true},
-    {QKDN_ALLOC_REQ, km_relay_handle_alloc, true},
-    {QKDN_RESERVE_RELEASE, km_relay_handle_release, true},
+    {QKDN_STATUS_REQ, handle_ping},
+    {QKDN_KEY_SYNC_AUTH, handle_sync},
+    {QKDN_KME_KEYS_AUTH, km_kme_handle_auth},
+    {QKDN_KEY_RELAY_AUTH, km_relay_handle_auth},
+    {QKDN_RELAY_ABORT, km_relay_handle_abort},
+    {QKDN_RESERVE_REQ, km_relay_handle_reserve},
+    {QKDN_RELAY_REQ, km_relay_handle_relay_req},
+    {QKDN_ALLOC_REQ, km_relay_handle_alloc},
+    {QKDN_RESERVE_RELEASE, km_relay_handle_release},
 };
 
 int
@@ -368,7 +365,6 @@ km_kx_server_start(struct km *km, struct km_kx_server **out)
 	    .log_src = SRC,
 	    .refusal_level = QKDN_LOG_WARN,
 	    .url = km->node->kx_url,
-	    .workers = SERVER_WORKERS,
 	    .recv_max = KM_KX_RECV_MAX,
 	    .slot_size = sizeof(struct sync_slot),
 	    .handlers = handlers,

@@ -12,7 +12,7 @@
  * km_sync_ack_tag(request tag) under the ack key. Each hop checks the
  * completion of the next under its own ack key before it answers.
  *
- * Threads: the Ak key request and the Kx handlers (server workers) check
+ * Threads: the Ak key request and the Kx handlers (connection threads) check
  * and decide; a hop's round trip runs on the outgoing link's Kx sender
  * thread (kx_send.c), which answers the request held meanwhile (Ak key
  * request, or the previous hop's KEY_RELAY_AUTH, or the controller's 18 /
@@ -62,7 +62,7 @@ void km_relay_tick(struct km *km);
 void km_relay_keyreq(struct km *km, struct qkdn_server_req *w,
                      const struct qkdn_key_req *kr, int dst_node);
 
-/* Kx handlers (on workers). */
+/* Kx handlers. */
 void km_relay_handle_auth(struct qkdn_server_req *w, struct qkdn_msg *req);
 void km_relay_handle_abort(struct qkdn_server_req *w, struct qkdn_msg *req);
 void km_relay_handle_reserve(struct qkdn_server_req *w, struct qkdn_msg *req);

@@ -283,10 +283,10 @@ on_release(struct qkdn_server_req *r, struct qkdn_msg *req)
 }
 
 static const struct qkdn_handler km_handlers[] = {
-    {QKDN_RESERVE_REQ, on_reserve, false},
-    {QKDN_RELAY_REQ, on_relay, false},
-    {QKDN_ALLOC_REQ, on_alloc, false},
-    {QKDN_RESERVE_RELEASE, on_release, false},
+    {QKDN_RESERVE_REQ, on_reserve},
+    {QKDN_RELAY_REQ, on_relay},
+    {QKDN_ALLOC_REQ, on_alloc},
+    {QKDN_RESERVE_RELEASE, on_release},
 };
 
 static int

@@ -43,7 +43,7 @@ handle_status(struct qkdn_server_req *r, struct qkdn_msg *req)
 }
 
 static const struct qkdn_handler handlers[] = {
-    {QKDN_STATUS_REQ, handle_status, true},
+    {QKDN_STATUS_REQ, handle_status},
 };
 
 static int
@@ -64,7 +64,6 @@ main(int argc, char **argv)
 	    .name = "Echo",
 	    .log_src = SRC,
 	    .refusal_level = QKDN_LOG_INFO,
-	    .workers = 2,
 	    .recv_max = 4096,
 	    .slot_size = sizeof(struct slot),
 	    .handlers = handlers,
