@@ -124,21 +124,6 @@ keys_per_block(const struct qkdn_net_link *lc, uint32_t klen)
 	                  klen);
 }
 
-/* The tag of a KME_KEYS: one-time Poly1305 under the material's first 32
- * bytes, over the message bytes and the rest of the material. */
-static void
-keys_tag(uint8_t tag[16], const uint8_t *msg, size_t len, const uint8_t *mat,
-         size_t total)
-{
-	crypto_onetimeauth_state st;
-	crypto_onetimeauth_init(&st, mat);
-	crypto_onetimeauth_update(&st, msg, len);
-	crypto_onetimeauth_update(&st, mat + KM_SYNC_MAC_KEY_BYTES,
-	                          total - KM_SYNC_MAC_KEY_BYTES);
-	crypto_onetimeauth_final(&st, tag);
-	sodium_memzero(&st, sizeof(st));
-}
-
 /* Store one block of the link and add it to the pool (both ends alike). */
 static int
 add_block(struct km_kme *k, uint64_t blk, const uint8_t *bytes)
@@ -199,7 +184,7 @@ seal_keys(struct km_kme *k, uint64_t blk, uint32_t bits, qkdn_uuid *ids,
 	m.u.kme_keys.ids.v = ids;
 	int rv = qkdn_msg_encode(&m, qkdn_buf_write, &body);
 	if (rv == 0) {
-		keys_tag(tag, body.data, body.len, mat, total);
+		km_mac_bits_tag(tag, body.data, body.len, mat, total);
 		struct qkdn_msg a = {.type = QKDN_KME_KEYS_AUTH};
 		a.u.kme_keys_auth.keys.len = (uint32_t)body.len;
 		a.u.kme_keys_auth.keys.ptr = body.data;
@@ -450,7 +435,7 @@ take_keys(struct km_kme *k, const struct qkdn_kme_keys_auth *a,
 		goto out;
 	}
 	set_up(k);
-	keys_tag(tag, a->keys.ptr, a->keys.len, mat, total);
+	km_mac_bits_tag(tag, a->keys.ptr, a->keys.len, mat, total);
 	if (a->tag.len != sizeof(tag) ||
 	    crypto_verify_16(tag, a->tag.ptr) != 0) {
 		static struct qkdn_log_limit forged;

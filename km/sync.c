@@ -10,13 +10,13 @@ _Static_assert(KM_SYNC_MAC_KEY_BYTES == crypto_onetimeauth_KEYBYTES,
                "the MAC key is one Poly1305 key");
 _Static_assert(crypto_onetimeauth_BYTES == 16, "a tag is 16 bytes");
 
-static void
-mac(uint8_t tag[crypto_onetimeauth_BYTES], const uint8_t *sync, size_t sync_len,
-    const uint8_t *bits, size_t len)
+void
+km_mac_bits_tag(uint8_t tag[16], const uint8_t *msg, size_t msg_len,
+                const uint8_t *bits, size_t len)
 {
 	crypto_onetimeauth_state st;
 	crypto_onetimeauth_init(&st, bits);
-	crypto_onetimeauth_update(&st, sync, sync_len);
+	crypto_onetimeauth_update(&st, msg, msg_len);
 	crypto_onetimeauth_update(&st, bits + KM_SYNC_MAC_KEY_BYTES,
 	                          len - KM_SYNC_MAC_KEY_BYTES);
 	crypto_onetimeauth_final(&st, tag);
@@ -33,7 +33,7 @@ km_sync_seal(const struct qkdn_msg *sync, const uint8_t *bits, size_t len,
 		return QKDN_E_INTERNAL;
 	int rv = qkdn_msg_encode(sync, qkdn_buf_write, &body);
 	if (rv == 0) {
-		mac(tag, body.data, body.len, bits, len);
+		km_mac_bits_tag(tag, body.data, body.len, bits, len);
 		struct qkdn_msg m = {.type = QKDN_KEY_SYNC_AUTH,
 		                     .req_id = sync->req_id};
 		m.u.key_sync_auth.sync.len = (uint32_t)body.len;
@@ -70,7 +70,7 @@ km_sync_verify(const struct qkdn_key_sync_auth *auth, const uint8_t *bits,
 	uint8_t tag[crypto_onetimeauth_BYTES];
 	if (auth->tag.len != sizeof(tag) || len < KM_SYNC_KEYS_AT)
 		return QKDN_E_AUTH_FAILED;
-	mac(tag, auth->sync.ptr, auth->sync.len, bits, len);
+	km_mac_bits_tag(tag, auth->sync.ptr, auth->sync.len, bits, len);
 	int rv =
 	    crypto_verify_16(tag, auth->tag.ptr) == 0 ? 0 : QKDN_E_AUTH_FAILED;
 	sodium_memzero(tag, sizeof(tag));

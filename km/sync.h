@@ -48,6 +48,12 @@ int km_sync_ack_verify(const uint8_t *ack, size_t ack_len,
                        const uint8_t sync_tag[16], const uint8_t *ack_key)
     __attribute__((warn_unused_result));
 
+/* The tag of a sync (and of a KME_KEYS): one-time Poly1305 under bits'
+ * first 32 bytes (the MAC key) over msg, then the rest of bits (the
+ * acknowledgement key and the keys: len bytes in all). */
+void km_mac_bits_tag(uint8_t tag[16], const uint8_t *msg, size_t msg_len,
+                     const uint8_t *bits, size_t len);
+
 /* The same one-time Poly1305 MAC over any message: a KEY_RELAY_AUTH tag is
  * over exactly the encoded KEY_RELAY bytes under the hop's MAC key (the
  * first 32 bytes of its pool bits). The completion (RELAY_DONE_NOTIF) tag
