@@ -1,5 +1,6 @@
 #include "ctl_client.h"
 
+#include "kme.h"
 #include "kx.h"
 #include "qkdn_clock.h"
 #include "qkdn_err.h"
@@ -164,7 +165,11 @@ build_report(struct km_ctl *c, struct qkdn_msg *m)
 		memcpy(s->link, l->conf->id, sizeof(s->link));
 		memcpy(s->a, km->node->id, sizeof(s->a));
 		memcpy(s->b, km->net->nodes[l->peer].id, sizeof(s->b));
-		s->up = km_kx_link_up(l->kx);
+		/* the up test of STATUS (km/node.c): a link whose KME is down
+		 * gets no new key, and the controller sees it down too */
+		char why[QKDN_REASON_MAX];
+		s->up =
+		    km_kx_link_up(l->kx) && !km_kme_down(l, why, sizeof(why));
 		s->a_out = km_pool_out_avail(&l->pool);
 		s->rate_bps = l->conf->rate_bps;
 	}

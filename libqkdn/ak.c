@@ -39,6 +39,7 @@
 static_assert(QKDN_AK_NAME_MAX == QKDN_NAME_MAX, "name size");
 static_assert(QKDN_AK_KEY_BYTES_MAX == QKDN_KEY_BYTES_MAX, "key size");
 static_assert(QKDN_AK_KEYS_MAX == QKDN_KEYS_MAX, "keys per call");
+static_assert(QKDN_AK_REASON_MAX == QKDN_REASON_MAX, "reason size");
 static_assert(sizeof(qkdn_key_id) == sizeof(qkdn_uuid), "key ID size");
 
 struct qkdn_ak {
@@ -517,6 +518,7 @@ qkdn_ak_status(struct qkdn_ak *ak, struct qkdn_ak_status *out)
 		to->in_sync = from->out_of_sync == 0;
 		to->sync_failures = from->sync_failures;
 		to->out_max_bytes = from->out_max;
+		memcpy(to->down, from->down, sizeof(to->down));
 	}
 	out->limits = (struct qkdn_ak_limits){
 	    .max_keys = s->keys_max,

@@ -28,6 +28,7 @@
 #define QKDN_AK_KEY_BYTES_MAX 1024 /* one key: up to 8192 bits */
 #define QKDN_AK_KEYS_MAX      4096 /* keys or key IDs in one call */
 #define QKDN_KEY_ID_TEXT_LEN  37   /* 36 characters and the NUL */
+#define QKDN_AK_REASON_MAX    256  /* reasons: up to 255 bytes, NUL */
 
 struct qkdn_ak;
 
@@ -107,6 +108,9 @@ struct qkdn_ak_link_status {
 	bool in_sync;                /* the last key sync authenticated */
 	uint64_t sync_failures;      /* key syncs that failed authentication */
 	uint64_t out_max_bytes;      /* cap on out_bytes (0: not reported) */
+	/* why the link is down at this node when its keys come from an ETSI
+	 * 014 KME that fails ("" otherwise, and from an older KM) */
+	char down[QKDN_AK_REASON_MAX];
 };
 
 /* Key relay as one KM saw it (a KM that reports none leaves it zero). */

@@ -27,7 +27,10 @@ echo "lintian: $(grep -c '^E: ' "$TMP/lintian.out") errors, $(grep -c '^W: ' "$T
 
 # ---- dependencies come from the libraries actually linked ----
 deps=$(dpkg-deb -f "$PKG_DIR"/qkdn-km_*.deb Depends)
-for lib in libnng1 liblmdb0 libsodium23 libssl3 libmsgpackc2; do
+# libcurl (KME client) and cJSON in the KM; libevent's three in the
+# ETSI 014 gateway, which qkdn-km ships too
+for lib in libnng1 liblmdb0 libsodium23 libssl3 libmsgpackc2 libcurl4 \
+	libcjson1 libevent-2.1-7 libevent-openssl-2.1-7 libevent-pthreads-2.1-7; do
 	grep -q "$lib" <<<"$deps" || fail "qkdn-km does not depend on $lib: $deps"
 done
 deps=$(dpkg-deb -f "$PKG_DIR"/openssl-qkdn-provider_*.deb Depends)
@@ -157,20 +160,32 @@ grep -q 'stopping' "$RUN/km-A.log" || fail "KM A did not log its stop"
 # ---- journald form: "<N>" priority, no timestamp, only when stderr is
 # the journal stream ----
 write_net 8000000 # the file above is broken on purpose
+# emulator_logs LOG: the installed emulator, told by JOURNAL_STREAM that
+# its stderr is the journal when it is $jlog, logs into LOG, then stops
+# (status 0 on SIGTERM)
 jlog="$TMP/journal.log"
-: >"$jlog"
 mkdir -p "$TMP/jrun"
-JOURNAL_STREAM=$(stat -c '%d:%i' "$jlog") /usr/bin/qkdn-qkdsim \
-	--config "$CFG" --run-dir "$TMP/jrun" 2>>"$jlog" &
-sim=$!
-PKG_STOP+=("kill $sim")
-wait_for 10 grep -q . "$jlog" || fail "the emulator logged nothing"
-kill -TERM "$sim"
-st=0
-wait "$sim" || st=$?
-[ "$st" = 0 ] || fail "the emulator exited with $st on SIGTERM"
+emulator_logs() {
+	: >"$1"
+	JOURNAL_STREAM=$(stat -c '%d:%i' "$jlog") /usr/bin/qkdn-qkdsim \
+		--config "$CFG" --run-dir "$TMP/jrun" 2>>"$1" &
+	local sim=$! st=0
+	PKG_STOP+=("kill $sim")
+	wait_for 10 grep -q . "$1" || fail "the emulator logged nothing"
+	kill -TERM "$sim"
+	wait "$sim" || st=$?
+	[ "$st" = 0 ] || fail "the emulator exited with $st on SIGTERM"
+}
+emulator_logs "$jlog"
 grep -qE '^<6>qkdsim info \[' "$jlog" || fail "no journald lines: $(head -n 3 "$jlog")"
 ! grep -qE '^[0-9]{4}-' "$jlog" || fail "journald lines carry a time: $(head -n 3 "$jlog")"
 grep -qE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T' "$RUN/km-A.log" ||
 	fail "a log file that is not the journal lost its times"
+# a child that inherits JOURNAL_STREAM with its stderr elsewhere keeps
+# plain, timed lines
+nlog="$TMP/not-journal.log"
+emulator_logs "$nlog"
+grep -qE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T' "$nlog" ||
+	fail "stderr not the journal, JOURNAL_STREAM inherited: lines lost their times: $(head -n 3 "$nlog")"
+! grep -qE '^<[0-9]>' "$nlog" || fail "journald prefixes on a stderr that is not the journal: $(head -n 3 "$nlog")"
 echo "OK"

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <netdb.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -544,6 +545,25 @@ out:
 	return rv;
 }
 
+/* How long a gateway's port has to accept a connection: a blocking
+ * connect to a host that drops SYNs would hang net status for minutes. */
+#define PROBE_GW_MS 500
+
+/* Connect the non-blocking fd within PROBE_GW_MS: 0, or -1. */
+static int
+connect_within(int fd, const struct addrinfo *ai)
+{
+	struct pollfd p = {.fd = fd, .events = POLLOUT};
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+		return 0;
+	if (errno != EINPROGRESS || poll(&p, 1, PROBE_GW_MS) != 1 ||
+	    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0)
+		return -1;
+	return 0;
+}
+
 /* A gateway is up once its port accepts a TCP connection. */
 static int
 probe_gw(void *arg)
@@ -558,10 +578,10 @@ probe_gw(void *arg)
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
 	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0)
 		return QKDN_E_CONFIG;
-	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int rv = fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0
-	             ? 0
-	             : QKDN_E_UNREACHABLE;
+	int fd = socket(ai->ai_family,
+	                SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int rv =
+	    fd >= 0 && connect_within(fd, ai) == 0 ? 0 : QKDN_E_UNREACHABLE;
 	if (fd >= 0)
 		close(fd);
 	freeaddrinfo(ai);

@@ -138,6 +138,11 @@ status_text(const struct qkdn_ak_status *s)
 		link_cells(&s->links[i], cell);
 		print_row(cell, width);
 	}
+	/* a reason is too long for a column: one line per link below */
+	for (size_t i = 0; i < s->n_links; i++)
+		if (s->links[i].down[0] != '\0')
+			printf("link %s down: %s\n", s->links[i].link,
+			       s->links[i].down);
 }
 
 static cJSON *
@@ -164,6 +169,10 @@ status_json(const struct qkdn_ak_status *s)
 		cJSON_AddNumberToObject(o, "sync_failures",
 		                        (double)l->sync_failures);
 		cJSON_AddNumberToObject(o, "out_max", (double)l->out_max_bytes);
+		if (l->down[0] != '\0')
+			cJSON_AddStringToObject(o, "down", l->down);
+		else
+			cJSON_AddNullToObject(o, "down");
 		cJSON_AddItemToArray(links, o);
 	}
 	cJSON_AddItemToObject(doc, "relay", relay_json(&s->relay));
