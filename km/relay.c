@@ -1,8 +1,9 @@
 /* Key relay: see relay.h for the design and relay-spec.md for the
- * messages. This file decides (checks, routes, holds, stores); kx_send.c
- * carries each outgoing hop on its link's sender thread and calls back
- * hop_done() there. */
-#include "relay.h"
+ * messages. This file decides (checks, routes, stores) for relays of key
+ * requests (I.5a, I.5b) and their hops; reserve.c does the reservation
+ * scheme (I.4b); kx_send.c carries each outgoing hop on its link's sender
+ * thread and calls back relay_hop_done() there. */
+#include "relay_int.h"
 
 #include "ctl_client.h"
 #include "kx.h"
@@ -25,95 +26,20 @@
 #define KEYS_AT KM_SYNC_KEYS_AT
 /* a 109 is best effort: a short deadline on the control thread */
 #define ABORT_MS 300
-/* relays remembered for a 109 that may follow (destination: which keys;
- * intermediate: where they went) */
-#define RECENT_MAX 256
 /* retried as a KEY_SYNC waiting for a block is */
 #define BLOCK_WAIT_MS 10
 
-enum role {
-	R_SOURCE,  /* an Ak key request (I.5a / I.5b) */
-	R_FORWARD, /* an intermediate node's outgoing hop */
-	R_KM2,     /* I.4b: KM2 relays the reserved keys (18) */
-	R_RESERVE, /* I.4b: KM1's reservation hop to KM2 (21) */
-};
-
-struct relay {
-	struct km_hop h; /* first: hop_done() gets &r->h */
-	struct km *km;
-	enum role role;
-	struct qkdn_server_req *w; /* the request held until the relay ends */
-	/* R_FORWARD: the incoming hop's tag (16) and ack key (32), for the
-	 * completion this node owes its previous hop (sodium_malloc) */
-	uint8_t *in;
-	int dst_node;
-	struct km_ctl_routes *routes; /* R_SOURCE, centralized */
-	uint32_t route_at;
-	bool routed; /* the central controller routed it: 20 at the end */
-	qkdn_uuid resid;
-};
-
-enum job_kind { J_START, J_NOTIFY, J_ABORT };
-
-struct job {
-	struct job *next;
-	enum job_kind kind;
-	struct relay *r; /* J_START */
-	qkdn_uuid rid;
-	int result; /* J_NOTIFY */
-	int node;   /* J_ABORT: whom to tell */
-	uint32_t n;
-	qkdn_uuid *ids;
-	char why[QKDN_REASON_MAX];
-};
-
-/* Reserved keys (I.4b), held in memory only: never in the store, never
- * handed out before allocation. */
-struct hold {
-	struct hold *next;
-	qkdn_uuid resid;
-	bool km1;  /* KM1's copy (allocated by 23) or KM2's (relayed by 18) */
-	bool used; /* allocated or relayed: kept until expiry, keys gone */
-	int peer;  /* the other end of the reservation hop */
-	int dst_node; /* KM1: the reservation's destination */
-	uint64_t expires_ms;
-	uint32_t count, bits;
-	qkdn_uuid *ids;
-	uint8_t *keys; /* sodium_malloc */
-};
-
-struct recent {
-	bool valid;
-	qkdn_uuid rid;
-	int prev, next; /* next -1: delivered here */
-	qkdn_name dst_sae;
-	uint32_t n;
-	qkdn_uuid *ids;
-};
-
-struct km_relay {
-	struct km *km;
-	nng_mtx *mtx; /* never held with the KM lock */
-	nng_cv *cv;
-	nng_thread *thread;
-	bool stopping;
-	struct job *head, *tail;
-	struct hold *holds;
-	struct recent recent[RECENT_MAX];
-	size_t recent_at;
-};
-
-static bool
-uuid_eq(const qkdn_uuid *a, const qkdn_uuid *b)
+bool
+relay_uuid_eq(const qkdn_uuid *a, const qkdn_uuid *b)
 {
 	return memcmp(a->b, b->b, sizeof(a->b)) == 0;
 }
 
-static bool
-uuid_zero(const qkdn_uuid *a)
+bool
+relay_uuid_zero(const qkdn_uuid *a)
 {
 	static const qkdn_uuid z;
-	return uuid_eq(a, &z);
+	return relay_uuid_eq(a, &z);
 }
 
 static size_t
@@ -122,7 +48,7 @@ key_bytes(const struct km_hop *h)
 	return (size_t)h->count * (h->bits / 8);
 }
 
-static void
+void
 relay_free(struct relay *r)
 {
 	if (r == NULL)
@@ -138,7 +64,7 @@ relay_free(struct relay *r)
 }
 
 /* A relay with room for count keys of bits and their IDs. */
-static struct relay *
+struct relay *
 relay_new(struct km *km, enum role role, uint32_t count, uint32_t bits)
 {
 	struct relay *r = calloc(1, sizeof(*r));
@@ -157,8 +83,8 @@ relay_new(struct km *km, enum role role, uint32_t count, uint32_t bits)
 	return r;
 }
 
-static void
-set_route(struct relay *r, const int *nodes, uint32_t n)
+void
+relay_set_route(struct relay *r, const int *nodes, uint32_t n)
 {
 	const struct qkdn_net *net = r->km->net;
 	r->h.route_n = n;
@@ -243,7 +169,7 @@ recent_add(struct km *km, const qkdn_uuid *rid, int prev, int next,
 /* --- the source: an application's key request --------------------------- */
 
 /* The relay of an Ak key request is over: hand out the keys only now, on a
- * completion that verified (hop_done), or refuse. */
+ * completion that verified (relay_hop_done), or refuse. */
 static void
 finish_source(struct relay *r, int rv, const char *why)
 {
@@ -281,8 +207,6 @@ finish_source(struct relay *r, int rv, const char *why)
 	relay_free(r);
 }
 
-static void hop_done(struct km_hop *h, int rv, const char *why);
-
 /* Hand the first hop of the next usable route to its link's sender. */
 static void
 submit_route(struct relay *r)
@@ -292,7 +216,7 @@ submit_route(struct relay *r)
 		const struct km_ctl_route *rt = &r->routes->v[r->route_at];
 		struct km_link *l = km_link_to(km, rt->node[1]);
 		if (l != NULL) {
-			set_route(r, rt->node, rt->n);
+			relay_set_route(r, rt->node, rt->n);
 			km_kx_submit_hop(km, l, &r->h);
 			return;
 		}
@@ -346,7 +270,7 @@ start_source(struct relay *r)
 		return;
 	}
 	int route[2] = {km->self, next};
-	set_route(r, route, 2);
+	relay_set_route(r, route, 2);
 	km_kx_submit_hop(km, l, &r->h);
 }
 
@@ -384,7 +308,7 @@ km_relay_keyreq(struct km *km, struct qkdn_server_req *w,
 	r->h.hop = 1;
 	r->h.keys_from_pad = true;
 	r->h.deadline_ms = qkdn_now_ms() + km->node->kx_timeout_ms;
-	r->h.done = hop_done;
+	r->h.done = relay_hop_done;
 	j->kind = J_START;
 	j->r = r;
 	struct km_relay *e = km->relay;
@@ -421,8 +345,8 @@ reply_done(struct qkdn_server_req *w, const struct km_hop *h,
 	qkdn_server_reply(w, &m);
 }
 
-static void
-reply_relay_req_rsp(struct relay *r, int rv)
+void
+relay_reply_req_rsp(struct relay *r, int rv)
 {
 	struct qkdn_msg m = {.type = QKDN_RELAY_REQ_RSP};
 	m.u.relay_req_rsp.relay_id = r->h.relay_id;
@@ -432,10 +356,8 @@ reply_relay_req_rsp(struct relay *r, int rv)
 	qkdn_server_reply(r->w, &m);
 }
 
-static void add_hold(struct km *km, struct hold *h);
-
-static void
-hop_done(struct km_hop *h, int rv, const char *why)
+void
+relay_hop_done(struct km_hop *h, int rv, const char *why)
 {
 	struct relay *r = (struct relay *)h;
 	struct km *km = r->km;
@@ -476,7 +398,7 @@ hop_done(struct km_hop *h, int rv, const char *why)
 			atomic_fetch_add(&km->rc.failed, 1);
 			QLOG_WARN(SRC, "reserved keys not relayed: %s", why);
 		}
-		reply_relay_req_rsp(r, rv);
+		relay_reply_req_rsp(r, rv);
 		relay_free(r);
 		return;
 	case R_RESERVE:
@@ -518,7 +440,7 @@ hop_done(struct km_hop *h, int rv, const char *why)
 	                   .keys = h->keys};
 	h->ids = NULL;
 	h->keys = NULL;
-	add_hold(km, k);
+	relay_hold_add(km, k);
 	atomic_fetch_add(&km->rc.reservations, 1);
 	qkdn_server_reply(r->w, &m);
 	relay_free(r);
@@ -650,36 +572,6 @@ check_relay(struct qkdn_server_req *w, struct km *km,
 	return 0;
 }
 
-static void
-add_hold(struct km *km, struct hold *h)
-{
-	struct km_relay *e = km->relay;
-	nng_mtx_lock(e->mtx);
-	h->next = e->holds;
-	e->holds = h;
-	nng_mtx_unlock(e->mtx);
-}
-
-/* With e->mtx. */
-static struct hold *
-find_hold(struct km_relay *e, const qkdn_uuid *resid, bool km1)
-{
-	for (struct hold *h = e->holds; h != NULL; h = h->next)
-		if (h->km1 == km1 && uuid_eq(&h->resid, resid))
-			return h;
-	return NULL;
-}
-
-static void
-hold_wipe(struct hold *h)
-{
-	if (h->keys != NULL)
-		sodium_free(h->keys);
-	h->keys = NULL;
-	free(h->ids);
-	h->ids = NULL;
-}
-
 /* The keys of a relay ending here: stored for dst_sae with the in-mark in
  * one transaction, or (a reservation hop) held in memory. */
 static int
@@ -702,7 +594,7 @@ deliver(struct km *km, const struct qkdn_key_relay *kr, const struct checked *c,
 		                   .ids = malloc(n * sizeof(qkdn_uuid)),
 		                   .keys = sodium_malloc((size_t)n * klen)};
 		if (h->ids == NULL || h->keys == NULL) {
-			hold_wipe(h);
+			relay_hold_wipe(h);
 			free(h);
 			return QKDN_E_NOMEM;
 		}
@@ -710,14 +602,14 @@ deliver(struct km *km, const struct qkdn_key_relay *kr, const struct checked *c,
 		memcpy(h->keys, keys, (size_t)n * klen);
 		struct km_relay *e = km->relay;
 		nng_mtx_lock(e->mtx);
-		bool dup = find_hold(e, &h->resid, false) != NULL;
+		bool dup = relay_hold_find(e, &h->resid, false) != NULL;
 		if (!dup) {
 			h->next = e->holds;
 			e->holds = h;
 		}
 		nng_mtx_unlock(e->mtx);
 		if (dup) {
-			hold_wipe(h);
+			relay_hold_wipe(h);
 			free(h);
 			snprintf(why, whylen, "reservation held already");
 			return QKDN_E_REPLAY;
@@ -748,7 +640,7 @@ deliver(struct km *km, const struct qkdn_key_relay *kr, const struct checked *c,
 }
 
 /* An intermediate node: pass the keys on. Returns 0 once the outgoing hop
- * is queued (the request is then held and answered by hop_done). */
+ * is queued (the request is then held and answered by relay_hop_done). */
 static int
 forward(struct qkdn_server_req *w, struct km *km,
         const struct qkdn_key_relay_auth *a, const struct qkdn_key_relay *kr,
@@ -805,14 +697,14 @@ forward(struct qkdn_server_req *w, struct km *km,
 	}
 	r->w = w;
 	r->h.relay_id = kr->relay_id;
-	set_route(r, c->idx, c->next < 0 ? kr->route.n + 1 : kr->route.n);
+	relay_set_route(r, c->idx, c->next < 0 ? kr->route.n + 1 : kr->route.n);
 	r->h.hop = kr->hop + 1;
 	memcpy(r->h.src_sae, kr->src_sae, sizeof(r->h.src_sae));
 	memcpy(r->h.dst_sae, kr->dst_sae, sizeof(r->h.dst_sae));
 	memcpy(r->h.ids, kr->ids.v, kr->ids.n * sizeof(qkdn_uuid));
 	memcpy(r->h.keys, bits + KEYS_AT, key_bytes(&r->h));
 	r->h.deadline_ms = now + kr->ttl_ms - margin;
-	r->h.done = hop_done;
+	r->h.done = relay_hop_done;
 	memcpy(r->in, a->tag.ptr, 16);
 	memcpy(r->in + 16, bits + KM_SYNC_MAC_KEY_BYTES, 32);
 	recent_add(km, &kr->relay_id, c->idx[kr->hop - 1], next, kr->dst_sae,
@@ -912,7 +804,7 @@ km_relay_handle_auth(struct qkdn_server_req *w, struct qkdn_msg *req)
 		if (rv != 0)
 			goto refuse;
 		qkdn_msg_clear(&m);
-		return; /* held: hop_done answers */
+		return; /* held: relay_hop_done answers */
 	}
 	if ((rv = deliver(km, kr, &c, keys, why, sizeof(why))) != 0)
 		goto refuse;
@@ -953,7 +845,7 @@ km_relay_handle_abort(struct qkdn_server_req *w, struct qkdn_msg *req)
 	for (size_t i = 0; i < RECENT_MAX; i++) {
 		struct recent *y = &e->recent[i];
 		/* only the node that sent the relay here may abort it */
-		if (y->valid && uuid_eq(&y->rid, &ab->relay_id) &&
+		if (y->valid && relay_uuid_eq(&y->rid, &ab->relay_id) &&
 		    (cert == NULL ||
 		     strcmp(cert, km->net->nodes[y->prev].id) == 0)) {
 			x = *y;
@@ -964,7 +856,7 @@ km_relay_handle_abort(struct qkdn_server_req *w, struct qkdn_msg *req)
 	}
 	for (struct hold **p = &e->holds; *p != NULL; p = &(*p)->next)
 		if (!(*p)->km1 && !(*p)->used &&
-		    uuid_eq(&(*p)->resid, &ab->relay_id) &&
+		    relay_uuid_eq(&(*p)->resid, &ab->relay_id) &&
 		    (cert == NULL ||
 		     strcmp(cert, km->net->nodes[(*p)->peer].id) == 0)) {
 			gone = *p;
@@ -973,7 +865,7 @@ km_relay_handle_abort(struct qkdn_server_req *w, struct qkdn_msg *req)
 		}
 	nng_mtx_unlock(e->mtx);
 	if (gone != NULL) {
-		hold_wipe(gone);
+		relay_hold_wipe(gone);
 		free(gone);
 	}
 	if (x.valid && x.next < 0) {
@@ -997,308 +889,6 @@ km_relay_handle_abort(struct qkdn_server_req *w, struct qkdn_msg *req)
 	if (x.valid || gone != NULL)
 		QLOG_INFO(SRC, "relay aborted by the previous hop: %s",
 		          ab->reason[0] ? ab->reason : "no reason given");
-	km_kx_reply_ack(w, 0, 0, NULL);
-}
-
-/* --- I.4b: reservation, relay of reserved keys, allocation, release ----- */
-
-void
-km_relay_handle_reserve(struct qkdn_server_req *w, struct qkdn_msg *req)
-{
-	struct km *km = qkdn_server_arg(w);
-	const struct qkdn_reserve_req *q = &req->u.reserve_req;
-	const struct qkdn_net *net = km->net;
-	char why[QKDN_REASON_MAX];
-	int next = qkdn_net_node_index(net, q->next_hop);
-	int dst = qkdn_net_node_index(net, q->dst_node);
-	struct km_link *l = next >= 0 ? km_link_to(km, next) : NULL;
-	int rv;
-	if (l == NULL || dst < 0 || dst == km->self) {
-		snprintf(why, sizeof(why),
-		         "node %s has no link to %.63s, or %.63s is no "
-		         "destination",
-		         km->node->id, q->next_hop, q->dst_node);
-		qkdn_server_error(w, QKDN_E_BAD_REQUEST, why);
-		return;
-	}
-	if ((uint64_t)q->count * (q->bits / 8) > KM_KX_BATCH_BYTES ||
-	    q->bits % 8 != 0) {
-		snprintf(why, sizeof(why), "%u keys of %u bits: too many",
-		         q->count, q->bits);
-		qkdn_server_error(w, QKDN_E_TOO_LARGE, why);
-		return;
-	}
-	struct km_relay *e = km->relay;
-	nng_mtx_lock(e->mtx);
-	bool dup = find_hold(e, &q->reservation_id, true) != NULL;
-	nng_mtx_unlock(e->mtx);
-	struct relay *r =
-	    dup ? NULL : relay_new(km, R_RESERVE, q->count, q->bits);
-	if (r == NULL) {
-		rv = dup ? QKDN_E_REPLAY : QKDN_E_NOMEM;
-		qkdn_server_error(
-		    w, rv, dup ? "reservation made already" : "out of memory");
-		return;
-	}
-	r->w = w;
-	r->resid = q->reservation_id;
-	r->dst_node = dst;
-	r->h.relay_id = q->reservation_id;
-	int route[2] = {km->self, next};
-	set_route(r, route, 2);
-	r->h.hop = 1;
-	/* 21 names no SAEs: the hop names KM1 and the destination node */
-	memcpy(r->h.src_sae, km->node->id, sizeof(r->h.src_sae));
-	memcpy(r->h.dst_sae, net->nodes[dst].id, sizeof(r->h.dst_sae));
-	qkdn_uuid_v7(r->h.ids, q->count);
-	r->h.keys_from_pad = true;
-	r->h.hold_ttl_ms = q->ttl_ms;
-	r->h.deadline_ms = qkdn_now_ms() + km->node->kx_timeout_ms;
-	r->h.done = hop_done;
-	km_kx_submit_hop(km, l, &r->h);
-}
-
-/* KM2 stores reserved keys whose destination is this node itself. */
-static int
-store_here(struct km *km, const struct qkdn_relay_req *q, struct hold *k)
-{
-	uint32_t klen = k->bits / 8;
-	struct km_key_record *recs = calloc(k->count, sizeof(*recs));
-	if (recs == NULL)
-		return QKDN_E_NOMEM;
-	uint64_t expires = km_wall_ms() + (uint64_t)km->node->key_ttl_s * 1000;
-	for (uint32_t i = 0; i < k->count; i++)
-		recs[i] =
-		    (struct km_key_record){.id = k->ids[i],
-		                           .src_sae = q->src_sae,
-		                           .dst_sae = q->dst_sae,
-		                           .expires_ms = expires,
-		                           .len = klen,
-		                           .bytes = k->keys + (size_t)i * klen};
-	int rv = km_store_keys_put(km->st, recs, k->count, NULL, NULL);
-	free(recs);
-	return rv;
-}
-
-void
-km_relay_handle_relay_req(struct qkdn_server_req *w, struct qkdn_msg *req)
-{
-	struct km *km = qkdn_server_arg(w);
-	const struct qkdn_net *net = km->net;
-	const struct qkdn_relay_req *q = &req->u.relay_req;
-	struct km_relay *e = km->relay;
-	char why[QKDN_REASON_MAX];
-	int idx[QKDN_ROUTE_MAX], rv = QKDN_E_BAD_REQUEST;
-	if (uuid_zero(&q->reservation_id)) {
-		qkdn_server_error(
-		    w, QKDN_E_UNSUPPORTED,
-		    "a key relay request without a reservation is "
-		    "for a source KM's notification only");
-		return;
-	}
-	const struct qkdn_route *rt =
-	    q->routes.n > 0 ? &q->routes.v[0].nodes : NULL;
-	int dst = qkdn_net_sae_index(net, q->dst_sae);
-	bool ok = rt != NULL && rt->n >= 2 && dst >= 0;
-	for (uint32_t k = 0; ok && k < rt->n; k++)
-		ok = (idx[k] = qkdn_net_node_index(net, rt->v[k])) >= 0;
-	if (!ok || idx[1] != km->self ||
-	    idx[rt->n - 1] != net->saes[dst].node) {
-		snprintf(why, sizeof(why),
-		         "the route must run from KM1 through node %s to the "
-		         "node of SAE %.63s",
-		         km->node->id, q->dst_sae);
-		qkdn_server_error(w, rv, why);
-		return;
-	}
-	/* take the held keys: from now on they are this relay's */
-	nng_mtx_lock(e->mtx);
-	struct hold *k = find_hold(e, &q->reservation_id, false);
-	bool usable =
-	    k != NULL && !k->used && k->peer == idx[0] &&
-	    (q->bits == 0 || q->bits == k->bits) &&
-	    (q->ids.n == 0 ||
-	     (q->ids.n == k->count &&
-	      memcmp(q->ids.v, k->ids, k->count * sizeof(qkdn_uuid)) == 0));
-	struct hold taken = {0};
-	rv = usable                 ? 0
-	     : k != NULL && k->used ? QKDN_E_ALREADY_SUPPLIED
-	                            : QKDN_E_UNKNOWN_KEY_ID;
-	if (usable) {
-		taken = *k;
-		k->used = true;
-		k->keys = NULL;
-		k->ids = NULL;
-	}
-	nng_mtx_unlock(e->mtx);
-	if (!usable) {
-		snprintf(why, sizeof(why),
-		         "no reservation held here for this relay (unknown, "
-		         "used, released or expired, or other keys)");
-		qkdn_server_error(w, rv, why);
-		return;
-	}
-	atomic_fetch_add(&km->rc.started, 1);
-	if (rt->n == 2) {
-		/* the destination SAE is here: nothing to relay */
-		struct relay tmp = {
-		    .km = km, .w = w, .resid = q->reservation_id};
-		tmp.h.relay_id = q->relay_id;
-		rv = store_here(km, q, &taken);
-		atomic_fetch_add(rv == 0 ? &km->rc.completed : &km->rc.failed,
-		                 1);
-		if (rv == 0)
-			atomic_fetch_add(&km->rc.keys_relayed, taken.count);
-		hold_wipe(&taken);
-		reply_relay_req_rsp(&tmp, rv);
-		return;
-	}
-	struct km_link *l = km_link_to(km, idx[2]);
-	struct relay *r = l != NULL ? calloc(1, sizeof(*r)) : NULL;
-	if (r == NULL) {
-		hold_wipe(&taken);
-		atomic_fetch_add(&km->rc.failed, 1);
-		snprintf(why, sizeof(why), "node %s has no link to %.63s",
-		         km->node->id, rt->v[2]);
-		qkdn_server_error(w, l == NULL ? QKDN_E_NO_ROUTE : QKDN_E_NOMEM,
-		                  why);
-		return;
-	}
-	r->km = km;
-	r->role = R_KM2;
-	r->w = w;
-	r->resid = q->reservation_id;
-	r->h.relay_id = q->relay_id;
-	set_route(r, idx, rt->n);
-	r->h.hop = 2;
-	memcpy(r->h.src_sae, q->src_sae, sizeof(r->h.src_sae));
-	memcpy(r->h.dst_sae, q->dst_sae, sizeof(r->h.dst_sae));
-	r->h.count = taken.count;
-	r->h.bits = taken.bits;
-	r->h.ids = taken.ids;
-	r->h.keys = taken.keys;
-	r->h.deadline_ms = qkdn_now_ms() + km->node->kx_timeout_ms;
-	r->h.done = hop_done;
-	km_kx_submit_hop(km, l, &r->h);
-}
-
-void
-km_relay_handle_alloc(struct qkdn_server_req *w, struct qkdn_msg *req)
-{
-	struct km *km = qkdn_server_arg(w);
-	const struct qkdn_net *net = km->net;
-	const struct qkdn_alloc_req *q = &req->u.alloc_req;
-	struct km_relay *e = km->relay;
-	char why[QKDN_REASON_MAX], idtext[37];
-	int src = qkdn_net_sae_index(net, q->src_sae);
-	int dst = qkdn_net_sae_index(net, q->dst_sae);
-	int dnode = qkdn_net_node_index(net, q->dst_node);
-	int rv;
-	qkdn_uuid_format(&q->reservation_id, idtext);
-	if (src < 0 || net->saes[src].node != km->self || dst < 0 ||
-	    net->saes[dst].node != dnode) {
-		snprintf(
-		    why, sizeof(why),
-		    "SAE %.40s must be at node %.40s and SAE %.40s at %.40s",
-		    q->src_sae, km->node->id, q->dst_sae, q->dst_node);
-		qkdn_server_error(w, QKDN_E_NOT_AUTHORISED, why);
-		return;
-	}
-	nng_mtx_lock(e->mtx);
-	struct hold *k = find_hold(e, &q->reservation_id, true);
-	struct hold taken = {0};
-	rv = k == NULL              ? QKDN_E_UNKNOWN_KEY_ID
-	     : k->used              ? QKDN_E_ALREADY_SUPPLIED
-	     : k->dst_node != dnode ? QKDN_E_NOT_AUTHORISED
-	                            : 0;
-	if (rv == 0) {
-		/* claimed before the commit: a second 23 meanwhile fails */
-		taken = *k;
-		k->used = true;
-		k->keys = NULL;
-	}
-	nng_mtx_unlock(e->mtx);
-	if (rv != 0) {
-		snprintf(why, sizeof(why), "reservation %s: %s", idtext,
-		         rv == QKDN_E_ALREADY_SUPPLIED ? "allocated already"
-		         : rv == QKDN_E_UNKNOWN_KEY_ID
-		             ? "not held here (never made, released or expired)"
-		             : "reserved for another destination node");
-		qkdn_server_error(w, rv, why);
-		return;
-	}
-	/* src_sae fetches them here by ID: stored as waiting for src_sae,
-	 * shared with dst_sae */
-	uint32_t klen = taken.bits / 8;
-	struct km_key_record *recs = calloc(taken.count, sizeof(*recs));
-	uint64_t expires = km_wall_ms() + (uint64_t)km->node->key_ttl_s * 1000;
-	rv = recs == NULL ? QKDN_E_NOMEM : 0;
-	for (uint32_t i = 0; rv == 0 && i < taken.count; i++)
-		recs[i] = (struct km_key_record){.id = taken.ids[i],
-		                                 .src_sae = q->dst_sae,
-		                                 .dst_sae = q->src_sae,
-		                                 .expires_ms = expires,
-		                                 .len = klen,
-		                                 .bytes = taken.keys +
-		                                          (size_t)i * klen};
-	if (rv == 0)
-		rv = km_store_keys_put(km->st, recs, taken.count, NULL, NULL);
-	free(recs);
-	nng_mtx_lock(e->mtx);
-	if (rv != 0 && (k = find_hold(e, &q->reservation_id, true)) != NULL) {
-		k->used = false; /* not stored: still held */
-		k->keys = taken.keys;
-		taken.keys = NULL;
-	}
-	nng_mtx_unlock(e->mtx);
-	if (rv != 0) {
-		if (taken.keys != NULL)
-			sodium_free(taken.keys);
-		snprintf(why, sizeof(why), "reservation %s: keys not stored",
-		         idtext);
-		qkdn_server_error(w, rv, why);
-		return;
-	}
-	sodium_free(taken.keys);
-	struct qkdn_msg m = {.type = QKDN_ALLOC_RSP};
-	m.u.alloc_rsp.reservation_id = q->reservation_id;
-	m.u.alloc_rsp.ids.n = taken.count;
-	m.u.alloc_rsp.ids.v =
-	    qkdn_msg_alloc(&m, taken.count * sizeof(qkdn_uuid));
-	if (m.u.alloc_rsp.ids.v != NULL)
-		memcpy(m.u.alloc_rsp.ids.v, taken.ids,
-		       taken.count * sizeof(qkdn_uuid));
-	else
-		m.u.alloc_rsp.ids.n = 0;
-	atomic_fetch_add(&km->rc.allocations, 1);
-	qkdn_server_reply(w, &m);
-}
-
-void
-km_relay_handle_release(struct qkdn_server_req *w, struct qkdn_msg *req)
-{
-	struct km *km = qkdn_server_arg(w);
-	struct km_relay *e = km->relay;
-	const qkdn_uuid *id = &req->u.reserve_release.reservation_id;
-	struct hold *gone = NULL;
-	nng_mtx_lock(e->mtx);
-	for (struct hold **p = &e->holds; *p != NULL;) {
-		struct hold *h = *p;
-		if (uuid_eq(&h->resid, id) && !h->used) {
-			*p = h->next;
-			h->next = gone;
-			gone = h;
-		} else {
-			p = &h->next;
-		}
-	}
-	nng_mtx_unlock(e->mtx);
-	while (gone != NULL) {
-		struct hold *h = gone;
-		gone = h->next;
-		hold_wipe(h);
-		free(h);
-	}
 	km_kx_reply_ack(w, 0, 0, NULL);
 }
 
@@ -1429,7 +1019,7 @@ km_relay_free(struct km *km)
 	while (e->holds != NULL) {
 		struct hold *h = e->holds;
 		e->holds = h->next;
-		hold_wipe(h);
+		relay_hold_wipe(h);
 		free(h);
 	}
 	for (size_t i = 0; i < RECENT_MAX; i++)
@@ -1468,7 +1058,7 @@ km_relay_tick(struct km *km)
 		if (!h->used)
 			QLOG_INFO(SRC, "a reservation expired unallocated; "
 			               "its keys are wiped");
-		hold_wipe(h);
+		relay_hold_wipe(h);
 		free(h);
 	}
 }
