@@ -221,8 +221,11 @@ topo_running() {
 	[ "${s%% *}" != Z ]
 }
 
-# topo_stop PID...: SIGTERM, up to 15 s (a controller whose neighbours
-# were cut away has been seen to take over 5 s), SIGKILL for what is left
+# topo_stop PID...: SIGTERM, up to 15 s, then the threads of what is
+# left (gdb) into the test's output and SIGKILL. (A distributed
+# controller whose neighbours were cut away once never stopped: nng
+# 1.5.2's nng_close of its tcp:// REP socket waited for a pipe that never
+# went; every listener is our own front since, daemon/qkdn_front.h.)
 topo_stop() {
 	[ $# -gt 0 ] || return 0
 	local pid deadline
