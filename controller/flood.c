@@ -2,9 +2,11 @@
 #include "flood.h"
 
 #include "ctl.h"
+#include "qkdn_clock.h"
 #include "qkdn_err.h"
 #include "qkdn_log.h"
 #include "qkdn_rpc.h"
+#include "qkdn_sp.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +16,9 @@
 
 struct nb {
 	struct ctl_flood *f;
-	int node;        /* the adjacent node */
-	const char *url; /* its Cx */
-	nng_socket s;
+	int node;                 /* the adjacent node */
+	const char *url;          /* its Cx */
+	struct qkdn_sp_conn conn; /* this sender thread's only */
 	nng_thread *thread;
 	uint64_t pending; /* origins to send (bit i: node i), f->mtx */
 	bool failing;     /* for logging changes only */
@@ -27,6 +29,7 @@ struct ctl_flood {
 	nng_mtx *mtx;
 	nng_cv *cv;
 	bool stopping;
+	struct qkdn_sp_tls *tls; /* this node's certificate, for tls+tcp:// */
 	size_t n;
 	struct nb nb[QKDN_NET_NODES_MAX];
 };
@@ -72,6 +75,53 @@ build(struct ctl *c, int origin, struct qkdn_msg *m)
 	return ok;
 }
 
+/* One LINK_STATE to the neighbour's Cx, connecting first if need be
+ * (over TLS with this node's certificate when its Cx is tls+tcp://, the
+ * server's certificate naming that node), within CTL_FLOOD_MS; an ERROR
+ * reply is its code. On failure the connection is closed. */
+static int
+call(struct nb *nb, const struct qkdn_msg *m, struct qkdn_msg *rsp,
+     struct qkdn_decode_error *err)
+{
+	uint64_t deadline = qkdn_now_ms() + CTL_FLOOD_MS;
+	struct qkdn_buf out = {0};
+	uint8_t *in = NULL;
+	size_t in_len = 0;
+	memset(rsp, 0, sizeof(*rsp));
+	int rv = qkdn_msg_encode(m, qkdn_buf_write, &out);
+	if (rv != 0) {
+		snprintf(err->reason, sizeof(err->reason),
+		         "link state could not be encoded");
+		return rv;
+	}
+	if (nb->conn.fd < 0) {
+		nb->conn.tls = nb->f->tls;
+		nb->conn.peer_name = nb->f->c->net->nodes[nb->node].id;
+		rv = qkdn_sp_connect_once(&nb->conn, nb->url, deadline);
+	}
+	if (rv == 0)
+		rv = qkdn_sp_call(&nb->conn, out.data, out.len, &in, &in_len,
+		                  QKDN_MSG_BYTES_MAX, deadline);
+	qkdn_buf_free(&out);
+	if (rv != 0) {
+		snprintf(err->reason, sizeof(err->reason), "%s",
+		         rv == QKDN_E_TIMEOUT ? "no reply within the deadline"
+		                              : qkdn_sp_last_error());
+		qkdn_sp_close(&nb->conn);
+		return rv;
+	}
+	rv = qkdn_msg_decode(in, in_len, rsp, err);
+	free(in); /* an acknowledgement: no key material */
+	if (rv == 0 && rsp->type == QKDN_ERROR) {
+		rv = -rsp->u.error.code;
+		snprintf(err->reason, sizeof(err->reason), "%s",
+		         rsp->u.error.reason);
+	}
+	if (rv != 0)
+		qkdn_sp_close(&nb->conn);
+	return rv;
+}
+
 /* Send every origin of mask; on the first failure, or a stop, skip the
  * rest (the neighbour gets fresh copies with the next round once it
  * answers). */
@@ -92,7 +142,7 @@ send_round(struct nb *nb, uint64_t mask)
 			return;
 		if (!build(c, o, &m))
 			continue;
-		int rv = qkdn_rpc_call(nb->s, &m, &rsp, CTL_FLOOD_MS, &err);
+		int rv = call(nb, &m, &rsp, &err);
 		qkdn_msg_clear(&m);
 		qkdn_msg_clear(&rsp);
 		if (rv != 0) {
@@ -100,7 +150,7 @@ send_round(struct nb *nb, uint64_t mask)
 			stopping = nb->f->stopping;
 			nng_mtx_unlock(nb->f->mtx);
 			if (stopping)
-				return; /* our own socket was closed */
+				return;
 		}
 		if (rv != 0) {
 			if (!nb->failing)
@@ -140,6 +190,21 @@ sender(void *arg)
 	nng_mtx_unlock(f->mtx);
 }
 
+/* This node's certificate and key, and the network's CA: the client side
+ * of a tls+tcp:// Cx (the node's KM presents the same certificate). */
+static int
+load_tls(struct ctl_flood *f)
+{
+	const struct qkdn_net *net = f->c->net;
+	const struct qkdn_net_node *nd = &net->nodes[f->c->self];
+	char why[256];
+	int rv = qkdn_sp_tls_new(&f->tls, net->ca, nd->cert, nd->key, why,
+	                         sizeof(why));
+	if (rv != 0)
+		QLOG_ERR(SRC, "cannot flood over tls+tcp://: %s", why);
+	return rv;
+}
+
 int
 ctl_flood_start(struct ctl_flood **out, struct ctl *c)
 {
@@ -167,24 +232,16 @@ ctl_flood_start(struct ctl_flood **out, struct ctl *c)
 		if (known)
 			continue;
 		const char *url = net->nodes[peer].cx_url;
-		if (strncmp(url, "tls+tcp://", 10) == 0) {
-			QLOG_WARN(SRC,
-			          "node %s's Cx %s is tls+tcp://: this "
-			          "controller has no TLS client yet, so it "
-			          "floods nothing to it",
-			          net->nodes[peer].id, url);
-			continue;
+		if (strncmp(url, "tls+tcp://", 10) == 0 && f->tls == NULL &&
+		    (rv = load_tls(f)) != 0) {
+			ctl_flood_stop(f);
+			return rv;
 		}
 		struct nb *nb = &f->nb[f->n];
 		nb->f = f;
 		nb->node = peer;
 		nb->url = url;
-		if ((rv = qkdn_rpc_dial(&nb->s, url)) != 0) {
-			QLOG_ERR(SRC, "cannot dial node %s's Cx %s: %s",
-			         net->nodes[peer].id, url, qkdn_strerror(rv));
-			ctl_flood_stop(f);
-			return rv;
-		}
+		nb->conn.fd = -1;
 		f->n++;
 		if ((rv = nng_thread_create(&nb->thread, sender, nb)) != 0) {
 			ctl_flood_stop(f);
@@ -207,13 +264,14 @@ ctl_flood_stop(struct ctl_flood *f)
 			nng_cv_wake(f->cv);
 		nng_mtx_unlock(f->mtx);
 	}
-	/* closing a socket ends its call in flight at once; the sender
-	 * then sees stopping */
-	for (size_t i = 0; i < f->n; i++)
-		nng_close(f->nb[i].s);
-	for (size_t i = 0; i < f->n; i++)
+	/* a call in flight ends within CTL_FLOOD_MS; the sender then sees
+	 * stopping and sends no more */
+	for (size_t i = 0; i < f->n; i++) {
 		if (f->nb[i].thread != NULL)
 			nng_thread_destroy(f->nb[i].thread);
+		qkdn_sp_close(&f->nb[i].conn);
+	}
+	qkdn_sp_tls_free(f->tls);
 	if (f->cv != NULL)
 		nng_cv_free(f->cv);
 	if (f->mtx != NULL)

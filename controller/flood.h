@@ -1,6 +1,8 @@
 /* Link-state flooding to the controllers of adjacent nodes (distributed
- * mode). One sender thread per adjacent node, each with its own REQ
- * socket to that node's Cx and a set of origins whose LSA it still has to
+ * mode). One sender thread per adjacent node, each with its own
+ * connection to that node's Cx (qkdn_sp.h: over TLS with this node's
+ * certificate when that Cx is tls+tcp://) and a set of origins whose LSA
+ * it still has to
  * send: a neighbour that does not answer within CTL_FLOOD_MS costs only its
  * own thread's time, is skipped for the rest of that round, and is never
  * waited for by the Ck or Cx servers (they only mark origins). */

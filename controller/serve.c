@@ -72,9 +72,35 @@ on_link_state_ck(struct qkdn_server_req *r, struct qkdn_msg *req)
 	link_state(r, req, true);
 }
 
+/* Over tls+tcp:// a Cx peer is the controller of an adjacent node: its
+ * certificate names that node (the node's KM presents the same one). */
+static bool
+adjacent(const struct ctl *c, const char *name)
+{
+	int n = qkdn_net_node_index(c->net, name);
+	for (size_t i = 0; n >= 0 && i < c->net->n_links; i++) {
+		const struct qkdn_net_link *l = &c->net->links[i];
+		if ((l->node[0] == c->self && l->node[1] == n) ||
+		    (l->node[1] == c->self && l->node[0] == n))
+			return true;
+	}
+	return false;
+}
+
 static void
 on_link_state_cx(struct qkdn_server_req *r, struct qkdn_msg *req)
 {
+	struct ctl *c = qkdn_server_arg(r);
+	const char *peer = qkdn_server_peer_name(r);
+	if (peer != NULL && !adjacent(c, peer)) {
+		char why[QKDN_REASON_MAX];
+		snprintf(why, sizeof(why),
+		         "link state over Cx from %.63s: not the controller of "
+		         "a node adjacent to %s",
+		         peer, c->net->nodes[c->self].id);
+		qkdn_server_error(r, QKDN_E_NOT_AUTHORISED, why);
+		return;
+	}
 	link_state(r, req, false);
 }
 

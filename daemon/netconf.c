@@ -748,14 +748,20 @@ tcp_on_loopback(const char *url)
 static bool
 node_needs_tls(const struct qkdn_net *net, size_t i)
 {
-	if (is_tls(net->nodes[i].kx_url) || is_tls(net->nodes[i].ak_url))
+	const struct qkdn_net_node *nd = &net->nodes[i];
+	if (is_tls(nd->kx_url) || is_tls(nd->ak_url) || is_tls(nd->cx_url) ||
+	    is_tls(nd->ck_url))
 		return true;
+	/* as a client: a neighbour's Kx (the KM) or Cx (the controller) */
 	for (size_t k = 0; k < net->n_links; k++) {
 		const struct qkdn_net_link *l = &net->links[k];
-		for (int e = 0; e < 2; e++)
+		for (int e = 0; e < 2; e++) {
+			const struct qkdn_net_node *peer =
+			    &net->nodes[l->node[1 - e]];
 			if ((size_t)l->node[e] == i &&
-			    is_tls(net->nodes[l->node[1 - e]].kx_url))
+			    (is_tls(peer->kx_url) || is_tls(peer->cx_url)))
 				return true;
+		}
 	}
 	return false;
 }

@@ -364,7 +364,7 @@ topo_net_file() {
 			echo
 			echo "[$n]"
 			echo "kx = $scheme://$(node_ip "$n"):17101"
-			echo "cx = tcp://$(node_ip "$n"):17102"
+			echo "cx = $scheme://$(node_ip "$n"):17102"
 			if [ -n "$TOPO_CERTS" ]; then
 				echo "cert = $TOPO_CERTS/$n.pem"
 				echo "key = $TOPO_CERTS/$n.key"

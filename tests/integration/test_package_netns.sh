@@ -2,7 +2,7 @@
 # docs/deploy.md, from the installed packages alone: three hosts (one
 # network namespace per node, A - B - C), certificates from the installed
 # qkdn-certs, /etc/qkdn/qkdn.cnf from the installed three-host.cnf with Kx
-# over tls+tcp://, and each daemon started with its unit's ExecStart= as
+# and Cx over tls+tcp://, and each daemon started with its unit's ExecStart= as
 # the unit's user qkdn (stores under /var/lib/qkdn, sockets under
 # /run/qkdn). Asserts: every KM and controller runs as qkdn from
 # /usr/sbin, its store is in /var/lib/qkdn; every controller sees both

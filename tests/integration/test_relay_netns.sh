@@ -10,7 +10,9 @@
 #    KM), Cx on tcp://10.79.0.<i>:17102 (its neighbours' controllers);
 #  - centralized: one controller in the root namespace, Ck on ipc (every
 #    KM reaches it: an ipc socket is a file);
-#  - distributed with Kx over tls+tcp:// (certificates from qkdn-certs).
+#  - distributed with Kx and Cx over tls+tcp:// (certificates from
+#    qkdn-certs): N1's controller learns N3's and N4's links only from
+#    link state flooded over TLS, so the route N1 -> N4 proves it works.
 # Each run: 500 keys from alice to dave in 5 key requests of 100; dave
 # fetches every one, once, and gets the same key; a second fetch of each
 # is refused (already_supplied); the KMs' relay counters show exactly the
@@ -164,5 +166,7 @@ TOPO_CERTS="$TMP/certs"
 	fail "qkdn-certs"
 one_run tls distributed
 grep -q "kx = tls+tcp://10.79.0.2:17101" "$CFG" || fail "the tls run was not over TLS"
+grep -q "cx = tls+tcp://10.79.0.2:17102" "$CFG" || fail "the tls run's Cx was not over TLS"
 echo "ok: $((3 * KEYS)) keys relayed over 3 hosts between alice and dave:" \
-	"distributed and centralized controllers, Kx over tcp:// and tls+tcp://"
+	"distributed and centralized controllers, Kx over tcp:// and tls+tcp://," \
+	"Cx over tcp:// and tls+tcp:// (N1 routed to N4 only through flooded link state)"

@@ -415,6 +415,14 @@ test_tls_errors(void **state)
 	                  "[B]\nkx = tls+tcp://h:2\ncert = B.pem\nkey = B.key\n"
 	                  "[L]\nnodes = A, B\nrate = 1\n",
 	                  5, "[A] cert: required");
+	/* ... and so does one whose neighbour's controller takes Cx over
+	 * TLS (its controller floods link state to it) */
+	expect_text_error("[qkdn]\nnodes = A, B\nlinks = L\nca = ca.pem\n"
+	                  "[A]\nkx = tcp://h:1\n"
+	                  "[B]\nkx = tcp://h:2\ncx = tls+tcp://h:3\n"
+	                  "cert = B.pem\nkey = B.key\n"
+	                  "[L]\nnodes = A, B\nrate = 1\n",
+	                  5, "[A] cert: required");
 	expect_text_error("[qkdn]\nnodes = A\n[A]\nkx = tcp://h:1\n"
 	                  "ak = tcp://10.0.0.1:2\n",
 	                  5,
