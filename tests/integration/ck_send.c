@@ -4,6 +4,12 @@
  *   ck_send KX_URL reserve RESID DST_NODE NEXT_HOP COUNT BITS TTL_MS
  *   ck_send KX_URL alloc RESID DST_NODE SRC_SAE DST_SAE
  *   ck_send KX_URL release RESID
+ *   ck_send CX_URL linkstate ORIGIN SEQ   (an LSA of ORIGIN with no link,
+ *                                          as a neighbour controller floods)
+ *
+ * A tls+tcp:// URL takes the client's credentials from the environment:
+ * CK_SEND_CA, CK_SEND_CERT, CK_SEND_KEY, and CK_SEND_PEER (the name the
+ * server's certificate must carry).
  *
  * RESID is a key-ID-style UUID. Prints the outcome's stable error name
  * ("ok" or e.g. "already_supplied"), then for reserve and alloc the
@@ -34,6 +40,12 @@ static int
 build(int argc, char **argv, struct qkdn_msg *m)
 {
 	qkdn_key_id id;
+	if (argc == 5 && strcmp(argv[2], "linkstate") == 0) {
+		m->type = QKDN_LINK_STATE;
+		m->u.link_state.seq = strtoull(argv[4], NULL, 10);
+		m->u.link_state.max_age_ms = 5000;
+		return name(m->u.link_state.origin, argv[3]);
+	}
 	if (qkdn_key_id_parse(argv[3], &id) != 0)
 		return -1;
 	if (argc == 9 && strcmp(argv[2], "reserve") == 0) {
@@ -83,15 +95,29 @@ main(int argc, char **argv)
 	if (argc < 4 || build(argc, argv, &req) != 0) {
 		fprintf(stderr, "usage: ck_send KX_URL reserve RESID DST NEXT "
 		                "COUNT BITS TTL_MS | alloc RESID DST SRC_SAE "
-		                "DST_SAE | release RESID\n");
+		                "DST_SAE | release RESID | linkstate ORIGIN "
+		                "SEQ\n");
 		return 2;
 	}
 	uint64_t deadline = qkdn_now_ms() + DEADLINE_MS;
+	struct qkdn_sp_tls *tls = NULL;
+	char why[256];
+	if (getenv("CK_SEND_CERT") != NULL) {
+		if (qkdn_sp_tls_new(
+		        &tls, getenv("CK_SEND_CA"), getenv("CK_SEND_CERT"),
+		        getenv("CK_SEND_KEY"), why, sizeof(why)) != 0) {
+			fprintf(stderr, "ck_send: %s\n", why);
+			return 1;
+		}
+		c.tls = tls;
+		c.peer_name = getenv("CK_SEND_PEER");
+	}
 	int rv = qkdn_msg_encode(&req, qkdn_buf_write, &out);
 	if (rv == 0 && (rv = qkdn_sp_connect(&c, argv[1], deadline)) == 0)
 		rv = qkdn_sp_call(&c, out.data, out.len, &in, &in_len,
 		                  QKDN_MSG_BYTES_MAX, deadline);
 	qkdn_sp_close(&c);
+	qkdn_sp_tls_free(tls);
 	qkdn_buf_free(&out);
 	if (rv == 0)
 		rv = qkdn_msg_decode(in, in_len, &rsp, NULL);

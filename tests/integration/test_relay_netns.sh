@@ -63,6 +63,23 @@ one_run() {
 	[ "$(jq -c '.routes[0]' "$TMP/route")" = '["N1","N2","N3","N4"]' ] ||
 		fail "$1: route: $(cat "$TMP/route")"
 
+	# over TLS, N1's controller takes link state from N2's controller
+	# (adjacent: the flood above made the route) and from no other node's,
+	# even with a valid certificate: N4's, sent from N2's host
+	if [ "$1" = tls ]; then
+		local out
+		out=$(CK_SEND_CA="$TOPO_CERTS/ca.pem" CK_SEND_CERT="$TOPO_CERTS/N4.pem" \
+			CK_SEND_KEY="$TOPO_CERTS/N4.key" CK_SEND_PEER=N1 \
+			in_node N2 "$BIN/ck_send" "tls+tcp://$(node_ip N1):17102" \
+			linkstate N4 999999999) || fail "ck_send to N1's Cx: $out"
+		[ "$out" = not_authorised ] ||
+			fail "N1's controller took link state over TLS from N4's certificate: $out"
+		"$QKDN" route --from N1 --to N4 --config "$CFG" --json >"$TMP/route" &&
+			[ "$(jq -c '.routes[0]' "$TMP/route")" = '["N1","N2","N3","N4"]' ] ||
+			fail "N1's route changed after N4's forged link state: $(cat "$TMP/route")"
+		echo "ok: tls: Cx refuses link state from a non-adjacent node's certificate"
+	fi
+
 	: >"$TMP/$1.alice"
 	for b in $(seq 1 $REQS); do
 		"$QKDN" key get --km "$(topo_km N1)" --sae alice --to dave \
