@@ -1032,26 +1032,20 @@ km_relay_free(struct km *km)
 	km->relay = NULL;
 }
 
+static bool
+hold_expired(const struct hold *h, const void *now_ms)
+{
+	return h->expires_ms <= *(const uint64_t *)now_ms;
+}
+
 void
 km_relay_tick(struct km *km)
 {
 	struct km_relay *e = km->relay;
-	struct hold *gone = NULL;
 	uint64_t now = qkdn_now_ms();
 	if (e == NULL)
 		return;
-	nng_mtx_lock(e->mtx);
-	for (struct hold **p = &e->holds; *p != NULL;) {
-		struct hold *h = *p;
-		if (h->expires_ms <= now) {
-			*p = h->next;
-			h->next = gone;
-			gone = h;
-		} else {
-			p = &h->next;
-		}
-	}
-	nng_mtx_unlock(e->mtx);
+	struct hold *gone = relay_holds_unlink(e, hold_expired, &now);
 	while (gone != NULL) {
 		struct hold *h = gone;
 		gone = h->next;

@@ -106,5 +106,11 @@ void relay_hold_add(struct km *km, struct hold *h);
 struct hold *relay_hold_find(struct km_relay *e, const qkdn_uuid *resid,
                              bool km1);
 void relay_hold_wipe(struct hold *h);
+/* Take the holds that match out of the engine's list (under its mtx),
+ * as a list of their own, for the caller to wipe and free. */
+struct hold *relay_holds_unlink(struct km_relay *e,
+                                bool (*match)(const struct hold *h,
+                                              const void *arg),
+                                const void *arg);
 
 #endif

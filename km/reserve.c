@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 void
 relay_hold_add(struct km *km, struct hold *h)
 {
@@ -38,6 +37,27 @@ relay_hold_find(struct km_relay *e, const qkdn_uuid *resid, bool km1)
 		if (h->km1 == km1 && relay_uuid_eq(&h->resid, resid))
 			return h;
 	return NULL;
+}
+
+struct hold *
+relay_holds_unlink(struct km_relay *e,
+                   bool (*match)(const struct hold *h, const void *arg),
+                   const void *arg)
+{
+	struct hold *gone = NULL;
+	nng_mtx_lock(e->mtx);
+	for (struct hold **p = &e->holds; *p != NULL;) {
+		struct hold *h = *p;
+		if (match(h, arg)) {
+			*p = h->next;
+			h->next = gone;
+			gone = h;
+		} else {
+			p = &h->next;
+		}
+	}
+	nng_mtx_unlock(e->mtx);
+	return gone;
 }
 
 void
@@ -323,25 +343,20 @@ km_relay_handle_alloc(struct qkdn_server_req *w, struct qkdn_msg *req)
 	qkdn_server_reply(w, &m);
 }
 
+/* A reservation's holds not yet allocated or relayed. */
+static bool
+hold_of(const struct hold *h, const void *resid)
+{
+	return relay_uuid_eq(&h->resid, resid) && !h->used;
+}
+
 void
 km_relay_handle_release(struct qkdn_server_req *w, struct qkdn_msg *req)
 {
 	struct km *km = qkdn_server_arg(w);
 	struct km_relay *e = km->relay;
 	const qkdn_uuid *id = &req->u.reserve_release.reservation_id;
-	struct hold *gone = NULL;
-	nng_mtx_lock(e->mtx);
-	for (struct hold **p = &e->holds; *p != NULL;) {
-		struct hold *h = *p;
-		if (relay_uuid_eq(&h->resid, id) && !h->used) {
-			*p = h->next;
-			h->next = gone;
-			gone = h;
-		} else {
-			p = &h->next;
-		}
-	}
-	nng_mtx_unlock(e->mtx);
+	struct hold *gone = relay_holds_unlink(e, hold_of, id);
 	while (gone != NULL) {
 		struct hold *h = gone;
 		gone = h->next;
