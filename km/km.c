@@ -7,6 +7,7 @@
 #include "node.h"
 #include "ctl_client.h"
 #include "relay.h"
+#include "secbuf.h"
 #include "qkdn_err.h"
 #include "qkdn_log.h"
 #include "qkdn_rpc.h"
@@ -145,6 +146,7 @@ km_stop(struct km *km)
 		km_pool_fini(&km->links[i].pool);
 	}
 	km_relay_free(km);
+	km_secbuf_drain(); /* every relay buffer is back */
 	free(km->links);
 	km_store_close(km->st, km->serving);
 	nng_mtx_free(km->mtx);

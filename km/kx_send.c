@@ -9,6 +9,7 @@
 #include "kme.h"
 #include "node.h"
 #include "relay.h"
+#include "secbuf.h"
 #include "qkdn_clock.h"
 #include "qkdn_err.h"
 #include "qkdn_log.h"
@@ -610,7 +611,7 @@ run_hop(struct km_kx_link *kl, struct km_hop *h)
 		}
 		struct qkdn_segment *segs =
 		    malloc(QKDN_SEGS_MAX * sizeof(*segs));
-		uint8_t *bits = sodium_malloc(total);
+		uint8_t *bits = km_secbuf_get(total);
 		uint32_t nsegs = 0;
 		rv = segs == NULL || bits == NULL
 		         ? QKDN_E_NOMEM
@@ -618,7 +619,7 @@ run_hop(struct km_kx_link *kl, struct km_hop *h)
 		                            QKDN_SEGS_MAX, &nsegs, bits);
 		if (rv != 0) {
 			if (bits != NULL)
-				sodium_free(bits);
+				km_secbuf_put(bits);
 			free(segs);
 			snprintf(why, sizeof(why),
 			         "could not take key from link %s",
@@ -654,7 +655,7 @@ run_hop(struct km_kx_link *kl, struct km_hop *h)
 			h->may_have_left = false;
 		qkdn_msg_clear(&reply);
 		qkdn_buf_free(&msg);
-		sodium_free(bits); /* wipes */
+		km_secbuf_put(bits); /* wipes */
 		uint64_t last_blk = segs[nsegs - 1].block_id;
 		if (rv == 0) {
 			free(h->segs);

@@ -14,6 +14,7 @@
 #include "qkdn_rpc.h"
 #include "qkdn_server.h"
 #include "qkdn_sp.h"
+#include "secbuf.h"
 #include "sync.h"
 
 #include <nng/supplemental/util/platform.h>
@@ -54,9 +55,9 @@ relay_free(struct relay *r)
 	if (r == NULL)
 		return;
 	if (r->h.keys != NULL)
-		sodium_free(r->h.keys); /* wipes */
+		km_secbuf_put(r->h.keys); /* wipes */
 	if (r->in != NULL)
-		sodium_free(r->in);
+		km_secbuf_put(r->in);
 	free(r->h.ids);
 	free(r->h.segs);
 	free(r->routes);
@@ -75,7 +76,7 @@ relay_new(struct km *km, enum role role, uint32_t count, uint32_t bits)
 	r->h.count = count;
 	r->h.bits = bits;
 	r->h.ids = calloc(count ? count : 1, sizeof(qkdn_uuid));
-	r->h.keys = sodium_malloc(key_bytes(&r->h) ? key_bytes(&r->h) : 1);
+	r->h.keys = km_secbuf_get(key_bytes(&r->h) ? key_bytes(&r->h) : 1);
 	if (r->h.ids == NULL || r->h.keys == NULL) {
 		relay_free(r);
 		return NULL;
@@ -592,7 +593,7 @@ deliver(struct km *km, const struct qkdn_key_relay *kr, const struct checked *c,
 		                   .count = n,
 		                   .bits = kr->bits,
 		                   .ids = malloc(n * sizeof(qkdn_uuid)),
-		                   .keys = sodium_malloc((size_t)n * klen)};
+		                   .keys = km_secbuf_get((size_t)n * klen)};
 		if (h->ids == NULL || h->keys == NULL) {
 			relay_hold_wipe(h);
 			free(h);
@@ -690,7 +691,7 @@ forward(struct qkdn_server_req *w, struct km *km,
 		return QKDN_E_TIMEOUT;
 	}
 	struct relay *r = relay_new(km, R_FORWARD, kr->ids.n, kr->bits);
-	if (r == NULL || (r->in = sodium_malloc(48)) == NULL) {
+	if (r == NULL || (r->in = km_secbuf_get(48)) == NULL) {
 		relay_free(r);
 		snprintf(why, whylen, "out of memory");
 		return QKDN_E_NOMEM;
@@ -741,20 +742,20 @@ km_relay_handle_auth(struct qkdn_server_req *w, struct qkdn_msg *req)
 	if ((rv = check_relay(w, km, kr, &c, why, sizeof(why))) != 0)
 		goto refuse;
 	total = KEYS_AT + (uint64_t)kr->ids.n * (kr->bits / 8);
-	if ((bits = sodium_malloc(total)) == NULL) {
+	if ((bits = km_secbuf_get(total)) == NULL) {
 		rv = QKDN_E_NOMEM;
 		snprintf(why, sizeof(why), "out of memory");
 		goto refuse;
 	}
 	switch (km_kx_read_in(w, c.link, &kr->segs, bits, total, &rv, &skip)) {
 	case KM_KX_READ_WAIT:
-		sodium_free(bits);
+		km_secbuf_put(bits);
 		qkdn_msg_clear(&m);
 		qkdn_server_retry(w, BLOCK_WAIT_MS);
 		return;
 	case KM_KX_READ_SKIP:
 		km_kx_end_wait(w);
-		sodium_free(bits);
+		km_secbuf_put(bits);
 		qkdn_msg_clear(&m);
 		atomic_fetch_add(&km->rc.rejected, 1);
 		atomic_fetch_add(&km->kx_errors, 1);
@@ -799,7 +800,7 @@ km_relay_handle_auth(struct qkdn_server_req *w, struct qkdn_msg *req)
 		keys[i] ^= kr->ciphertext.ptr[i];
 	if (!c.here) {
 		rv = forward(w, km, a, kr, &c, bits, why, sizeof(why));
-		sodium_free(bits);
+		km_secbuf_put(bits);
 		bits = NULL;
 		if (rv != 0)
 			goto refuse;
@@ -812,7 +813,7 @@ km_relay_handle_auth(struct qkdn_server_req *w, struct qkdn_msg *req)
 	    .relay_id = kr->relay_id, .count = kr->ids.n, .ids = kr->ids.v};
 	uint8_t tag[16];
 	km_sync_ack_tag(tag, a->tag.ptr, bits + KM_SYNC_MAC_KEY_BYTES);
-	sodium_free(bits);
+	km_secbuf_put(bits);
 	if (!c.hold)
 		recent_add(km, &kr->relay_id, c.idx[kr->hop - 1], -1,
 		           kr->dst_sae, kr->ids.v, kr->ids.n);
@@ -824,7 +825,7 @@ km_relay_handle_auth(struct qkdn_server_req *w, struct qkdn_msg *req)
 refuse:
 	km_kx_end_wait(w);
 	if (bits != NULL)
-		sodium_free(bits);
+		km_secbuf_put(bits);
 	qkdn_msg_clear(&m);
 	atomic_fetch_add(&km->rc.rejected, 1);
 	qkdn_server_error(w, rv, why);

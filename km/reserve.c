@@ -12,6 +12,7 @@
 #include "qkdn_clock.h"
 #include "qkdn_err.h"
 #include "qkdn_server.h"
+#include "secbuf.h"
 #include "store.h"
 
 #include <sodium.h>
@@ -64,7 +65,7 @@ void
 relay_hold_wipe(struct hold *h)
 {
 	if (h->keys != NULL)
-		sodium_free(h->keys);
+		km_secbuf_put(h->keys);
 	h->keys = NULL;
 	free(h->ids);
 	h->ids = NULL;
@@ -322,13 +323,13 @@ km_relay_handle_alloc(struct qkdn_server_req *w, struct qkdn_msg *req)
 	nng_mtx_unlock(e->mtx);
 	if (rv != 0) {
 		if (taken.keys != NULL)
-			sodium_free(taken.keys);
+			km_secbuf_put(taken.keys);
 		snprintf(why, sizeof(why), "reservation %s: keys not stored",
 		         idtext);
 		qkdn_server_error(w, rv, why);
 		return;
 	}
-	sodium_free(taken.keys);
+	km_secbuf_put(taken.keys);
 	struct qkdn_msg m = {.type = QKDN_ALLOC_RSP};
 	m.u.alloc_rsp.reservation_id = q->reservation_id;
 	m.u.alloc_rsp.ids.n = taken.count;
