@@ -1,5 +1,6 @@
 #include "pool.h"
 
+#include "qkdn_clock.h"
 #include "qkdn_err.h"
 #include "qkdn_log.h"
 
@@ -8,8 +9,17 @@
 #include <string.h>
 
 #define SRC "pool"
-/* Each synced lease covers at least this much key of one direction. */
-#define LEASE_BYTES (64u * 1024u)
+/* Each synced lease covers at least this much key of one direction; while
+ * a lease lasts less than LEASE_FAST_MS the next is twice as long, up to
+ * LEASE_MAX_BYTES, and a lease that lasted LEASE_SLOW_MS or more brings
+ * the next back to LEASE_BYTES. So a busy link syncs about once a second
+ * instead of every 64 KiB (an fsync each: milliseconds a hop with 512
+ * keys), and a crash wastes at most about two seconds of key at the pace
+ * it was being used, never less than 64 KiB. */
+#define LEASE_BYTES     (64u * 1024u)
+#define LEASE_MAX_BYTES (4u * 1024u * 1024u)
+#define LEASE_FAST_MS   1000
+#define LEASE_SLOW_MS   10000
 
 static int
 pos_cmp(struct km_pos a, struct km_pos b)
@@ -126,7 +136,9 @@ km_pool_init(struct km_pool *p, struct km_store *st, const char *link,
 	p->first_half_out = first_half_out;
 	p->max_blocks =
 	    max_bytes / block_bytes > 2 ? max_bytes / block_bytes : 2;
-	p->lease_blocks = (LEASE_BYTES + p->half - 1) / p->half;
+	p->lease_min_blocks = (LEASE_BYTES + p->half - 1) / p->half;
+	p->lease_max_blocks = (LEASE_MAX_BYTES + p->half - 1) / p->half;
+	p->lease_blocks = p->lease_min_blocks;
 	p->out_cache.buf = sodium_malloc(block_bytes);
 	p->in_cache.buf = sodium_malloc(block_bytes);
 	if (p->out_cache.buf == NULL || p->in_cache.buf == NULL) {
@@ -266,11 +278,27 @@ km_pool_lease_write(const struct km_pool *p, struct km_pos lease)
 	                         true);
 }
 
+/* A new lease is synced: the next one's length follows the pace. */
+static void
+lease_moved(struct km_pool *p, struct km_pos lease)
+{
+	uint64_t now = qkdn_now_ms();
+	p->lease = lease;
+	if (p->lease_ms != 0 && now - p->lease_ms < LEASE_FAST_MS &&
+	    p->lease_blocks < p->lease_max_blocks)
+		p->lease_blocks *= 2;
+	else if (p->lease_ms != 0 && now - p->lease_ms >= LEASE_SLOW_MS)
+		p->lease_blocks = p->lease_min_blocks;
+	if (p->lease_blocks > p->lease_max_blocks)
+		p->lease_blocks = p->lease_max_blocks;
+	p->lease_ms = now;
+}
+
 void
 km_pool_lease_set(struct km_pool *p, struct km_pos lease)
 {
 	if (pos_cmp(lease, p->lease) > 0)
-		p->lease = lease;
+		lease_moved(p, lease);
 }
 
 int
@@ -295,7 +323,7 @@ km_pool_take_out(struct km_pool *p, uint32_t len, struct qkdn_segment *segs,
 		struct km_pos lease = {end.blk + p->lease_blocks, 0};
 		if ((rv = km_pool_lease_write(p, lease)) != 0)
 			return rv;
-		p->lease = lease;
+		lease_moved(p, lease);
 	}
 	uint32_t at = 0, base = p->first_half_out ? 0 : p->half;
 	for (uint32_t s = 0; s < k; s++) {

@@ -8,7 +8,8 @@
  *
  * Out direction (keys this KM starts): a cursor, and a lease mark synced to
  * disk ahead of it: after any crash the cursor restarts past the lease, so
- * no bit is ever taken twice; at most one lease of key is wasted.
+ * no bit is ever taken twice; at most one lease of key is wasted (64 KiB,
+ * longer while key is taken fast: pool.c).
  * In direction (keys the peer starts): the peer names segments; they must
  * lie after the in-mark, which advances in the same transaction that stores
  * the keys. All functions expect the caller to hold the KM lock. */
@@ -28,7 +29,9 @@ struct km_pool {
 	uint32_t half;
 	bool first_half_out; /* this node's ID sorts first on the link */
 	size_t max_blocks;
-	uint32_t lease_blocks;
+	uint32_t lease_blocks; /* the next lease's length (pool.c) */
+	uint32_t lease_min_blocks, lease_max_blocks;
+	uint64_t lease_ms; /* qkdn_now_ms of the last lease synced */
 	/* stored block IDs, ascending: ids[head .. head + n) */
 	uint64_t *ids;
 	size_t head, n, cap;

@@ -472,6 +472,46 @@ test_lease_crash_and_clean_stop(void **state)
 
 /* A KM process killed mid-run (store never closed): the next run never
  * hands out a byte the dead one did. */
+/* Taken fast (many leases a second), each lease is twice the last, up to
+ * the cap; the lease on disk still covers everything handed out, and a
+ * restart still begins past it. */
+static void
+test_lease_grows_when_fast(void **state)
+{
+	struct fx *f = *state;
+	struct qkdn_segment s[NSEG];
+	struct qkdn_segments g = {0, s};
+	uint32_t n = 0;
+	uint8_t out[BB / 2];
+	struct km_pos end = {0, 0}, mark;
+
+	assert_int_equal(km_pool_init(&f->a, f->st[0], LINK, BB, BIG, true), 0);
+	uint32_t first = f->a.lease_blocks;
+	for (uint64_t id = 1; id <= 4 * (uint64_t)first + 10; id++)
+		add(&f->a, id);
+	for (uint32_t i = 0; i < 3 * first; i++) {
+		assert_int_equal(
+		    km_pool_take_out(&f->a, sizeof(out), s, NSEG, &n, out), 0);
+		g.n = n;
+		end = km_pool_segs_end(&g);
+		assert_int_equal(
+		    km_store_mark_get(f->st[0], LINK, KM_MARK_OUT_LEASE, &mark),
+		    0);
+		assert_true(pos_cmp(mark, end) > 0);
+		assert_true(mark.blk <= end.blk + f->a.lease_blocks);
+	}
+	assert_true(f->a.lease_blocks > first);
+	assert_true(f->a.lease_blocks <= f->a.lease_max_blocks);
+
+	/* crash: the next take starts past the grown lease */
+	km_pool_fini(&f->a);
+	assert_int_equal(km_pool_init(&f->a, f->st[0], LINK, BB, BIG, true), 0);
+	assert_int_equal(f->a.lease_blocks, first);
+	assert_int_equal(km_pool_take_out(&f->a, 100, s, NSEG, &n, out), 0);
+	assert_true(pos_cmp(seg_start(&s[0]), mark) >= 0);
+	km_pool_fini(&f->a);
+}
+
 static void
 test_lease_killed_process(void **state)
 {
@@ -717,6 +757,8 @@ main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_lease_crash_and_clean_stop,
 	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lease_grows_when_fast, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_lease_killed_process, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_skip_out_block, setup,
