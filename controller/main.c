@@ -41,6 +41,7 @@ main(int argc, char **argv)
 		free(net);
 		return 2;
 	}
+	qkdn_log_level_from(net);
 	int self = -1;
 	bool central = net->controller == QKDN_CTL_CENTRALIZED;
 	if (central && cl.node != NULL) {

@@ -101,6 +101,13 @@ on_hup(int sig)
 	reload_asked = 1;
 }
 
+void
+qkdn_log_level_from(const struct qkdn_net *net)
+{
+	if (net->log_level >= 0 && getenv("QKDN_LOG_LEVEL") == NULL)
+		qkdn_log_set_level(net->log_level);
+}
+
 bool
 qkdn_reload_asked(void)
 {
@@ -140,6 +147,22 @@ qkdn_reload_check(const struct qkdn_net *running, const char *config,
 		free(next);
 		return;
 	}
+	/* the log level applies at once: nothing depends on it */
+	static int applied = -2; /* the file's level last applied */
+	bool level_now = false;
+	if (applied == -2)
+		applied = running->log_level;
+	if (next->log_level != applied) {
+		static const char *const names[] = {"error", "warn", "info",
+		                                    "debug"};
+		int lvl =
+		    next->log_level >= 0 ? next->log_level : QKDN_LOG_INFO;
+		qkdn_log_set_level(lvl);
+		QLOG_WARN("reload", "%s: log_level %s applied", config,
+		          names[lvl]);
+		applied = next->log_level;
+		level_now = true;
+	}
 	if (strcmp(running->run_dir, next->run_dir) != 0 ||
 	    strcmp(running->sim_url, next->sim_url) != 0 ||
 	    strcmp(running->ca, next->ca) != 0 ||
@@ -172,9 +195,9 @@ qkdn_reload_check(const struct qkdn_net *running, const char *config,
 		}
 	/* nothing in the file is applied live: a KM's listeners, pools and
 	 * store, and a controller's peers, are fixed at start */
-	if (n == 0)
+	if (n == 0 && !level_now)
 		QLOG_INFO("reload", "%s is valid and unchanged", config);
-	else
+	else if (n > 0)
 		QLOG_WARN("reload",
 		          "%s is valid; changed: %s; none of it applies until "
 		          "this daemon restarts",

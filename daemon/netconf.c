@@ -349,7 +349,7 @@ static const struct item sae_items[] = {
 static const struct item root_items[] = {
     {.key = "nodes"},      {.key = "links"}, {.key = "saes"},
     {.key = "controller"}, {.key = "sim"},   {.key = "run_dir"},
-    {.key = "ca"},         {.key = "ck"},
+    {.key = "ca"},         {.key = "ck"},    {.key = "log_level"},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -1013,6 +1013,16 @@ load_root(struct ctx *c, const char *run_dir)
 		return fail(c, ROOT, "controller",
 		            "'%s' is neither 'distributed' nor 'centralized'",
 		            ctl);
+
+	static const char *const levels[] = {"error", "warn", "info", "debug"};
+	const char *lvl = get(root, "log_level");
+	net->log_level = -1;
+	for (int i = 0; lvl != NULL && i < 4; i++)
+		if (strcmp(lvl, levels[i]) == 0)
+			net->log_level = i;
+	if (lvl != NULL && net->log_level < 0)
+		return fail(c, ROOT, "log_level",
+		            "'%s' is not error, warn, info or debug", lvl);
 
 	const char *ck = get(root, "ck");
 	if ((rv = expand(c, ROOT, "ck", K_ADDR, ck != NULL ? ck : "central.ck",

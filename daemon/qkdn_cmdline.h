@@ -35,12 +35,16 @@ void qkdn_stop_on_signals(void);
 bool qkdn_stopping(void);
 bool qkdn_reload_asked(void);
 
+struct qkdn_net;
+/* The network file's [qkdn] log_level, at start (QKDN_LOG_LEVEL in the
+ * environment wins there). */
+void qkdn_log_level_from(const struct qkdn_net *net);
 /* What a daemon does on SIGHUP: re-read and check the network file (with
  * the same --run-dir) and log, in one line, that it is invalid (and the
  * daemon keeps the one it runs with), unchanged, or which sections
- * changed. Nothing is applied live: a change takes a restart, and the line
- * says so (docs/deploy.md, Reload). */
-struct qkdn_net;
+ * changed. A changed [qkdn] log_level is applied at once (nothing depends
+ * on it); any other change takes a restart, and the line says so
+ * (docs/deploy.md, Reload). */
 void qkdn_reload_check(const struct qkdn_net *running, const char *config,
                        const char *run_dir);
 

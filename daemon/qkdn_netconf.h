@@ -126,6 +126,10 @@ struct qkdn_net {
 	/* centralized mode: the controller's Ck address (KMs, CLI) */
 	char central_ck_url[QKDN_NET_URL_MAX];
 	enum qkdn_ctl_mode controller;
+	/* [qkdn] log_level: error, warn, info or debug (QKDN_LOG_*); -1 when
+	 * the file names none (QKDN_LOG_LEVEL or info then). The one key a
+	 * SIGHUP applies to running daemons. */
+	int log_level;
 	size_t n_nodes, n_links, n_saes;
 	struct qkdn_net_node nodes[QKDN_NET_NODES_MAX];
 	struct qkdn_net_link links[QKDN_NET_LINKS_MAX];

@@ -35,6 +35,7 @@ main(int argc, char **argv)
 		free(net);
 		return 2;
 	}
+	qkdn_log_level_from(net);
 	int self = qkdn_net_node_index(net, cl.node);
 	if (self < 0) {
 		fprintf(stderr, "qkdn-km: %s: no node %s in this network\n",

@@ -394,6 +394,11 @@ test_node_errors(void **state)
 	expect_text_error("[qkdn]\nnodes = A\n[A]\nkx = tcp://h:1\n"
 	                  "ak = sim.ctl\n",
 	                  5, "is also [qkdn] sim");
+	expect_text_error("[qkdn]\nnodes = A\nlog_level = loud\n[A]\n"
+	                  "kx = tcp://h:1\n",
+	                  3,
+	                  "[qkdn] log_level: 'loud' is not error, warn, info "
+	                  "or debug");
 }
 
 /* TLS: the CA and each TLS node's certificate and key are required; a
