@@ -20,7 +20,7 @@ void ctl_flood_stop(struct ctl_flood *f);
 
 /* Send origin's LSA (as held when sent) to every adjacent controller but
  * the one of node `except` (-1: none). Never blocks for long: callable
- * under ctl->mtx and from aio callbacks. */
+ * under ctl->mtx and from the Ck and Cx handlers. */
 void ctl_flood_mark(struct ctl_flood *f, int origin, int except);
 
 #endif

@@ -70,7 +70,7 @@ struct qkdn_server_config {
 	const char *url;
 	int ipc_mode;     /* file mode of an ipc:// socket; 0: the umask's */
 	size_t recv_max;  /* largest request accepted, bytes */
-	size_t slot_size; /* per-context memory for the handlers */
+	size_t slot_size; /* per-connection memory for the handlers */
 	const struct qkdn_handler *handlers;
 	size_t n_handlers;
 	void *arg; /* handed to handlers by qkdn_server_arg */

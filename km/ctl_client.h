@@ -10,7 +10,7 @@
  * they were computed on, and used only while the reporter's last report
  * was answered (a cache never outlives the controller that made it). Every
  * call is one blocking SP round trip with a short deadline: callers are
- * worker or sender threads, never aio callbacks.
+ * connection, sender or relay control threads, which may block.
  *
  * No controller running (a two-node network needs none): the reporter
  * fails quietly (a rate-limited debug log) and only relays fail, at once,

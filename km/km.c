@@ -126,7 +126,7 @@ km_stop(struct km *km)
 		return;
 	/* The relay control thread first (new relays fail), then the links
 	 * (their queued hops answer the requests they hold, on servers still
-	 * running), then peers (no worker asks the controller any more), then
+	 * running), then peers (no handler asks the controller any more), then
 	 * the controller client, then apps. */
 	km_relay_stop(km);
 	for (size_t i = 0; i < km->n_links; i++)

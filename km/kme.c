@@ -471,7 +471,8 @@ km_kme_handle_auth(struct qkdn_server_req *w, struct qkdn_msg *req)
 	const struct qkdn_kme_keys_auth *a = &req->u.kme_keys_auth;
 	struct qkdn_decode_error err = {0};
 	struct qkdn_msg m;
-	char why[QKDN_REASON_MAX];
+	/* "out of memory" for the paths below that set no reason */
+	char why[QKDN_REASON_MAX] = "out of memory";
 	uint8_t ack[16];
 	int rv = qkdn_msg_decode(a->keys.ptr, a->keys.len, &m, &err);
 	if (rv != 0) {

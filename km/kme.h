@@ -33,7 +33,8 @@ void km_kme_close(struct km_link *l);
 /* Whether l is fed by a KME that is down at this end; *why the reason. */
 bool km_kme_down(struct km_link *l, char *why, size_t whylen);
 
-/* The Kx handler of KME_KEYS_AUTH (the slave end; on a worker). */
+/* The Kx handler of KME_KEYS_AUTH (the slave end; on its connection's
+ * thread). */
 void km_kme_handle_auth(struct qkdn_server_req *w, struct qkdn_msg *req);
 
 #endif

@@ -38,7 +38,7 @@ struct km_kx_server {
 	struct qkdn_server *srv;
 };
 
-/* Per context: when a sync waiting for its block gives up. */
+/* Per connection: when a sync waiting for its block gives up. */
 struct sync_slot {
 	uint64_t deadline_ms;
 	struct km_link *waiting_on; /* counted in its syncs_waiting */

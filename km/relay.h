@@ -18,7 +18,7 @@
  * request, or the previous hop's KEY_RELAY_AUTH, or the controller's 18 /
  * 21). One control thread of this module does what may wait on the
  * controller or on a peer for a source relay: route lookups, 20
- * RELAY_REQ_RSP, 109 RELAY_ABORT. Key material lives in sodium_malloc
+ * RELAY_REQ_RSP, 109 RELAY_ABORT. Key material lives in locked (secbuf.h)
  * memory and is wiped once sent or stored. */
 #ifndef KM_RELAY_H
 #define KM_RELAY_H
@@ -37,7 +37,7 @@ struct km_hop {
 	qkdn_name src_sae, dst_sae;
 	uint32_t bits, count;
 	qkdn_uuid *ids;       /* count IDs */
-	uint8_t *keys;        /* count * bits/8 bytes, sodium_malloc */
+	uint8_t *keys;        /* count * bits/8 bytes, km_secbuf_get */
 	bool keys_from_pad;   /* first hop: the pad becomes the keys */
 	uint32_t hold_ttl_ms; /* nonzero: the KEY_RELAY's ttl_ms (I.4b hold) */
 	uint64_t deadline_ms; /* qkdn_now_ms: the whole relay's */

@@ -27,7 +27,7 @@ struct relay {
 	enum role role;
 	struct qkdn_server_req *w; /* the request held until the relay ends */
 	/* R_FORWARD: the incoming hop's tag (16) and ack key (32), for the
-	 * completion this node owes its previous hop (sodium_malloc) */
+	 * completion this node owes its previous hop (km_secbuf_get) */
 	uint8_t *in;
 	int dst_node;
 	struct km_ctl_routes *routes; /* R_SOURCE, centralized */
@@ -62,7 +62,7 @@ struct hold {
 	uint64_t expires_ms;
 	uint32_t count, bits;
 	qkdn_uuid *ids;
-	uint8_t *keys; /* sodium_malloc */
+	uint8_t *keys; /* km_secbuf_get: back with km_secbuf_put */
 };
 
 struct recent {

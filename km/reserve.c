@@ -281,10 +281,13 @@ km_relay_handle_alloc(struct qkdn_server_req *w, struct qkdn_msg *req)
 	     : k->dst_node != dnode ? QKDN_E_NOT_AUTHORISED
 	                            : 0;
 	if (rv == 0) {
-		/* claimed before the commit: a second 23 meanwhile fails */
+		/* claimed before the commit: a second 23 meanwhile fails;
+		 * keys and IDs are ours now (an expiry meanwhile frees
+		 * nothing we use) */
 		taken = *k;
 		k->used = true;
 		k->keys = NULL;
+		k->ids = NULL;
 	}
 	nng_mtx_unlock(e->mtx);
 	if (rv != 0) {
@@ -318,12 +321,13 @@ km_relay_handle_alloc(struct qkdn_server_req *w, struct qkdn_msg *req)
 	    (k = relay_hold_find(e, &q->reservation_id, true)) != NULL) {
 		k->used = false; /* not stored: still held */
 		k->keys = taken.keys;
+		k->ids = taken.ids;
 		taken.keys = NULL;
+		taken.ids = NULL;
 	}
 	nng_mtx_unlock(e->mtx);
 	if (rv != 0) {
-		if (taken.keys != NULL)
-			km_secbuf_put(taken.keys);
+		relay_hold_wipe(&taken); /* what no hold took back */
 		snprintf(why, sizeof(why), "reservation %s: keys not stored",
 		         idtext);
 		qkdn_server_error(w, rv, why);
@@ -340,6 +344,7 @@ km_relay_handle_alloc(struct qkdn_server_req *w, struct qkdn_msg *req)
 		       taken.count * sizeof(qkdn_uuid));
 	else
 		m.u.alloc_rsp.ids.n = 0;
+	free(taken.ids);
 	atomic_fetch_add(&km->rc.allocations, 1);
 	qkdn_server_reply(w, &m);
 }
