@@ -128,8 +128,7 @@ hop_sizes(uint32_t count, size_t *req_len, size_t *rsp_len)
 	*req_len = encoded_len(&auth);
 	free(relay);
 	struct qkdn_msg done = {.type = QKDN_RELAY_DONE_NOTIF, .req_id = 1};
-	done.u.relay_done_notif.relay_id = k->relay_id;
-	done.u.relay_done_notif.ids = (struct qkdn_ids){.n = count, .v = ids};
+	done.u.relay_done_notif.relay_id = k->relay_id; /* no IDs: relay.c */
 	done.u.relay_done_notif.tag =
 	    (struct qkdn_bytes){.len = 16, .ptr = tag};
 	*rsp_len = encoded_len(&done);

@@ -30,10 +30,16 @@ bool km_kx_link_up(const struct km_kx_link *kl);
 
 /* One hop of a key relay for link l's sender thread (relay.h says what a
  * hop is): queued next to the key request batches, one round trip at a
- * time. h->done is called exactly once, on the sender thread (or at once if
- * the link is stopping), without the KM lock. */
+ * time. h->done is called exactly once, on the thread that carried the hop
+ * (or at once if the link is stopping), without the KM lock. */
 struct km_hop;
 void km_kx_submit_hop(struct km *km, struct km_link *l, struct km_hop *h);
+/* The same, but run on the calling thread (h->done too, before it returns)
+ * when the sender sleeps with nothing queued: for a hop forwarded by a Kx
+ * connection's thread, whose request waits for it anyway. Otherwise
+ * queued as km_kx_submit_hop does. Never from a thread that must not
+ * block for a round trip. */
+void km_kx_run_hop(struct km *km, struct km_link *l, struct km_hop *h);
 
 int km_kx_server_start(struct km *km, struct km_kx_server **out)
     __attribute__((warn_unused_result));

@@ -40,7 +40,11 @@ struct km_kx_link {
 	struct km_keyreq *head, *tail;   /* waiting */
 	struct km_hop *hops, *hops_tail; /* relay hops waiting */
 	bool hop_turn;     /* both wait: alternate, so neither starves */
-	uint64_t heard_ms; /* the peer last answered (sender thread only) */
+	/* the sender waits for work with nothing queued: a forwarded hop may
+	 * then run on the thread that received it (km_kx_run_hop) */
+	bool idle;
+	bool borrowed; /* a hop runs on another thread: the sender keeps off */
+	uint64_t heard_ms; /* the peer last answered (whoever holds the link) */
 	struct qkdn_sp_conn conn;
 	atomic_bool up;
 };
@@ -495,12 +499,17 @@ build_relay(struct km_kx_link *kl, struct km_hop *h,
 		/* the one-time pad: keys XOR the bits after both MAC keys */
 		if ((ct = malloc(n)) == NULL)
 			return rv;
-		for (size_t i = 0; i < n; i++)
-			ct[i] = h->keys[i] ^ bits[KEYS_AT + i];
+		km_xor(ct, h->keys, bits + KEYS_AT, n);
 		kr->ciphertext.len = (uint32_t)n;
 		kr->ciphertext.ptr = ct;
 	}
-	if ((rv = qkdn_msg_encode(&m, qkdn_buf_write, &body)) == 0) {
+	/* IDs go as 18 bytes each; the rest (route, names, segments) is
+	 * well under 2 KiB */
+	size_t guess = n + (size_t)h->count * 18 + 2048;
+	if (qkdn_buf_reserve(&body, guess) != 0 ||
+	    qkdn_buf_reserve(out, guess + 64) != 0)
+		rv = QKDN_E_NOMEM;
+	else if ((rv = qkdn_msg_encode(&m, qkdn_buf_write, &body)) == 0) {
 		km_mac_tag(tag, body.data, body.len, bits);
 		struct qkdn_msg a = {.type = QKDN_KEY_RELAY_AUTH};
 		a.u.key_relay_auth.relay.len = (uint32_t)body.len;
@@ -572,7 +581,8 @@ hop_reply(struct km_kx_link *kl, struct km_hop *h, const struct qkdn_msg *r,
 
 /* Carry hop h: take its bits, one KEY_RELAY_AUTH round trip, check the
  * completion, then h->done (without the KM lock). Entered and left with
- * the KM lock held; only this thread takes from the out direction. */
+ * the KM lock held, by the thread holding the link (its sender, or a
+ * borrower): only that thread takes from the out direction. */
 static void
 run_hop(struct km_kx_link *kl, struct km_hop *h)
 {
@@ -694,6 +704,13 @@ sender(void *arg)
 	struct km *km = kl->km;
 	nng_mtx_lock(km->mtx);
 	while (!kl->stopping) {
+		if (kl->borrowed) {
+			/* woken when the borrower is done and work waits */
+			kl->idle = true;
+			nng_cv_until(kl->cv, nng_clock() + 1000);
+			kl->idle = false;
+			continue;
+		}
 		if (kl->hops != NULL && (kl->head == NULL || kl->hop_turn)) {
 			struct km_hop *h = kl->hops;
 			kl->hops = h->next;
@@ -723,8 +740,11 @@ sender(void *arg)
 			atomic_store(&kl->up, kl->conn.fd >= 0);
 			nng_mtx_lock(km->mtx);
 			if (kl->head == NULL && kl->hops == NULL &&
-			    !kl->stopping)
+			    !kl->stopping && !kl->borrowed) {
+				kl->idle = true;
 				nng_cv_until(kl->cv, nng_clock() + 1000);
+				kl->idle = false;
+			}
 			continue;
 		}
 		uint64_t total;
@@ -793,6 +813,8 @@ km_kx_link_close(struct km *km, struct km_link *l)
 	nng_mtx_unlock(km->mtx);
 	nng_thread_destroy(kl->thread); /* joins: a batch in flight ends */
 	nng_mtx_lock(km->mtx);
+	while (kl->borrowed) /* a hop on a Kx connection's thread ends too */
+		nng_cv_wait(kl->cv);
 	l->kx = NULL;
 	fail_list(kl->head, QKDN_E_SHUTDOWN, "KM is stopping");
 	struct km_hop *hops = kl->hops;
@@ -846,5 +868,26 @@ km_kx_submit_hop(struct km *km, struct km_link *l, struct km_hop *h)
 		kl->hops = h;
 	kl->hops_tail = h;
 	nng_cv_wake1(kl->cv);
+	nng_mtx_unlock(km->mtx);
+}
+
+void
+km_kx_run_hop(struct km *km, struct km_link *l, struct km_hop *h)
+{
+	nng_mtx_lock(km->mtx);
+	struct km_kx_link *kl = l->kx;
+	if (kl == NULL || kl->stopping || !kl->idle || kl->borrowed ||
+	    kl->hops != NULL || kl->head != NULL || kl->conn.fd < 0) {
+		nng_mtx_unlock(km->mtx);
+		km_kx_submit_hop(km, l, h);
+		return;
+	}
+	/* the sender sleeps with nothing to do: hold the link in its place,
+	 * which saves waking it and being woken by it on every hop */
+	kl->borrowed = true;
+	run_hop(kl, h);
+	kl->borrowed = false;
+	if (kl->hops != NULL || kl->head != NULL || kl->stopping)
+		nng_cv_wake(kl->cv);
 	nng_mtx_unlock(km->mtx);
 }

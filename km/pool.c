@@ -139,8 +139,10 @@ km_pool_init(struct km_pool *p, struct km_store *st, const char *link,
 	p->lease_min_blocks = (LEASE_BYTES + p->half - 1) / p->half;
 	p->lease_max_blocks = (LEASE_MAX_BYTES + p->half - 1) / p->half;
 	p->lease_blocks = p->lease_min_blocks;
-	p->out_cache.buf = sodium_malloc(block_bytes);
-	p->in_cache.buf = sodium_malloc(block_bytes);
+	p->out_cache.buf = sodium_malloc(p->half);
+	p->in_cache.buf = sodium_malloc(p->half);
+	p->out_cache.which = first_half_out ? 0 : 1;
+	p->in_cache.which = first_half_out ? 1 : 0;
 	if (p->out_cache.buf == NULL || p->in_cache.buf == NULL) {
 		km_pool_fini(p);
 		return QKDN_E_NOMEM;
@@ -215,13 +217,14 @@ km_pool_add_block(struct km_pool *p, uint64_t id, const uint8_t *bytes,
 	return km_pool_note_block(p, id);
 }
 
+/* The half of block id that c's direction uses, unsealed. */
 static const uint8_t *
 block(struct km_pool *p, struct km_block_cache *c, uint64_t id, int *rv)
 {
 	if (!c->valid || c->id != id) {
 		c->valid = false;
-		if ((*rv = km_store_block_get(p->st, p->link, id, c->buf,
-		                              p->block_bytes)) != 0)
+		if ((*rv = km_store_block_half_get(p->st, p->link, id, c->which,
+		                                   c->buf, p->half)) != 0)
 			return NULL;
 		c->id = id;
 		c->valid = true;
@@ -325,7 +328,7 @@ km_pool_take_out(struct km_pool *p, uint32_t len, struct qkdn_segment *segs,
 			return rv;
 		lease_moved(p, lease);
 	}
-	uint32_t at = 0, base = p->first_half_out ? 0 : p->half;
+	uint32_t at = 0;
 	for (uint32_t s = 0; s < k; s++) {
 		const uint8_t *b =
 		    block(p, &p->out_cache, segs[s].block_id, &rv);
@@ -333,7 +336,7 @@ km_pool_take_out(struct km_pool *p, uint32_t len, struct qkdn_segment *segs,
 			sodium_memzero(out, at);
 			return rv;
 		}
-		memcpy(out + at, b + base + segs[s].offset, segs[s].len);
+		memcpy(out + at, b + segs[s].offset, segs[s].len);
 		at += segs[s].len;
 	}
 	p->out = end;
@@ -388,7 +391,7 @@ km_pool_read_in(struct km_pool *p, const struct qkdn_segments *segs,
                 bool *later)
 {
 	struct km_pos prev = p->in;
-	uint32_t at = 0, base = p->first_half_out ? p->half : 0;
+	uint32_t at = 0;
 	int rv = 0;
 	for (uint32_t s = 0; s < segs->n; s++) {
 		const struct qkdn_segment *g = &segs->v[s];
@@ -412,7 +415,7 @@ km_pool_read_in(struct km_pool *p, const struct qkdn_segments *segs,
 		const uint8_t *b = block(p, &p->in_cache, g->block_id, &rv);
 		if (b == NULL)
 			goto fail;
-		memcpy(out + at, b + base + g->offset, g->len);
+		memcpy(out + at, b + g->offset, g->len);
 		at += g->len;
 		prev = (struct km_pos){g->block_id, g->offset + g->len};
 	}

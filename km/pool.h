@@ -39,8 +39,9 @@ struct km_pool {
 	struct km_pos lease; /* synced: nothing at or after it has been used */
 	struct km_pos in;    /* end of what the peer has used */
 	struct km_block_cache {
-		uint8_t *buf; /* one unsealed block (sodium_malloc) */
+		uint8_t *buf; /* one unsealed half block (sodium_malloc) */
 		uint64_t id;
+		int which; /* the half of the block: 0 or 1 */
 		bool valid;
 	} out_cache, in_cache;
 	uint64_t blocks_received, blocks_dropped;

@@ -2,7 +2,8 @@
  * messages. This file decides (checks, routes, stores) for relays of key
  * requests (I.5a, I.5b) and their hops; reserve.c does the reservation
  * scheme (I.4b); kx_send.c carries each outgoing hop on its link's sender
- * thread and calls back relay_hop_done() there. */
+ * thread (or, for a hop passed on, on the Kx thread that received it while
+ * the sender sleeps) and calls back relay_hop_done() there. */
 #include "relay_int.h"
 
 #include "ctl_client.h"
@@ -330,7 +331,7 @@ km_relay_keyreq(struct km *km, struct qkdn_server_req *w,
 	}
 }
 
-/* --- completion of a hop, on the link's sender thread -------------------- */
+/* --- completion of a hop, on the thread that carried it ------------------ */
 
 static void
 reply_done(struct qkdn_server_req *w, const struct km_hop *h,
@@ -338,9 +339,10 @@ reply_done(struct qkdn_server_req *w, const struct km_hop *h,
 {
 	struct qkdn_msg m = {.type = QKDN_RELAY_DONE_NOTIF};
 	struct qkdn_relay_done_notif *d = &m.u.relay_done_notif;
+	/* no key IDs: the source has them, and the tag binds this reply to
+	 * the hop's 108, which carried them (8 KiB less back per hop of 512
+	 * keys) */
 	d->relay_id = h->relay_id;
-	d->ids.n = h->count;
-	d->ids.v = h->ids; /* borrowed: the encoder only reads */
 	d->tag.len = 16;
 	d->tag.ptr = (uint8_t *)tag;
 	qkdn_server_reply(w, &m);
@@ -711,7 +713,7 @@ forward(struct qkdn_server_req *w, struct km *km,
 	recent_add(km, &kr->relay_id, c->idx[kr->hop - 1], next, kr->dst_sae,
 	           NULL, 0);
 	atomic_fetch_add(&km->rc.forwarded, 1);
-	km_kx_submit_hop(km, l, &r->h);
+	km_kx_run_hop(km, l, &r->h);
 	return 0;
 }
 
@@ -796,8 +798,7 @@ km_relay_handle_auth(struct qkdn_server_req *w, struct qkdn_msg *req)
 	km_link_note_sync(c.link, true);
 	/* keys = pad (first hop) or ciphertext XOR pad, in place */
 	uint8_t *keys = bits + KEYS_AT;
-	for (uint32_t i = 0; i < kr->ciphertext.len; i++)
-		keys[i] ^= kr->ciphertext.ptr[i];
+	km_xor(keys, keys, kr->ciphertext.ptr, kr->ciphertext.len);
 	if (!c.here) {
 		rv = forward(w, km, a, kr, &c, bits, why, sizeof(why));
 		km_secbuf_put(bits);
@@ -819,7 +820,7 @@ km_relay_handle_auth(struct qkdn_server_req *w, struct qkdn_msg *req)
 		           kr->dst_sae, kr->ids.v, kr->ids.n);
 	atomic_fetch_add(&km->rc.delivered, 1);
 	atomic_fetch_add(&km->rc.done_notifs, 1);
-	reply_done(w, &h, tag); /* clears the request: m still owns ids */
+	reply_done(w, &h, tag); /* clears the request */
 	qkdn_msg_clear(&m);
 	return;
 refuse:

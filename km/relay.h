@@ -27,7 +27,7 @@
 
 struct qkdn_server_req;
 
-/* One hop of a relay, as the sender thread of its link carries it. */
+/* One hop of a relay, as the thread holding its link carries it. */
 struct km_hop {
 	struct km_hop *next; /* the link's queue (KM lock) */
 	qkdn_uuid relay_id;
@@ -42,7 +42,7 @@ struct km_hop {
 	uint32_t hold_ttl_ms; /* nonzero: the KEY_RELAY's ttl_ms (I.4b hold) */
 	uint64_t deadline_ms; /* qkdn_now_ms: the whole relay's */
 	int retries;
-	/* set by the sender thread */
+	/* set by the thread carrying the hop */
 	bool may_have_left; /* the next KM may hold the keys now */
 	uint32_t nsegs;
 	struct qkdn_segment *segs; /* where the hop's bits lay (malloc) */

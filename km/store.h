@@ -53,13 +53,20 @@ void km_store_close(struct km_store *st, bool clean);
  * earlier one (for logging). */
 bool km_store_recovered(const struct km_store *st);
 
-/* Link key blocks. */
+/* Link key blocks (len even). Each half is sealed on its own, one per
+ * direction of the link (pool.h), so taking key unseals only the half
+ * its direction uses. */
 int km_store_block_put(struct km_store *st, const char *link, uint64_t id,
                        const uint8_t *bytes, uint32_t len)
     __attribute__((warn_unused_result));
 /* Unseal block id into out (len bytes). QKDN_E_BLOCK_MISSING if absent. */
 int km_store_block_get(struct km_store *st, const char *link, uint64_t id,
                        uint8_t *out, uint32_t len)
+    __attribute__((warn_unused_result));
+/* Unseal half `which` (0: the first len bytes, 1: the next) of block id,
+ * a block of 2 * len bytes, into out. */
+int km_store_block_half_get(struct km_store *st, const char *link,
+                            uint64_t id, int which, uint8_t *out, uint32_t len)
     __attribute__((warn_unused_result));
 int km_store_block_delete(struct km_store *st, const char *link, uint64_t id);
 /* Delete n blocks in one transaction (absent ones are skipped). */

@@ -102,6 +102,21 @@ km_mac_tag(uint8_t tag[16], const uint8_t *msg, size_t len,
 	crypto_onetimeauth(tag, msg, len, mac_key);
 }
 
+void
+km_xor(uint8_t *dst, const uint8_t *a, const uint8_t *b, size_t n)
+{
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t x, y;
+		memcpy(&x, a + i, 8);
+		memcpy(&y, b + i, 8);
+		x ^= y;
+		memcpy(dst + i, &x, 8);
+	}
+	for (; i < n; i++)
+		dst[i] = a[i] ^ b[i];
+}
+
 int
 km_mac_verify(const uint8_t *tag, size_t tag_len, const uint8_t *msg,
               size_t len, const uint8_t *mac_key)

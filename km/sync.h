@@ -60,6 +60,10 @@ void km_mac_bits_tag(uint8_t tag[16], const uint8_t *msg, size_t msg_len,
  * of a hop is km_sync_ack_tag over the hop's KEY_RELAY_AUTH tag. */
 void km_mac_tag(uint8_t tag[16], const uint8_t *msg, size_t len,
                 const uint8_t *mac_key);
+
+/* dst = a XOR b, n bytes (the one-time pad; dst may be a or b), a word
+ * at a time: a relay hop pads kilobytes of keys twice. */
+void km_xor(uint8_t *dst, const uint8_t *a, const uint8_t *b, size_t n);
 /* 0 if tag (tag_len bytes) authenticates msg under mac_key;
  * QKDN_E_AUTH_FAILED otherwise. */
 int km_mac_verify(const uint8_t *tag, size_t tag_len, const uint8_t *msg,

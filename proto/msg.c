@@ -781,6 +781,33 @@ qkdn_msg_encode(const struct qkdn_msg *m, qkdn_write_fn write, void *ctx)
 	return encode_map(&pk, &d->body, (const uint8_t *)&m->u, NULL);
 }
 
+/* Grow to exactly cap by copy, so no stale copy of a secret is left
+ * behind by realloc. */
+static int
+grow(struct qkdn_buf *b, size_t cap)
+{
+	uint8_t *d = malloc(cap);
+	if (d == NULL)
+		return -1;
+	if (b->len > 0)
+		memcpy(d, b->data, b->len);
+	if (b->data != NULL) {
+		explicit_bzero(b->data, b->cap);
+		free(b->data);
+	}
+	b->data = d;
+	b->cap = cap;
+	return 0;
+}
+
+int
+qkdn_buf_reserve(struct qkdn_buf *b, size_t cap)
+{
+	if (cap > QKDN_MSG_BYTES_MAX)
+		return -1;
+	return cap > b->cap ? grow(b, cap) : 0;
+}
+
 int
 qkdn_buf_write(void *vb, const char *data, size_t len)
 {
@@ -788,22 +815,11 @@ qkdn_buf_write(void *vb, const char *data, size_t len)
 	if (len > QKDN_MSG_BYTES_MAX || b->len + len > QKDN_MSG_BYTES_MAX)
 		return -1;
 	if (b->len + len > b->cap) {
-		/* Grow by copy so no stale copy of a secret is left behind by
-		 * realloc. */
 		size_t cap = b->cap ? b->cap * 2 : 256;
 		while (cap < b->len + len)
 			cap *= 2;
-		uint8_t *d = malloc(cap);
-		if (d == NULL)
+		if (grow(b, cap) != 0)
 			return -1;
-		if (b->len > 0)
-			memcpy(d, b->data, b->len);
-		if (b->data != NULL) {
-			explicit_bzero(b->data, b->cap);
-			free(b->data);
-		}
-		b->data = d;
-		b->cap = cap;
 	}
 	memcpy(b->data + b->len, data, len);
 	b->len += len;

@@ -637,6 +637,10 @@ struct qkdn_buf {
 	size_t cap;
 };
 int qkdn_buf_write(void *buf, const char *data, size_t len);
+/* Room for cap bytes in all, so a message of known size is encoded with
+ * no regrowth (each regrowth copies and wipes). 0, or -1 out of memory
+ * or over QKDN_MSG_BYTES_MAX. */
+int qkdn_buf_reserve(struct qkdn_buf *b, size_t cap);
 void qkdn_buf_free(struct qkdn_buf *b);
 
 /* Decode one message that must fill buf exactly. On failure out is left

@@ -3360,6 +3360,22 @@ test_buf(void **state)
 	qkdn_buf_free(&b);
 	free(big);
 
+	/* reserved room: what was written stays, later writes need no
+	 * regrowth, and never past one message */
+	assert_int_equal(qkdn_buf_write(&b, "ab", 2), 0);
+	assert_int_equal(qkdn_buf_reserve(&b, 5000), 0);
+	assert_int_equal(b.cap, 5000);
+	uint8_t *room = b.data;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(qkdn_buf_write(&b, chunk, sizeof(chunk)), 0);
+	assert_ptr_equal(b.data, room);
+	assert_memory_equal(b.data, "abccc", 5);
+	assert_int_equal(qkdn_buf_reserve(&b, 100), 0); /* never shrinks */
+	assert_int_equal(b.cap, 5000);
+	assert_int_not_equal(qkdn_buf_reserve(&b, QKDN_MSG_BYTES_MAX + 1), 0);
+	assert_int_equal(b.len, 4002);
+	qkdn_buf_free(&b);
+
 	/* clear and alloc */
 	struct qkdn_msg m;
 	memset(&m, 0, sizeof(m));

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <lmdb.h>
 #include <sodium.h>
 
 #define MAP_BYTES (16u << 20)
@@ -657,6 +658,132 @@ test_blocks(void **state)
 	                 QKDN_E_BLOCK_MISSING);
 }
 
+/* The stored record of block id of link in the closed store at dir, as
+ * someone with access to the file sees it (malloc'd, *len bytes); with
+ * swap, its two sealed halves are first swapped in the file. */
+static uint8_t *
+raw_block(const char *dir, const char *link, uint64_t id, bool swap,
+          size_t *len)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	uint8_t kb[64];
+	size_t n = strlen(link);
+	memcpy(kb, link, n + 1);
+	for (int i = 0; i < 8; i++)
+		kb[n + 1 + i] = (uint8_t)(id >> (56 - 8 * i));
+	MDB_val k = {n + 9, kb}, v;
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+	assert_int_equal(mdb_env_set_mapsize(env, MAP_BYTES), 0);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "blocks", 0, &dbi), 0);
+	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+	size_t half = v.mv_size / 2;
+	uint8_t *rec = malloc(v.mv_size);
+	assert_non_null(rec);
+	*len = v.mv_size;
+	if (swap) {
+		memcpy(rec, (uint8_t *)v.mv_data + half, half);
+		memcpy(rec + half, v.mv_data, half);
+		MDB_val nv = {v.mv_size, rec};
+		assert_int_equal(mdb_put(txn, dbi, &k, &nv, 0), 0);
+		assert_int_equal(mdb_txn_commit(txn), 0);
+	} else {
+		memcpy(rec, v.mv_data, v.mv_size);
+		mdb_txn_abort(txn);
+	}
+	mdb_env_close(env);
+	return rec;
+}
+
+/* Blocks sealed by two openings of the store: each opening seals under
+ * its own subkey (its ID heads every sealed half), and one opening never
+ * repeats a nonce; both still unseal. */
+static void
+test_block_seal_per_opening(void **state)
+{
+	struct fx *f = *state;
+	uint8_t blk[BLOCK_LEN], got[BLOCK_LEN];
+	size_t len[3];
+
+	randombytes_buf(blk, sizeof(blk));
+	assert_int_equal(km_store_block_put(f->st, LINK, 1, blk, BLOCK_LEN), 0);
+	assert_int_equal(km_store_block_put(f->st, LINK, 2, blk, BLOCK_LEN), 0);
+	reopen(f);
+	assert_int_equal(km_store_block_put(f->st, LINK, 3, blk, BLOCK_LEN), 0);
+	km_store_close(f->st, true);
+	f->st = NULL;
+	uint8_t *r[3];
+	for (int i = 0; i < 3; i++)
+		r[i] = raw_block(f->dir, LINK, (uint64_t)i + 1, false, &len[i]);
+	size_t h = len[0] / 2;
+	/* opening IDs: the same within an opening, new for the next */
+	assert_memory_equal(r[0], r[0] + h, 16);
+	assert_memory_equal(r[0], r[1], 16);
+	assert_memory_not_equal(r[0], r[2], 16);
+	/* counters: never the same twice within one opening */
+	assert_memory_not_equal(r[0] + 16, r[0] + h + 16, 8);
+	assert_memory_not_equal(r[0] + 16, r[1] + 16, 8);
+	assert_memory_not_equal(r[0] + h + 16, r[1] + h + 16, 8);
+	for (int i = 0; i < 3; i++)
+		free(r[i]);
+	assert_int_equal(km_store_open(&f->st, f->dir, MAP_BYTES), 0);
+	for (uint64_t id = 1; id <= 3; id++) {
+		assert_int_equal(
+		    km_store_block_get(f->st, LINK, id, got, BLOCK_LEN), 0);
+		assert_memory_equal(got, blk, BLOCK_LEN);
+	}
+}
+
+/* Each half of a block is sealed on its own (one per direction): either
+ * unseals alone, and the two cannot trade places. */
+static void
+test_block_halves(void **state)
+{
+	struct fx *f = *state;
+	uint8_t blk[BLOCK_LEN], got[BLOCK_LEN];
+
+	randombytes_buf(blk, sizeof(blk));
+	assert_int_equal(km_store_block_put(f->st, LINK, 9, blk, BLOCK_LEN), 0);
+	assert_int_equal(km_store_block_put(f->st, LINK, 10, blk, 101),
+	                 QKDN_E_BAD_REQUEST);
+	for (int w = 0; w < 2; w++) {
+		memset(got, 0, sizeof(got));
+		assert_int_equal(km_store_block_half_get(f->st, LINK, 9, w, got,
+		                                         BLOCK_LEN / 2),
+		                 0);
+		assert_memory_equal(got, blk + w * (BLOCK_LEN / 2),
+		                    BLOCK_LEN / 2);
+	}
+	assert_int_equal(
+	    km_store_block_half_get(f->st, LINK, 9, 2, got, BLOCK_LEN / 2),
+	    QKDN_E_BAD_REQUEST);
+	assert_int_not_equal(
+	    km_store_block_half_get(f->st, LINK, 9, 0, got, BLOCK_LEN / 4), 0);
+	assert_int_equal(
+	    km_store_block_half_get(f->st, LINK, 8, 0, got, BLOCK_LEN / 2),
+	    QKDN_E_BLOCK_MISSING);
+
+	km_store_close(f->st, true);
+	f->st = NULL;
+	size_t len;
+	free(raw_block(f->dir, LINK, 9, true, &len));
+	assert_int_equal(km_store_open(&f->st, f->dir, MAP_BYTES), 0);
+	memset(got, 0xa5, sizeof(got));
+	for (int w = 0; w < 2; w++)
+		assert_int_equal(km_store_block_half_get(f->st, LINK, 9, w, got,
+		                                         BLOCK_LEN / 2),
+		                 QKDN_E_STORE);
+	assert_int_equal(km_store_block_get(f->st, LINK, 9, got, BLOCK_LEN),
+	                 QKDN_E_STORE);
+	/* nothing of the block is left in the caller's buffer */
+	for (size_t i = 0; i < sizeof(got); i++)
+		assert_int_equal(got[i], 0);
+}
+
 int
 main(void)
 {
@@ -683,6 +810,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_one_km_per_store, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_blocks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_block_halves, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_block_seal_per_opening, setup,
+	                                    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
