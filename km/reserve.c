@@ -71,6 +71,28 @@ relay_hold_wipe(struct hold *h)
 	h->ids = NULL;
 }
 
+/* The orders of the scheme (21, 18 with a reservation, 23, 110) come from
+ * the central controller, which speaks tcp:// or ipc:// to a KM's Kx (a
+ * trusted network) and has no TLS client (docs/tls.md). Over tls+tcp://
+ * every peer has a certificate of the network's CA, a node's or an SAE's,
+ * and none of them may order a KM to reserve, relay or allocate keys: the
+ * order is refused. True if it was. */
+static bool
+order_refused(struct qkdn_server_req *w, const char *what)
+{
+	const char *cert = qkdn_server_peer_name(w);
+	char why[QKDN_REASON_MAX];
+	if (cert == NULL)
+		return false;
+	snprintf(why, sizeof(why),
+	         "a %s over tls+tcp:// from certificate %.63s: only the "
+	         "central controller orders the reservation scheme, and not "
+	         "over TLS",
+	         what, cert);
+	qkdn_server_error(w, QKDN_E_NOT_AUTHORISED, why);
+	return true;
+}
+
 void
 km_relay_handle_reserve(struct qkdn_server_req *w, struct qkdn_msg *req)
 {
@@ -82,6 +104,8 @@ km_relay_handle_reserve(struct qkdn_server_req *w, struct qkdn_msg *req)
 	int dst = qkdn_net_node_index(net, q->dst_node);
 	struct km_link *l = next >= 0 ? km_link_to(km, next) : NULL;
 	int rv;
+	if (order_refused(w, "key reservation request"))
+		return;
 	if (l == NULL || dst < 0 || dst == km->self) {
 		snprintf(why, sizeof(why),
 		         "node %s has no link to %.63s, or %.63s is no "
@@ -158,6 +182,8 @@ km_relay_handle_relay_req(struct qkdn_server_req *w, struct qkdn_msg *req)
 	struct km_relay *e = km->relay;
 	char why[QKDN_REASON_MAX];
 	int idx[QKDN_ROUTE_MAX], rv = QKDN_E_BAD_REQUEST;
+	if (order_refused(w, "key relay request"))
+		return;
 	if (relay_uuid_zero(&q->reservation_id)) {
 		qkdn_server_error(
 		    w, QKDN_E_UNSUPPORTED,
@@ -263,6 +289,8 @@ km_relay_handle_alloc(struct qkdn_server_req *w, struct qkdn_msg *req)
 	int dst = qkdn_net_sae_index(net, q->dst_sae);
 	int dnode = qkdn_net_node_index(net, q->dst_node);
 	int rv;
+	if (order_refused(w, "key allocation request"))
+		return;
 	qkdn_uuid_format(&q->reservation_id, idtext);
 	if (src < 0 || net->saes[src].node != km->self || dst < 0 ||
 	    net->saes[dst].node != dnode) {
@@ -362,6 +390,8 @@ km_relay_handle_release(struct qkdn_server_req *w, struct qkdn_msg *req)
 	struct km *km = qkdn_server_arg(w);
 	struct km_relay *e = km->relay;
 	const qkdn_uuid *id = &req->u.reserve_release.reservation_id;
+	if (order_refused(w, "reservation release"))
+		return;
 	struct hold *gone = relay_holds_unlink(e, hold_of, id);
 	while (gone != NULL) {
 		struct hold *h = gone;

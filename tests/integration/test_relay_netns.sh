@@ -78,6 +78,26 @@ one_run() {
 			[ "$(jq -c '.routes[0]' "$TMP/route")" = '["N1","N2","N3","N4"]' ] ||
 			fail "N1's route changed after N4's forged link state: $(cat "$TMP/route")"
 		echo "ok: tls: Cx refuses link state from a non-adjacent node's certificate"
+
+		# nor does any certificate order the reservation scheme (I.4b)
+		# over TLS, not even a neighbour KM's: N2's, at N1's Kx
+		local resid order
+		resid=$(cat /proc/sys/kernel/random/uuid)
+		for order in "reserve $resid N4 N2 2 256 300" \
+			"alloc $resid N4 alice dave" "release $resid"; do
+			# shellcheck disable=SC2086 # the order's words
+			out=$(CK_SEND_CA="$TOPO_CERTS/ca.pem" \
+				CK_SEND_CERT="$TOPO_CERTS/N2.pem" \
+				CK_SEND_KEY="$TOPO_CERTS/N2.key" CK_SEND_PEER=N1 \
+				in_node N2 "$BIN/ck_send" \
+				"tls+tcp://$(node_ip N1):17101" $order) ||
+				fail "ck_send ${order%% *} to N1's Kx: $out"
+			[ "$(head -n 1 <<<"$out")" = not_authorised ] ||
+				fail "N1's KM took a ${order%% *} over TLS from N2's certificate: $out"
+		done
+		[ "$(km_relay N1 | jq .reservations)" = 0 ] ||
+			fail "N1 holds a reservation after refused orders"
+		echo "ok: tls: Kx refuses reservation orders from any certificate"
 	fi
 
 	: >"$TMP/$1.alice"
