@@ -3,7 +3,11 @@
  * KEY_SYNC_AUTH round trip to the peer KM (qkdn_sp.h: no nng hand-offs on
  * this side) and completes the batch. One thread per link, never per
  * request; the Ak side stays asynchronous. The peer sees the link's pool
- * positions in order, so it can refuse any reuse. */
+ * positions in order, so it can refuse any reuse. Relay hops queue next to
+ * the batches; a hop passed on by an intermediate KM may instead run on
+ * the Kx thread that received it while the sender sleeps
+ * (km_kx_run_hop: that thread then holds the link in the sender's
+ * place). */
 #include "kx.h"
 
 #include "kme.h"
@@ -503,9 +507,10 @@ build_relay(struct km_kx_link *kl, struct km_hop *h,
 		kr->ciphertext.len = (uint32_t)n;
 		kr->ciphertext.ptr = ct;
 	}
-	/* IDs go as 18 bytes each; the rest (route, names, segments) is
-	 * well under 2 KiB */
-	size_t guess = n + (size_t)h->count * 18 + 2048;
+	/* IDs go as 18 bytes each, segments under 32, route names under 66;
+	 * the rest well under 1 KiB. Only a regrowth if short. */
+	size_t guess = n + (size_t)h->count * 18 + (size_t)nsegs * 32 +
+	               (size_t)h->route_n * 66 + 1024;
 	if (qkdn_buf_reserve(&body, guess) != 0 ||
 	    qkdn_buf_reserve(out, guess + 64) != 0)
 		rv = QKDN_E_NOMEM;

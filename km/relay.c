@@ -810,8 +810,7 @@ km_relay_handle_auth(struct qkdn_server_req *w, struct qkdn_msg *req)
 	}
 	if ((rv = deliver(km, kr, &c, keys, why, sizeof(why))) != 0)
 		goto refuse;
-	struct km_hop h = {
-	    .relay_id = kr->relay_id, .count = kr->ids.n, .ids = kr->ids.v};
+	struct km_hop h = {.relay_id = kr->relay_id, .count = kr->ids.n};
 	uint8_t tag[16];
 	km_sync_ack_tag(tag, a->tag.ptr, bits + KM_SYNC_MAC_KEY_BYTES);
 	km_secbuf_put(bits);

@@ -94,8 +94,8 @@ struct relay *relay_new(struct km *km, enum role role, uint32_t count,
 void relay_free(struct relay *r);
 /* The relay's route: these nodes (indexes), in order. */
 void relay_set_route(struct relay *r, const int *nodes, uint32_t n);
-/* km_hop.done of every relay: the hop is over (on the link's sender
- * thread). */
+/* km_hop.done of every relay: the hop is over (on the thread that carried
+ * it). */
 void relay_hop_done(struct km_hop *h, int rv, const char *why);
 /* Answer the controller's 18 held in r->w with 19. */
 void relay_reply_req_rsp(struct relay *r, int rv);

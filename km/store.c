@@ -193,13 +193,14 @@ static int
 unseal_block(const struct km_store *st, uint8_t *out, const uint8_t *sealed,
              uint32_t len, const uint8_t *ad, size_t adlen)
 {
-	uint8_t key[32], iv[12], tag[GCM_TAG_BYTES];
+	uint8_t derived[32], iv[12], tag[GCM_TAG_BYTES];
 	const uint8_t *ct = sealed + GCM_ID_BYTES + GCM_CTR_BYTES;
+	const uint8_t *key = st->block_key;
 	int n, ok;
-	if (memcmp(sealed, st->opening_id, GCM_ID_BYTES) == 0)
-		memcpy(key, st->block_key, sizeof(key));
-	else
-		block_subkey(st, sealed, key); /* sealed by an earlier opening */
+	if (memcmp(sealed, st->opening_id, GCM_ID_BYTES) != 0) {
+		block_subkey(st, sealed, derived); /* an earlier opening's */
+		key = derived;
+	}
 	gcm_iv(iv, sealed + GCM_ID_BYTES);
 	memcpy(tag, ct + len, sizeof(tag));
 	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
@@ -211,7 +212,7 @@ unseal_block(const struct km_store *st, uint8_t *out, const uint8_t *sealed,
 	                         tag) == 1 &&
 	     EVP_DecryptFinal_ex(c, out + len, &n) == 1;
 	EVP_CIPHER_CTX_free(c);
-	sodium_memzero(key, sizeof(key));
+	sodium_memzero(derived, sizeof(derived));
 	return ok ? 0 : QKDN_E_STORE;
 }
 
