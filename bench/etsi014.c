@@ -4,7 +4,10 @@
  * run: the floor (the same HTTP library, etsi014/https.c, serving a fixed
  * JSON body of a key container's size over the same mutual TLS, two
  * requests a pair) and Ak (the same keys through libqkdn: key request at
- * A, key request with ID at B). Figures and ratios, never pass/fail. */
+ * A, key request with ID at B). Figures and ratios, never pass/fail.
+ * Gateway A keeps its key stock (docs/etsi014.md), by default the network
+ * file's default; --stock N sets etsi014_stock (0: every enc_keys asks the
+ * KM, as before the stock), to compare the two on the same machine. */
 #include "bench.h"
 
 #include "qkdn_ak.h"
@@ -36,6 +39,7 @@ static const char FLOOR_BODY[] =
 
 struct run {
 	char dir[200], pki[256], qkdn[PATH_MAX]; /* ipc paths stay short */
+	int stock;       /* etsi014_stock of node A; -1: the default */
 	int port[3];     /* gateway A, gateway B, floor */
 	SSL_CTX *ctx[2]; /* clients: alice, bob */
 	char ak_url[2][256];
@@ -258,14 +262,19 @@ net_up(struct run *r)
 	FILE *f = fopen(cnf, "w");
 	if (f == NULL)
 		return QKDN_E_IO;
+	char stock[40] = "";
+	if (r->stock >= 0)
+		snprintf(stock, sizeof(stock), "etsi014_stock = %d\n",
+		         r->stock);
 	fprintf(f,
 	        "# qkdn-bench etsi014\n[qkdn]\nnodes = A, B\nlinks = A_B\n"
 	        "saes = alice, bob\n\n[A]\nkx = tcp://127.0.0.1:%d\n"
-	        "etsi014 = https://127.0.0.1:%d\n\n[B]\n"
+	        "etsi014 = https://127.0.0.1:%d\n%s\n[B]\n"
 	        "kx = tcp://127.0.0.1:%d\netsi014 = https://127.0.0.1:%d\n\n"
 	        "[A_B]\nnodes = A, B\nrate = " RATE "\nblock_bytes = 65536\n\n"
 	        "[alice]\nnode = A\n\n[bob]\nnode = B\n",
-	        bench_free_port(), r->port[0], bench_free_port(), r->port[1]);
+	        bench_free_port(), r->port[0], stock, bench_free_port(),
+	        r->port[1]);
 	fclose(f);
 	char *argv[] = {r->qkdn, "net", "up", cnf, "--run-dir", run, NULL};
 	snprintf(r->pki, sizeof(r->pki), "%s/etsi014-pki", run);
@@ -335,7 +344,11 @@ measure(struct run *r, enum kind kind, int clients, double seconds,
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: qkdn-bench etsi014 [--seconds S]\n");
+	fprintf(f,
+	        "usage: qkdn-bench etsi014 [--seconds S] [--stock N]\n"
+	        "  --stock N  etsi014_stock of gateway A (default: the "
+	        "network file's, 32;\n"
+	        "             0: no key stock, every enc_keys asks the KM)\n");
 }
 
 int
@@ -343,13 +356,16 @@ bench_etsi014(int argc, char **argv)
 {
 	double seconds = 3;
 	static const int clients[] = {1, 16};
-	struct run r = {0};
+	struct run r = {.stock = -1};
 	struct https *floor = NULL;
 	char why[512];
 	int rv;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc &&
 		    (seconds = atof(argv[++i])) > 0 && seconds <= 600)
+			continue;
+		if (strcmp(argv[i], "--stock") == 0 && i + 1 < argc &&
+		    (r.stock = atoi(argv[++i])) >= 0 && r.stock <= 1024)
 			continue;
 		usage(strcmp(argv[i], "--help") == 0 ? stdout : stderr);
 		return strcmp(argv[i], "--help") == 0 ? 0 : 2;
@@ -394,6 +410,16 @@ bench_etsi014(int argc, char **argv)
 	printf("qkdn-bench etsi014: enc_keys + dec_keys pairs (one 256-bit "
 	       "key), %.0f s a run, keep-alive clients\n",
 	       seconds);
+	/* the stock starts with the first enc_keys of the warm-up (20 pairs
+	 * a client) and is refilled within a KM round trip */
+	if (r.stock == 0)
+		printf("gateway A without a key stock (etsi014_stock = 0): "
+		       "every enc_keys asks the KM\n");
+	else
+		printf("gateway A with a key stock of %d keys (etsi014_stock), "
+		       "started by the warm-up: enc_keys served from it need "
+		       "no KM call\n",
+		       r.stock < 0 ? 32 : r.stock);
 	printf("%-8s %14s %10s %14s %10s %14s %10s %10s %10s\n", "clients",
 	       "floor pairs/s", "p50 us", "etsi pairs/s", "p50 us",
 	       "Ak pairs/s", "p50 us", "etsi/floor", "etsi/Ak");

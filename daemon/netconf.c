@@ -314,6 +314,7 @@ static const struct item node_items[] = {
     ITEM("etsi014_name", K_ID, false, N, etsi014_name, "etsi014-%s", 0, 0),
     ITEM("etsi014_uid", K_UID, false, N, etsi014_uid, NULL, 0, 4294967294u),
     ITEM("etsi014_sae_dns", K_BOOL, false, N, etsi014_sae_dns, NULL, 0, 0),
+    ITEM("etsi014_stock", K_U32, false, N, etsi014_stock, "32", 0, 1024),
 };
 #undef N
 #define L struct qkdn_net_link

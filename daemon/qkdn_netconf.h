@@ -85,6 +85,9 @@ struct qkdn_net_node {
 	qkdn_name etsi014_name;
 	int64_t etsi014_uid;
 	bool etsi014_sae_dns; /* the caller is its cert's first DNS SAN */
+	/* keys the gateway holds ahead of enc_keys per (caller, slave, size)
+	 * (etsi014/stock.h); 0: none (default 32) */
+	uint32_t etsi014_stock;
 };
 
 /* One end of a link fed by ETSI GS QKD 014 KMEs: where its KM asks, with

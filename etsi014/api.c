@@ -3,6 +3,7 @@
 #include "kmc.h"
 #include "qkdn_err.h"
 #include "qkdn_netconf.h"
+#include "stock.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -24,6 +25,8 @@
 #define B64_MAX                                                                \
 	sodium_base64_ENCODED_LEN(QKDN_KEY_BYTES_MAX,                          \
 	                          sodium_base64_VARIANT_ORIGINAL)
+/* The longest a stocked key waits in the gateway (docs/etsi014.md). */
+#define STOCK_AGE_MAX_MS 60000u
 
 /* ---- replies ---- */
 
@@ -245,6 +248,21 @@ keys_reply(struct https_rsp *rs, struct qkdn_ak_key *keys, uint32_t n)
 	free(keys);
 }
 
+/* A stocked key must still be at the slave's KM when dec_keys asks for
+ * it: a KM forgets unfetched keys after its key_ttl. A quarter of the
+ * shorter key_ttl of the two nodes leaves the application three quarters
+ * of it, and at most a minute keeps the time a key sits outside the KM's
+ * store short. */
+static uint32_t
+stock_max_age_ms(const struct call *c)
+{
+	const struct qkdn_net *net = c->api->net;
+	uint64_t ttl = net->nodes[c->api->node].key_ttl_s;
+	uint64_t peer = net->nodes[net->saes[c->sae].node].key_ttl_s;
+	uint64_t ms = (ttl < peer ? ttl : peer) * 1000 / 4;
+	return ms < STOCK_AGE_MAX_MS ? (uint32_t)ms : STOCK_AGE_MAX_MS;
+}
+
 static void
 enc_keys(struct call *c, struct https_rsp *rs)
 {
@@ -280,6 +298,13 @@ enc_keys(struct call *c, struct https_rsp *rs)
 		error_reply(rs, 503, "out of memory", NULL, 0);
 		return;
 	}
+	/* keys the KM supplied ahead of the request, if it holds enough;
+	 * else the whole request goes to the KM as ever */
+	if (stock_take(c->api->stock, rq->sae, c->sae_id, k.bits, k.number,
+	               keys)) {
+		keys_reply(rs, keys, k.number);
+		return;
+	}
 	int rv = kmc_get_keys(c->api->kmc, rq->sae, c->sae_id, k.bits, k.number,
 	                      keys);
 	if (rv != 0) {
@@ -287,6 +312,9 @@ enc_keys(struct call *c, struct https_rsp *rs)
 		km_error(rs, rv);
 		return;
 	}
+	/* the KM served this caller toward this slave: stock from now on */
+	stock_start(c->api->stock, rq->sae, c->sae_id, k.bits,
+	            stock_max_age_ms(c));
 	keys_reply(rs, keys, k.number);
 }
 

@@ -11,12 +11,14 @@
 
 struct qkdn_net;
 struct kmc;
+struct stock;
 
 struct api {
 	const struct qkdn_net *net;
-	int node;          /* this gateway's node */
-	struct kmc *kmc;   /* its KM */
-	uint32_t key_bits; /* key_size when a request names none */
+	int node;            /* this gateway's node */
+	struct kmc *kmc;     /* its KM */
+	struct stock *stock; /* keys ahead of enc_keys, or NULL */
+	uint32_t key_bits;   /* key_size when a request names none */
 };
 
 /* The https_handler of the gateway; arg is a struct api. */

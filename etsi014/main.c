@@ -11,6 +11,7 @@
 #include "qkdn_err.h"
 #include "qkdn_log.h"
 #include "qkdn_netconf.h"
+#include "stock.h"
 
 #include <signal.h>
 #include <sodium.h>
@@ -61,6 +62,10 @@ main(int argc, char **argv)
 	struct api api = {.net = net, .node = self, .key_bits = DEFAULT_BITS};
 	struct https *h = NULL;
 	int rv = kmc_open(&api.kmc, net, self, KM_TIMEOUT);
+	if (rv == 0)
+		rv = stock_open(&api.stock, &(struct stock_config){
+		                                .kmc = api.kmc,
+		                                .target = nd->etsi014_stock});
 	if (rv == 0) {
 		const struct https_config cfg = {.url = nd->etsi014_url,
 		                                 .cert = nd->etsi014_cert,
@@ -75,15 +80,18 @@ main(int argc, char **argv)
 			QLOG_ERR(SRC, "start-up failed: %s", err);
 	}
 	if (rv == 0) {
-		QLOG_INFO(SRC, "serving %s for KM %s", nd->etsi014_url,
-		          nd->ak_url);
+		QLOG_INFO(SRC, "serving %s for KM %s, key stock %u a triple",
+		          nd->etsi014_url, nd->ak_url, nd->etsi014_stock);
 		while (!qkdn_stopping()) {
 			struct timespec ts = {0, 100 * 1000000L};
 			nanosleep(&ts, NULL);
 		}
 		QLOG_INFO(SRC, "stopping");
 	}
+	/* the workers first (they take from the stock), then the stock
+	 * (its refill thread uses the KM client) */
 	https_stop(h);
+	stock_close(api.stock);
 	kmc_close(api.kmc);
 	free(net);
 	return rv == 0 ? 0 : 1;

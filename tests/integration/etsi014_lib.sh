@@ -7,10 +7,12 @@ PKI="$RUN/etsi014-pki"
 GW_A="https://127.0.0.1:$(free_port)"
 GW_B="https://127.0.0.1:$(free_port)"
 
-# etsi014_net [EXTRA_SAES] [EXTRA_B_LINES]: write_net plus the gateways
+# etsi014_net [EXTRA_SAES] [EXTRA_B_LINES] [EXTRA_A_LINES] [KEY_TTL]:
+# write_net plus the gateways; an extra line goes into the node's section
+# (e.g. "etsi014_stock = 0"), KEY_TTL into both (default 600)
 etsi014_net() {
-	write_net 8000000 "" 600 "" "${1:-}"
-	sed -i -e "/^\[A\]$/a etsi014 = $GW_A" \
+	write_net 8000000 "" "${4:-600}" "" "${1:-}"
+	sed -i -e "/^\[A\]$/a etsi014 = $GW_A${3:+\\n$3}" \
 		-e "/^\[B\]$/a etsi014 = $GW_B${2:+\\n$2}" "$CFG"
 }
 

@@ -25,7 +25,8 @@
 #    address, running and answering; once the KMs are stopped the KMs
 #    show down and the gateways still answer, and a stopped gateway shows
 #    down;
-#  - 503 with an Error body when the peer KM or the KM is down;
+#  - 503 with an Error body when the peer KM or the KM is down (for a
+#    request larger than the gateway's key stock: test_etsi014_stock.sh);
 #  - no key of any reply appears in any log.
 source "$(dirname "$0")/etsi014_lib.sh"
 me=$(id -u)
@@ -240,7 +241,10 @@ echo "ok: $(wc -l <"$TMP/keys.txt") keys seen, none in a log"
 # ---- 503: the peer KM down, then the KM itself ----
 kill "$(cat "$RUN/km-B.pid")"
 wait_for 10 sh -c "! kill -0 $(cat "$RUN/km-B.pid") 2>/dev/null" || fail "KM B still runs"
-call u1 alice "$GW_A/$K/bob/enc_keys"
+# 33 keys: more than gateway A's key stock holds (etsi014_stock, default
+# 32), so the request goes to the KM; a request the stock can serve would
+# rightly succeed (its keys were taken, and synced to B, before B stopped)
+call u1 alice "$GW_A/$K/bob/enc_keys?number=33"
 expect u1 503
 jq -e '.message | length > 0' "$TMP/u1.json" >/dev/null || fail "u1: $(body u1)"
 kill "$(cat "$RUN/km-A.pid")"
