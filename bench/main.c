@@ -5,7 +5,7 @@
  *   qkdn-bench tls [--seconds S] [--threads 2,4] [--json]
  *   qkdn-bench relay [--seconds S] [--mode distributed|centralized|both]
  *                    [--json]
- *   qkdn-bench etsi014 [--seconds S]
+ *   qkdn-bench etsi014 [--seconds S] [--stock N]
  */
 #include "bench.h"
 
