@@ -6,6 +6,7 @@
 #include "qkdn_log.h"
 #include "qkdn_rpc.h"
 #include "qkdn_server.h"
+#include "qkdn_sp.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,9 +31,12 @@ struct ctl_order {
 	bool stopping;
 	struct qkdn_server_req *head, *tail;
 	nng_thread *threads[ORDER_THREADS];
-	/* a REQ socket to each KM's Kx (not for tls+tcp:// ones) */
+	/* a REQ socket to each KM's tcp:// or ipc:// Kx; a tls+tcp:// one is
+	 * called over qkdn_sp with the controller's certificate, a
+	 * connection a call (orders are few) */
 	bool km_open[QKDN_NET_NODES_MAX];
 	nng_socket km[QKDN_NET_NODES_MAX];
+	struct qkdn_sp_tls *tls;
 };
 
 /* One order in progress. */
@@ -67,6 +71,22 @@ is_tls(const char *url)
 	return strncmp(url, "tls+tcp://", 10) == 0;
 }
 
+/* One call to node's KM on its Kx: over TLS the KM's certificate must
+ * name the node, and the KM sees the controller's (ctl_name). */
+static int
+kx_call(struct ctl_order *o, int node, const struct qkdn_msg *m,
+        struct qkdn_msg *rsp, int ms, struct qkdn_decode_error *err)
+{
+	const struct qkdn_net_node *nd = &o->c->net->nodes[node];
+	if (o->km_open[node])
+		return qkdn_rpc_call(o->km[node], m, rsp, ms, err);
+	struct qkdn_sp_conn conn = {
+	    .fd = -1, .tls = o->tls, .peer_name = nd->id};
+	int rv = qkdn_rpc_sp_call(&conn, nd->kx_url, m, rsp, 1u << 20, ms, err);
+	qkdn_sp_close(&conn);
+	return rv;
+}
+
 /* One call to a KM's Kx; a reply of another type is a failure. */
 static int
 km_call(struct run *u, int node, const struct qkdn_msg *m, struct qkdn_msg *rsp,
@@ -74,7 +94,7 @@ km_call(struct run *u, int node, const struct qkdn_msg *m, struct qkdn_msg *rsp,
 {
 	const struct qkdn_net_node *nd = &u->c->net->nodes[node];
 	struct qkdn_decode_error err = {0};
-	int rv = qkdn_rpc_call(u->o->km[node], m, rsp, ms, &err);
+	int rv = kx_call(u->o, node, m, rsp, ms, &err);
 	if (rv != 0) {
 		if (u->o->stopping)
 			return failf(u, QKDN_E_SHUTDOWN,
@@ -167,15 +187,6 @@ plan(struct run *u, struct qkdn_msg *rr)
 		           r->routes.v[0].nodes.v[1]) == 0)
 			r->routes.v[k++] = r->routes.v[i];
 	r->routes.n = k;
-	int kms[2] = {u->src, u->km2};
-	for (int i = 0; i < 2; i++)
-		if (is_tls(net->nodes[kms[i]].kx_url))
-			return failf(
-			    u, QKDN_E_UNSUPPORTED,
-			    "KM %s's Kx is %s: the controller has no TLS "
-			    "client yet, so it cannot run a reservation "
-			    "through it",
-			    net->nodes[kms[i]].id, net->nodes[kms[i]].kx_url);
 	return 0;
 }
 
@@ -284,9 +295,8 @@ release(struct run *u)
 		struct qkdn_decode_error err = {0};
 		m.u.reserve_release.reservation_id = u->resid;
 		uint32_t ms = u->c->net->nodes[kms[i]].kx_timeout_ms;
-		int rv =
-		    qkdn_rpc_call(u->o->km[kms[i]], &m, &rsp,
-		                  ms < RELEASE_MS ? (int)ms : RELEASE_MS, &err);
+		int rv = kx_call(u->o, kms[i], &m, &rsp,
+		                 ms < RELEASE_MS ? (int)ms : RELEASE_MS, &err);
 		qkdn_msg_clear(&rsp);
 		if (rv != 0)
 			QLOG_WARN(SRC,
@@ -376,6 +386,20 @@ worker(void *arg)
 	nng_mtx_unlock(o->mtx);
 }
 
+/* The controller's TLS client credentials (netconf made sure they are
+ * named when a KM's Kx is tls+tcp://). */
+static int
+open_tls(struct ctl_order *o)
+{
+	const struct qkdn_net *net = o->c->net;
+	char why[QKDN_REASON_MAX];
+	int rv = qkdn_sp_tls_new(&o->tls, net->ca, net->ctl_cert, net->ctl_key,
+	                         why, sizeof(why));
+	if (rv != 0)
+		QLOG_ERR(SRC, "no TLS for orders to the KMs: %s", why);
+	return rv;
+}
+
 int
 ctl_order_start(struct ctl_order **out, struct ctl *c)
 {
@@ -392,8 +416,14 @@ ctl_order_start(struct ctl_order **out, struct ctl *c)
 		return qkdn_err_from_nng(rv);
 	}
 	for (size_t i = 0; i < net->n_nodes; i++) {
-		if (is_tls(net->nodes[i].kx_url))
-			continue; /* refused per order, with the reason */
+		if (is_tls(net->nodes[i].kx_url)) {
+			if (o->tls == NULL && (rv = open_tls(o)) != 0) {
+				ctl_order_stop(o);
+				ctl_order_free(o);
+				return rv;
+			}
+			continue;
+		}
 		if ((rv = qkdn_rpc_dial(&o->km[i], net->nodes[i].kx_url)) !=
 		    0) {
 			QLOG_ERR(SRC, "cannot dial KM %s's Kx %s: %s",
@@ -453,6 +483,7 @@ ctl_order_free(struct ctl_order *o)
 {
 	if (o == NULL)
 		return;
+	qkdn_sp_tls_free(o->tls);
 	if (o->cv != NULL)
 		nng_cv_free(o->cv);
 	if (o->mtx != NULL)

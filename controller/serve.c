@@ -66,9 +66,30 @@ link_state(struct qkdn_server_req *r, struct qkdn_msg *req, bool from_km)
 	qkdn_server_reply(r, &rsp);
 }
 
+/* Over tls+tcp:// a Ck peer is known by its certificate's name (NULL on
+ * ipc:// and tcp://, where anyone who reaches the socket may ask). False
+ * after refusing a request that name may not make. */
+static bool
+ck_peer_is(struct qkdn_server_req *r, const char *want, const char *what)
+{
+	const char *peer = qkdn_server_peer_name(r);
+	if (peer == NULL || strcmp(peer, want) == 0)
+		return true;
+	char why[QKDN_REASON_MAX];
+	snprintf(why, sizeof(why),
+	         "%s over tls+tcp:// from certificate %.63s: only %.63s's may "
+	         "send it",
+	         what, peer, want);
+	qkdn_server_error(r, QKDN_E_NOT_AUTHORISED, why);
+	return false;
+}
+
+/* A KM reports its own node's links: over TLS its certificate names it. */
 static void
 on_link_state_ck(struct qkdn_server_req *r, struct qkdn_msg *req)
 {
+	if (!ck_peer_is(r, req->u.link_state.origin, "a link-state report"))
+		return;
 	link_state(r, req, true);
 }
 
@@ -179,6 +200,13 @@ on_relay_req_notif(struct qkdn_server_req *r, struct qkdn_msg *req)
 	const struct qkdn_relay_req_notif *q = &req->u.relay_req_notif;
 	int src, dst;
 	atomic_fetch_add(&c->n.relay_req_notifs, 1);
+	/* over TLS: a relay is asked for by its source KM; the reservation
+	 * scheme is run by the operator with the controller's own
+	 * certificate */
+	if (!ck_peer_is(r, q->reserve ? c->net->ctl_name : q->src_node,
+	                q->reserve ? "a reservation (I.4b)"
+	                           : "a key relay request notification"))
+		return;
 	if (q->reserve) {
 		if (!c->central) {
 			char why[QKDN_REASON_MAX];
@@ -265,10 +293,13 @@ ctl_serve_start(struct ctl *c)
 	const struct qkdn_net *net = c->net;
 	const struct qkdn_net_node *nd =
 	    c->central ? NULL : &net->nodes[c->self];
+	/* the central controller's own certificate, or the node's */
+	const char *cert = nd != NULL ? nd->cert : net->ctl_cert;
+	const char *key = nd != NULL ? nd->key : net->ctl_key;
 	struct qkdn_tls_files tls = {
 	    .ca = net->ca[0] ? net->ca : NULL,
-	    .cert = nd != NULL && nd->cert[0] ? nd->cert : NULL,
-	    .key = nd != NULL && nd->key[0] ? nd->key : NULL,
+	    .cert = cert[0] ? cert : NULL,
+	    .key = key[0] ? key : NULL,
 	};
 	struct qkdn_server_config ck = {
 	    .name = "Ck",

@@ -351,6 +351,7 @@ static const struct item root_items[] = {
     {.key = "nodes"},      {.key = "links"}, {.key = "saes"},
     {.key = "controller"}, {.key = "sim"},   {.key = "run_dir"},
     {.key = "ca"},         {.key = "ck"},    {.key = "log_level"},
+    {.key = "ctl_cert"},   {.key = "ctl_key"}, {.key = "ctl_name"},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -753,7 +754,11 @@ node_needs_tls(const struct qkdn_net *net, size_t i)
 	if (is_tls(nd->kx_url) || is_tls(nd->ak_url) || is_tls(nd->cx_url) ||
 	    is_tls(nd->ck_url))
 		return true;
-	/* as a client: a neighbour's Kx (the KM) or Cx (the controller) */
+	/* as a client: the central controller's Ck, a neighbour's Kx (the
+	 * KM) or Cx (the controller) */
+	if (net->controller == QKDN_CTL_CENTRALIZED &&
+	    is_tls(net->central_ck_url))
+		return true;
 	for (size_t k = 0; k < net->n_links; k++) {
 		const struct qkdn_net_link *l = &net->links[k];
 		for (int e = 0; e < 2; e++) {
@@ -765,6 +770,39 @@ node_needs_tls(const struct qkdn_net *net, size_t i)
 		}
 	}
 	return false;
+}
+
+/* The central controller speaks TLS when its Ck is tls+tcp://, or to order
+ * a KM whose Kx is: then it needs the CA, its certificate and its key. */
+static int
+check_central_tls(struct ctx *c)
+{
+	const struct qkdn_net *net = c->net;
+	bool tls = is_tls(net->central_ck_url);
+	/* a certificate naming ctl_name gives a controller's orders: no
+	 * node or SAE may carry that name */
+	for (size_t i = 0; i < net->n_nodes; i++)
+		if (strcmp(net->nodes[i].id, net->ctl_name) == 0)
+			return fail(c, ROOT, "ctl_name",
+			            "'%s' is node [%s]'s ID too", net->ctl_name,
+			            c->node_sect[i]);
+	for (size_t i = 0; i < net->n_saes; i++)
+		if (strcmp(net->saes[i].id, net->ctl_name) == 0)
+			return fail(c, ROOT, "ctl_name", "'%s' is an SAE's ID too",
+			            net->ctl_name);
+	for (size_t i = 0; !tls && i < net->n_nodes; i++)
+		tls = is_tls(net->nodes[i].kx_url);
+	if (net->controller != QKDN_CTL_CENTRALIZED || !tls)
+		return 0;
+	if (net->ca[0] == '\0')
+		return fail(c, ROOT, "ca",
+		            "required: the central controller uses tls+tcp://");
+	if (net->ctl_cert[0] == '\0' || net->ctl_key[0] == '\0')
+		return fail(c, ROOT,
+		            net->ctl_cert[0] == '\0' ? "ctl_cert" : "ctl_key",
+		            "required: the central controller uses tls+tcp:// "
+		            "(its Ck, or a KM's Kx it orders)");
+	return 0;
 }
 
 /* TLS needs the CA, and each node that uses it its certificate and key;
@@ -803,9 +841,10 @@ check_tls(struct ctx *c, STACK_OF(CONF_VALUE) * root)
 			return fail(
 			    c, s, nd->cert[0] == '\0' ? "cert" : "key",
 			    "required: this node uses tls+tcp:// (its own "
-			    "address or a peer's Kx)");
+			    "address, a peer's Kx or Cx, or the central "
+			    "controller's Ck)");
 	}
-	return 0;
+	return check_central_tls(c);
 }
 
 /* "https://HOST:PORT", PORT 1..65535: what the gateway binds. */
@@ -1030,6 +1069,26 @@ load_root(struct ctx *c, const char *run_dir)
 	                 net->central_ck_url, sizeof(net->central_ck_url))) !=
 	    0)
 		return rv;
+
+	const char *ctl_cert = get(root, "ctl_cert");
+	const char *ctl_key = get(root, "ctl_key");
+	const char *ctl_name = get(root, "ctl_name");
+	if (ctl_cert != NULL &&
+	    (rv = expand(c, ROOT, "ctl_cert", K_PATH, ctl_cert, net->ctl_cert,
+	                 sizeof(net->ctl_cert))) != 0)
+		return rv;
+	if (ctl_key != NULL &&
+	    (rv = expand(c, ROOT, "ctl_key", K_PATH, ctl_key, net->ctl_key,
+	                 sizeof(net->ctl_key))) != 0)
+		return rv;
+	if (ctl_name == NULL)
+		ctl_name = "controller";
+	if (!valid_id(ctl_name))
+		return fail(c, ROOT, "ctl_name",
+		            "'%s' is not a valid ID (1 to %d of A-Z a-z 0-9 - _ "
+		            ".)",
+		            ctl_name, QKDN_NAME_MAX - 1);
+	memcpy(net->ctl_name, ctl_name, strlen(ctl_name) + 1);
 
 	const char *sim = get(root, "sim");
 	if ((rv = expand(c, ROOT, "sim", K_ADDR, sim != NULL ? sim : "sim.ctl",

@@ -128,6 +128,12 @@ struct qkdn_net {
 	char ca[QKDN_NET_PATH_MAX];      /* CA of every tls+tcp:// peer */
 	/* centralized mode: the controller's Ck address (KMs, CLI) */
 	char central_ck_url[QKDN_NET_URL_MAX];
+	/* centralized mode over TLS: the central controller's certificate
+	 * and key (its Ck server; its orders to tls+tcp:// Kx), and the name
+	 * (subject CN) that certificate carries, which KMs check */
+	char ctl_cert[QKDN_NET_PATH_MAX];
+	char ctl_key[QKDN_NET_PATH_MAX];
+	qkdn_name ctl_name;
 	enum qkdn_ctl_mode controller;
 	/* [qkdn] log_level: error, warn, info or debug (QKDN_LOG_*); -1 when
 	 * the file names none (QKDN_LOG_LEVEL or info then). The one key a

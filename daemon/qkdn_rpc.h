@@ -33,6 +33,19 @@ int qkdn_rpc_call(nng_socket s, const struct qkdn_msg *req,
                   struct qkdn_decode_error *err)
     __attribute__((warn_unused_result));
 
+struct qkdn_sp_conn;
+/* The same over a qkdn_sp connection (qkdn_sp.h: how tls+tcp:// is
+ * reached), connected first (once: no retry) if c->fd < 0, with c->tls
+ * and c->peer_name as the caller set them. The reply is at most rsp_max
+ * bytes, and its bytes are wiped once decoded. A failure of the
+ * connection closes it (c->fd is then -1) and says why in err (the TLS
+ * reason, e.g. a certificate's name that is not c->peer_name). */
+int qkdn_rpc_sp_call(struct qkdn_sp_conn *c, const char *url,
+                     const struct qkdn_msg *req, struct qkdn_msg *rsp,
+                     size_t rsp_max, int timeout_ms,
+                     struct qkdn_decode_error *err)
+    __attribute__((warn_unused_result));
+
 /* nng errors in qkdn terms: the one place they are mapped. */
 int qkdn_err_from_nng(int nng_rv);
 

@@ -1,11 +1,13 @@
 #include "qkdn_rpc.h"
 
 #include "qkdn_err.h"
+#include "qkdn_sp.h"
 
 #include <nng/protocol/reqrep0/req.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -62,6 +64,49 @@ set_err(struct qkdn_decode_error *err, int code, const char *reason)
 		err->code = code;
 		snprintf(err->reason, sizeof(err->reason), "%s", reason);
 	}
+}
+
+int
+qkdn_rpc_sp_call(struct qkdn_sp_conn *c, const char *url,
+                 const struct qkdn_msg *req, struct qkdn_msg *rsp,
+                 size_t rsp_max, int timeout_ms, struct qkdn_decode_error *err)
+{
+	uint64_t deadline = qkdn_now_ms() + (uint64_t)timeout_ms;
+	struct qkdn_buf b = {0};
+	uint8_t *in = NULL;
+	size_t in_len = 0;
+	int rv;
+	memset(rsp, 0, sizeof(*rsp));
+	if ((rv = qkdn_msg_encode(req, qkdn_buf_write, &b)) != 0) {
+		set_err(err, rv, "request could not be encoded");
+		return rv;
+	}
+	if (c->fd < 0 && (rv = qkdn_sp_connect_once(c, url, deadline)) != 0) {
+		c->fd = -1;
+		qkdn_buf_free(&b);
+		set_err(err, rv, qkdn_sp_last_error());
+		return rv == QKDN_E_CONFIG ? rv : QKDN_E_UNREACHABLE;
+	}
+	rv = qkdn_sp_call(c, b.data, b.len, &in, &in_len, rsp_max, deadline);
+	qkdn_buf_free(&b);
+	if (rv != 0) {
+		set_err(err, rv, qkdn_sp_last_error());
+		qkdn_sp_close(c);
+		c->fd = -1;
+		return rv == QKDN_E_TIMEOUT ? rv : QKDN_E_UNREACHABLE;
+	}
+	rv = qkdn_msg_decode(in, in_len, rsp, err);
+	explicit_bzero(in, in_len);
+	free(in);
+	if (rv != 0)
+		return rv;
+	if (rsp->type == QKDN_ERROR) {
+		rv = -rsp->u.error.code;
+		set_err(err, rv, rsp->u.error.reason);
+		qkdn_msg_clear(rsp);
+		return rv;
+	}
+	return 0;
 }
 
 /* Run one aio operation on ctx to completion within ms. */

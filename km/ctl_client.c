@@ -93,8 +93,12 @@ call(struct km_ctl *c, struct qkdn_sp_conn *conn, const struct qkdn_msg *req,
 		return rv;
 	}
 	if (conn->fd < 0) {
+		/* over tls+tcp:// the controller proves its name: the
+		 * central one's (ctl_name), or this node's own (a node's
+		 * KM and controller share its certificate) */
 		conn->tls = c->km->kx_tls;
-		conn->peer_name = NULL;
+		conn->peer_name =
+		    c->central ? c->km->net->ctl_name : c->km->node->id;
 		/* once: a controller that is not running fails a relay at
 		 * once instead of at the deadline */
 		if ((rv = qkdn_sp_connect_once(conn, c->url, deadline)) != 0) {

@@ -50,14 +50,20 @@ open_links(struct km *km)
 	return 0;
 }
 
-/* The node's certificate for its Kx senders, if any peer's Kx is
- * tls+tcp:// (the network file then has the CA, certificate and key). */
+/* The node's certificate for its Kx senders and its controller client, if
+ * any peer's Kx or its controller's Ck is tls+tcp:// (the network file
+ * then has the CA, certificate and key). */
 static int
 open_kx_tls(struct km *km)
 {
-	bool needed = false;
+	const struct qkdn_net *net = km->net;
+	/* a peer's Kx, or this KM's controller's Ck (km/ctl_client.c) */
+	const char *ck = net->controller == QKDN_CTL_CENTRALIZED
+	                     ? net->central_ck_url
+	                     : km->node->ck_url;
+	bool needed = strncmp(ck, "tls+tcp://", 10) == 0;
 	for (size_t i = 0; i < km->n_links; i++)
-		needed |= strncmp(km->net->nodes[km->links[i].peer].kx_url,
+		needed |= strncmp(net->nodes[km->links[i].peer].kx_url,
 		                  "tls+tcp://", 10) == 0;
 	if (!needed)
 		return 0;

@@ -72,23 +72,23 @@ relay_hold_wipe(struct hold *h)
 }
 
 /* The orders of the scheme (21, 18 with a reservation, 23, 110) come from
- * the central controller, which speaks tcp:// or ipc:// to a KM's Kx (a
- * trusted network) and has no TLS client (docs/tls.md). Over tls+tcp://
- * every peer has a certificate of the network's CA, a node's or an SAE's,
- * and none of them may order a KM to reserve, relay or allocate keys: the
- * order is refused. True if it was. */
+ * the central controller. Over tls+tcp:// every peer has a certificate of
+ * the network's CA, a node's or an SAE's: only the one that names the
+ * controller (ctl_name) may order a KM to reserve, relay or allocate
+ * keys. Over tcp:// and ipc:// (a trusted network: docs/tls.md) anyone
+ * who reaches the Kx may. True if the order was refused. */
 static bool
 order_refused(struct qkdn_server_req *w, const char *what)
 {
+	const struct km *km = qkdn_server_arg(w);
 	const char *cert = qkdn_server_peer_name(w);
 	char why[QKDN_REASON_MAX];
-	if (cert == NULL)
+	if (cert == NULL || strcmp(cert, km->net->ctl_name) == 0)
 		return false;
 	snprintf(why, sizeof(why),
 	         "a %s over tls+tcp:// from certificate %.63s: only the "
-	         "central controller orders the reservation scheme, and not "
-	         "over TLS",
-	         what, cert);
+	         "central controller's (%.63s) orders the reservation scheme",
+	         what, cert, km->net->ctl_name);
 	qkdn_server_error(w, QKDN_E_NOT_AUTHORISED, why);
 	return true;
 }

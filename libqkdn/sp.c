@@ -576,7 +576,7 @@ check_peer_name(struct qkdn_sp_conn *c)
 				             : '?';
 			got[k] = 0;
 			rv = set_err(QKDN_E_AUTH_FAILED,
-			             "KM certificate names %s, expected %s",
+			             "the server's certificate names %s, expected %s",
 			             got, c->peer_name);
 		}
 	}

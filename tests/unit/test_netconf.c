@@ -453,6 +453,55 @@ test_tls_errors(void **state)
 	free(net);
 }
 
+/* The central controller over TLS (its Ck, or orders to a tls+tcp:// Kx)
+ * has its certificate and key; its name (default "controller") is no
+ * node's or SAE's, since a certificate with it may order KMs; every KM
+ * reaching a TLS central Ck has its certificate. */
+static void
+test_central_tls(void **state)
+{
+	(void)state;
+	expect_text_error("[qkdn]\nnodes = A\ncontroller = centralized\n"
+	                  "ca = ca.pem\nck = tls+tcp://h:9\n[A]\n"
+	                  "kx = tcp://h:1\ncert = A.pem\nkey = A.key\n",
+	                  1,
+	                  "[qkdn] ctl_cert: required: the central controller "
+	                  "uses tls+tcp://");
+	expect_text_error("[qkdn]\nnodes = A\ncontroller = centralized\n"
+	                  "ca = ca.pem\nctl_cert = c.pem\n[A]\n"
+	                  "kx = tls+tcp://h:1\ncert = A.pem\nkey = A.key\n",
+	                  1, "[qkdn] ctl_key: required");
+	expect_text_error("[qkdn]\nnodes = A\ncontroller = centralized\n"
+	                  "ca = ca.pem\nck = tls+tcp://h:9\nctl_cert = c.pem\n"
+	                  "ctl_key = c.key\n[A]\nkx = tcp://h:1\n",
+	                  8, "[A] cert: required");
+	expect_text_error("[qkdn]\nnodes = controller\n[controller]\n"
+	                  "kx = tcp://h:1\n",
+	                  1,
+	                  "[qkdn] ctl_name: 'controller' is node "
+	                  "[controller]'s ID too");
+	expect_text_error("[qkdn]\nnodes = A\nsaes = c\nctl_name = c\n[A]\n"
+	                  "kx = tcp://h:1\n[c]\nnode = A\n",
+	                  4, "[qkdn] ctl_name: 'c' is an SAE's ID too");
+	expect_text_error("[qkdn]\nnodes = A\nctl_name = a b\n[A]\n"
+	                  "kx = tcp://h:1\n",
+	                  3, "[qkdn] ctl_name: 'a b' is not a valid ID");
+	write_cnf("[qkdn]\nnodes = A\ncontroller = centralized\n"
+	          "ca = /ca.pem\nck = tls+tcp://h:9\nctl_cert = /c.pem\n"
+	          "ctl_key = c.key\nctl_name = ctl-1\n[A]\nkx = tcp://h:1\n"
+	          "cert = A.pem\nkey = A.key\n");
+	struct qkdn_net *net = load_ok(cnf, "/tmp/qkdn-run");
+	assert_string_equal(net->ctl_cert, "/c.pem");
+	assert_string_equal(net->ctl_key, "/tmp/qkdn-run/c.key");
+	assert_string_equal(net->ctl_name, "ctl-1");
+	assert_string_equal(net->central_ck_url, "tls+tcp://h:9");
+	free(net);
+	write_cnf("[qkdn]\nnodes = A\n[A]\nkx = tcp://h:1\n");
+	net = load_ok(cnf, "/tmp/qkdn-run");
+	assert_string_equal(net->ctl_name, "controller");
+	free(net);
+}
+
 /* The ETSI 014 gateway's keys: a test PKI in the run dir when no
  * certificate is named, else the named files (CA default: [qkdn] ca). */
 static void
@@ -739,6 +788,7 @@ main(void)
 	    cmocka_unit_test(test_kme),
 	    cmocka_unit_test(test_ipc_path_too_long),
 	    cmocka_unit_test(test_tls_errors),
+	    cmocka_unit_test(test_central_tls),
 	    cmocka_unit_test(test_link_errors),
 	    cmocka_unit_test(test_sae_errors),
 	    cmocka_unit_test(test_lookups),

@@ -484,9 +484,9 @@ test_wrong_name(void **state)
 {
 	(void)state;
 	refused("A", creds, "B", QKDN_E_AUTH_FAILED,
-	        "KM certificate names A, expected B");
+	        "the server's certificate names A, expected B");
 	refused("A", creds, "AA", QKDN_E_AUTH_FAILED,
-	        "KM certificate names A, expected AA");
+	        "the server's certificate names A, expected AA");
 }
 
 /* An SAE's certificate (clientAuth only) cannot act as a server. */
@@ -738,8 +738,8 @@ test_ak_tls(void **state)
 	o.km_name = "B";
 	assert_int_equal(qkdn_ak_open_opts(&ak, s.url, "alice", &o), 0);
 	assert_int_equal(qkdn_ak_status(ak, &st), QKDN_E_AUTH_FAILED);
-	assert_non_null(
-	    strstr(qkdn_ak_last_error(), "KM certificate names A, expected B"));
+	assert_non_null(strstr(qkdn_ak_last_error(),
+	                       "the server's certificate names A, expected B"));
 	qkdn_ak_close(ak);
 	/* no credentials, or a file that is not there: at open */
 	assert_int_equal(qkdn_ak_open(&ak, s.url, "alice", 1000),

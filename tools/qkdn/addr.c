@@ -1,11 +1,14 @@
 /* Where the daemons are: an address given on the command line, or one read
  * from the network file (--config FILE [--run-dir DIR]); and one request to
- * them. */
+ * them: over nng, or for a tls+tcp:// controller over libqkdn's SP client
+ * (nng has no TLS here). */
 #include "cli.h"
 
 #include "qkdn_ak.h"
+#include "qkdn_clock.h"
 #include "qkdn_err.h"
 #include "qkdn_rpc.h"
+#include "qkdn_sp.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -137,6 +140,10 @@ cli_ak_open(const struct cli_args *a, const struct cli_km *km, const char *sae,
 	    .km_name =
 	        or_default(opt_or_env(a->km_name, "QKDN_KM_NAME"), km->node),
 	};
+	/* status takes --ctl-name for a controller; a KM's is --km-name */
+	if (a->ctl_name != NULL)
+		return cli_usage(NULL, "--ctl-name is for a controller (--ctl, "
+		                       "--controller); a KM's is --km-name");
 	int rv = qkdn_ak_open_opts(out, km->url, sae, &o);
 	if (rv == 0)
 		return CLI_OK;
@@ -191,23 +198,114 @@ cli_conn_error(const char *url, char *why, size_t len)
 	return true;
 }
 
-int
-cli_call(const struct cli_args *a, const char *url, const struct qkdn_msg *req,
-         struct qkdn_msg *rsp, uint32_t want_type)
+/* One round trip over nng: 0, or a qkdn code with the reason in why. */
+static int
+nng_rpc(const struct cli_args *a, const char *url, const struct qkdn_msg *req,
+        struct qkdn_msg *rsp, char *why, size_t whylen)
 {
 	struct qkdn_decode_error err = {0};
 	nng_socket s;
 	int rv = qkdn_rpc_dial(&s, url);
-	if (rv != 0)
-		return cli_fail(a, NULL, rv, "cannot dial %s", url);
+	if (rv != 0) {
+		snprintf(why, whylen, "cannot dial %s", url);
+		return rv;
+	}
 	rv = qkdn_rpc_call(s, req, rsp, cli_timeout(a, CLI_TIMEOUT_MS), &err);
 	nng_close(s);
-	char why[QKDN_NET_URL_MAX + 128];
 	if ((rv == QKDN_E_TIMEOUT || rv == QKDN_E_UNREACHABLE) &&
-	    cli_conn_error(url, why, sizeof(why)))
-		return cli_fail(a, NULL, QKDN_E_UNREACHABLE, "%s", why);
+	    cli_conn_error(url, why, whylen))
+		return QKDN_E_UNREACHABLE;
 	if (rv != 0)
-		return cli_fail(a, NULL, rv, "%s (%s)", err.reason, url);
+		snprintf(why, whylen, "%s (%s)", err.reason, url);
+	return rv;
+}
+
+bool
+cli_is_tls(const char *url)
+{
+	return strncmp(url, "tls+tcp://", 10) == 0;
+}
+
+int
+cli_ctl_tls(const struct cli_args *a, struct cli_ctl *ctl, const char *ca,
+            const char *cert, const char *key)
+{
+	char why[QKDN_REASON_MAX], reason[sizeof(why) + QKDN_NET_URL_MAX + 64];
+	int rv = qkdn_sp_tls_new(&ctl->tls, ca, cert, key, why, sizeof(why));
+	if (rv == 0)
+		return CLI_OK;
+	snprintf(reason, sizeof(reason), "%s: %s (%s)", qkdn_strerror(rv), why,
+	         ctl->url);
+	/* the files the command line or the network file named */
+	if (rv == QKDN_E_CONFIG)
+		return cli_fail_config(a, reason);
+	return cli_fail_reason(a, NULL, rv, reason);
+}
+
+void
+cli_ctl_close(struct cli_ctl *ctl)
+{
+	qkdn_sp_tls_free(ctl->tls);
+	ctl->tls = NULL;
+}
+
+/* One round trip over TLS on a connection of its own (a command makes
+ * one or two calls: nothing to pool), within --timeout for the connection
+ * and the call together. Connecting is done here, not left to
+ * qkdn_rpc_sp_call, to keep the TLS failure's own code: a certificate that
+ * does not verify or names another peer is authentication_failed, as on a
+ * KM's tls+tcp:// Ak, not merely unreachable. */
+static int
+tls_rpc(const struct cli_args *a, const struct cli_ctl *ctl,
+        const struct qkdn_msg *req, struct qkdn_msg *rsp, char *why,
+        size_t whylen)
+{
+	uint64_t deadline =
+	    qkdn_now_ms() + (uint64_t)cli_timeout(a, CLI_TIMEOUT_MS);
+	struct qkdn_sp_conn c = {
+	    .fd = -1, .tls = ctl->tls, .peer_name = ctl->name};
+	struct qkdn_decode_error err = {0};
+	/* once: a controller that is not there fails at once, as an ipc
+	 * socket without a daemon does on the nng path */
+	int rv = qkdn_sp_connect_once(&c, ctl->url, deadline);
+	if (rv != 0) {
+		memset(rsp, 0, sizeof(*rsp));
+		snprintf(why, whylen,
+		         "cannot connect to the controller: %s (%s)",
+		         qkdn_sp_last_error(), ctl->url);
+		return rv;
+	}
+	uint64_t now = qkdn_now_ms();
+	/* the reply's bytes are wiped once decoded */
+	rv = qkdn_rpc_sp_call(&c, ctl->url, req, rsp, QKDN_MSG_BYTES_MAX,
+	                      now < deadline ? (int)(deadline - now) : 1, &err);
+	qkdn_sp_close(&c);
+	if (rv != 0)
+		snprintf(why, whylen, "%s (%s)",
+		         rv == QKDN_E_TIMEOUT ? "no reply within the deadline"
+		                              : err.reason,
+		         ctl->url);
+	return rv;
+}
+
+int
+cli_ctl_rpc(const struct cli_args *a, const struct cli_ctl *ctl,
+            const struct qkdn_msg *req, struct qkdn_msg *rsp, char *why,
+            size_t whylen)
+{
+	if (cli_is_tls(ctl->url))
+		return tls_rpc(a, ctl, req, rsp, why, whylen);
+	return nng_rpc(a, ctl->url, req, rsp, why, whylen);
+}
+
+/* The outcome of one call to url, printed if it failed; CLI_OK with rsp
+ * of want_type. */
+static int
+call_done(const struct cli_args *a, const char *url, int rv, const char *why,
+          struct qkdn_msg *rsp, uint32_t want_type)
+{
+	if (rv != 0)
+		return cli_fail(a, NULL, rv, "%s", why);
 	if (rsp->type != want_type) {
 		const char *name = qkdn_msg_type_name(rsp->type);
 		qkdn_msg_clear(rsp);
@@ -216,4 +314,23 @@ cli_call(const struct cli_args *a, const char *url, const struct qkdn_msg *req,
 		                name != NULL ? name : "unknown");
 	}
 	return CLI_OK;
+}
+
+int
+cli_call(const struct cli_args *a, const char *url, const struct qkdn_msg *req,
+         struct qkdn_msg *rsp, uint32_t want_type)
+{
+	char why[QKDN_REASON_MAX + QKDN_NET_URL_MAX + 128];
+	int rv = nng_rpc(a, url, req, rsp, why, sizeof(why));
+	return call_done(a, url, rv, why, rsp, want_type);
+}
+
+int
+cli_ctl_call(const struct cli_args *a, const struct cli_ctl *ctl,
+             const struct qkdn_msg *req, struct qkdn_msg *rsp,
+             uint32_t want_type)
+{
+	char why[QKDN_REASON_MAX + QKDN_NET_URL_MAX + 128];
+	int rv = cli_ctl_rpc(a, ctl, req, rsp, why, sizeof(why));
+	return call_done(a, ctl->url, rv, why, rsp, want_type);
 }

@@ -44,10 +44,13 @@ enum cli_opt_bit {
 	OPT_FROM = 1u << 21,
 	OPT_BYTES = 1u << 22,
 	OPT_DST_SAE = 1u << 23,
+	OPT_CTL_NAME = 1u << 24, /* a tls+tcp:// controller's certificate CN */
 };
 /* The options of the commands that talk to a KM over Ak. */
 #define OPT_AK_TLS (OPT_CA | OPT_CERT | OPT_KEY | OPT_KM_NAME)
-#define OPT_COMMON (OPT_JSON | OPT_TIMEOUT | OPT_HELP)
+/* ... and to a controller over a tls+tcp:// Ck. */
+#define OPT_CTL_TLS (OPT_CA | OPT_CERT | OPT_KEY | OPT_CTL_NAME)
+#define OPT_COMMON  (OPT_JSON | OPT_TIMEOUT | OPT_HELP)
 
 #define CLI_ARGS_MAX 8 /* positional arguments after the command words */
 
@@ -67,6 +70,7 @@ struct cli_args {
 	 * route and relay reserve: --from NODE (--to NODE), --bytes N,
 	 * --dst-sae SAE */
 	const char *ctl, *controller, *from, *dst_sae;
+	const char *ctl_name; /* tls+tcp:// Ck: its certificate's CN */
 	uint32_t bytes;
 	struct cli_list ids;
 	const char *arg[CLI_ARGS_MAX];
@@ -148,10 +152,39 @@ int cli_sim_url(const struct cli_cmd *cmd, const struct cli_args *a, char *url,
  * (e.g. "Permission denied") in why: the dialers retry in the background
  * and would report only a timeout. */
 bool cli_conn_error(const char *url, char *why, size_t len);
-/* One request to url with --timeout; CLI_OK with rsp of want_type (clear
- * it), else CLI_FAILED with the error printed. */
+/* One request to url over nng with --timeout; CLI_OK with rsp of
+ * want_type (clear it), else CLI_FAILED with the error printed. A
+ * controller is asked with cli_ctl_call (below), which also speaks TLS. */
 int cli_call(const struct cli_args *a, const char *url,
              const struct qkdn_msg *req, struct qkdn_msg *rsp,
              uint32_t want_type);
+
+/* A controller to ask on Ck: its address and, for tls+tcp://, the TLS
+ * credentials the CLI presents (loaded) and the name (subject CN) the
+ * controller's certificate must carry. nng has no TLS here, so such a
+ * controller is asked with libqkdn's SP client instead. */
+struct qkdn_sp_tls;
+struct cli_ctl {
+	char url[QKDN_NET_URL_MAX];
+	struct qkdn_sp_tls *tls; /* NULL unless url is tls+tcp:// */
+	qkdn_name name;
+};
+bool cli_is_tls(const char *url);
+/* Load ctl->tls from the PEM files ca, cert and key. CLI_OK, or the exit
+ * status 2 with the error printed (a file missing, unreadable or not
+ * matching), as for a KM's TLS files. */
+int cli_ctl_tls(const struct cli_args *a, struct cli_ctl *ctl, const char *ca,
+                const char *cert, const char *key);
+void cli_ctl_close(struct cli_ctl *ctl);
+/* One request to a controller with --timeout, printing nothing: 0 with
+ * rsp (any type but ERROR; clear it), else a qkdn code with the reason
+ * in why ("<detail> (URL)"). Over nng, or over TLS for tls+tcp://. */
+int cli_ctl_rpc(const struct cli_args *a, const struct cli_ctl *ctl,
+                const struct qkdn_msg *req, struct qkdn_msg *rsp, char *why,
+                size_t whylen);
+/* cli_call to a controller: cli_ctl_rpc with the error printed. */
+int cli_ctl_call(const struct cli_args *a, const struct cli_ctl *ctl,
+                 const struct qkdn_msg *req, struct qkdn_msg *rsp,
+                 uint32_t want_type);
 
 #endif

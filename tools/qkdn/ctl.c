@@ -1,8 +1,9 @@
 /* The controllers' commands: `status --ctl` (a controller's status,
  * CTL_STATUS), `route` (ROUTE_QUERY: the routes it would use now) and
  * `relay reserve` (RELAY_REQ_NOTIF with reserve = 1: I.4b through the
- * central controller). Controllers answer on Ck over nng REQ/REP, so these
- * calls use qkdn_rpc_call as the emulator control does. */
+ * central controller). Controllers answer on Ck over REQ/REP: over nng
+ * as the emulator control does, or, on a tls+tcp:// Ck, over TLS with
+ * libqkdn's SP client (cli_ctl_call). */
 #include "cli.h"
 
 #include "qkdn_err.h"
@@ -27,14 +28,17 @@ mode_name(uint32_t centralized)
 /* The Ck address of a controller: --ctl ADDR as given, else from --config
  * FILE: the central controller's in centralized mode, else node's (NULL:
  * the caller's usage error need_node). *netp gets the loaded file (NULL
- * with --ctl); the caller frees it. */
+ * with --ctl) and *nodep the index of the node whose controller it is (-1:
+ * the central one); the caller frees the file. */
 static int
 ctl_url(const struct cli_cmd *cmd, const struct cli_args *a, const char *node,
-        const char *need_node, char *url, size_t len, struct qkdn_net **netp)
+        const char *need_node, char *url, size_t len, struct qkdn_net **netp,
+        int *nodep)
 {
 	struct qkdn_net *net = NULL;
 	int rv;
 	*netp = NULL;
+	*nodep = -1;
 	if (a->ctl != NULL) {
 		if (a->config != NULL)
 			return cli_usage(cmd,
@@ -73,22 +77,92 @@ ctl_url(const struct cli_cmd *cmd, const struct cli_args *a, const char *node,
 	}
 	snprintf(url, len, "%s", src);
 	*netp = net;
+	*nodep = net->controller == QKDN_CTL_DISTRIBUTED ? i : -1;
+	return CLI_OK;
+}
+
+/* v, else the network file's f if it names one, else NULL. */
+static const char *
+or_file(const char *v, const char *f)
+{
+	return v != NULL ? v : f[0] != '\0' ? f : NULL;
+}
+
+/* The TLS credentials for a tls+tcp:// controller and the name its
+ * certificate must carry. From the network file: the central controller's
+ * own certificate (the one its orders of the reservation scheme need), or
+ * a node's (its KM and controller share it) and the node's ID; each
+ * replaced by its option (--ca, --cert, --key, --ctl-name), which are all
+ * there is with --ctl. The name defaults to the network file's default
+ * ctl_name, "controller". */
+static int
+ctl_tls(const struct cli_cmd *cmd, const struct cli_args *a,
+        const struct qkdn_net *net, int node, struct cli_ctl *ctl)
+{
+	const char *ca = a->ca, *cert = a->cert, *key = a->key;
+	const char *name = a->ctl_name != NULL ? a->ctl_name : "controller";
+	static const char *const opt[3] = {"--ca FILE", "--cert FILE",
+	                                   "--key FILE"};
+	char missing[64] = "";
+	if (net != NULL) {
+		const struct qkdn_net_node *nd =
+		    node >= 0 ? &net->nodes[node] : NULL;
+		ca = or_file(ca, net->ca);
+		cert = or_file(cert, nd != NULL ? nd->cert : net->ctl_cert);
+		key = or_file(key, nd != NULL ? nd->key : net->ctl_key);
+		if (a->ctl_name == NULL)
+			name = nd != NULL ? nd->id : net->ctl_name;
+	}
+	const char *const have[3] = {ca, cert, key};
+	size_t len = 0;
+	for (int k = 0; k < 3; k++)
+		if (have[k] == NULL)
+			len += (size_t)snprintf(missing + len,
+			                        sizeof(missing) - len, "%s%s",
+			                        len > 0 ? ", " : "", opt[k]);
+	if (len > 0)
+		return cli_usage(cmd,
+		                 "the tls+tcp:// controller %s needs TLS "
+		                 "credentials: give %s%s",
+		                 ctl->url, missing,
+		                 net != NULL ? " (the network file names none)"
+		                             : "");
+	if (qkdn_name_set(ctl->name, name) != 0)
+		return cli_usage(cmd, "--ctl-name: a name is 1..%d bytes",
+		                 QKDN_NAME_MAX - 1);
+	return cli_ctl_tls(a, ctl, ca, cert, key);
+}
+
+/* The controller to ask (ctl_url) and, for tls+tcp://, its credentials
+ * (ctl_tls); the TLS options with any other address are a usage error.
+ * The caller closes ctl (also on failure) and frees *netp. */
+static int
+ctl_find(const struct cli_cmd *cmd, const struct cli_args *a, const char *node,
+         const char *need_node, struct cli_ctl *ctl, struct qkdn_net **netp)
+{
+	int i, rv;
+	memset(ctl, 0, sizeof(*ctl));
+	if ((rv = ctl_url(cmd, a, node, need_node, ctl->url, sizeof(ctl->url),
+	                  netp, &i)) != 0)
+		return rv;
+	if (cli_is_tls(ctl->url))
+		return ctl_tls(cmd, a, *netp, i, ctl);
+	if (a->seen & OPT_CTL_TLS)
+		return cli_usage(cmd,
+		                 "--ca, --cert, --key and --ctl-name are for a "
+		                 "tls+tcp:// controller, not %s",
+		                 ctl->url);
 	return CLI_OK;
 }
 
 /* One request without printing anything: 0 with rsp of want_type. For
  * what a command may go without (the bottlenecks of `route`). */
 static int
-quiet_call(const struct cli_args *a, const char *url,
+quiet_call(const struct cli_args *a, const struct cli_ctl *ctl,
            const struct qkdn_msg *req, struct qkdn_msg *rsp, uint32_t want_type)
 {
-	struct qkdn_decode_error err = {0};
-	nng_socket s;
-	int rv = qkdn_rpc_dial(&s, url);
-	if (rv != 0)
-		return rv;
-	rv = qkdn_rpc_call(s, req, rsp, cli_timeout(a, CLI_TIMEOUT_MS), &err);
-	nng_close(s);
+	char why[QKDN_REASON_MAX + QKDN_NET_URL_MAX + 128];
+	int rv = cli_ctl_rpc(a, ctl, req, rsp, why, sizeof(why));
 	if (rv == 0 && rsp->type != want_type) {
 		qkdn_msg_clear(rsp);
 		rv = QKDN_E_BAD_REQUEST;
@@ -200,16 +274,15 @@ cli_ctl_status(const struct cli_cmd *cmd, struct cli_args *a)
 {
 	struct qkdn_msg req = {.type = QKDN_STATUS_REQ}, rsp;
 	struct qkdn_net *net = NULL;
-	char url[QKDN_NET_URL_MAX];
+	struct cli_ctl ctl;
 	int rv;
 	/* --controller NODE, or --controller --node NODE */
 	const char *node = a->controller != NULL && a->controller[0] != '\0'
 	                       ? a->controller
 	                       : a->node;
-	if (a->seen & OPT_AK_TLS)
-		return cli_usage(cmd, "--ca, --cert, --key and --km-name are "
-		                      "for a KM's tls+tcp:// Ak, not a "
-		                      "controller");
+	if (a->km_name != NULL)
+		return cli_usage(cmd, "--km-name is for a KM; a tls+tcp:// "
+		                      "controller's name is --ctl-name");
 	if (a->km != NULL)
 		return cli_usage(cmd, "give --km (a KM) or --ctl/--controller "
 		                      "(a controller), not both");
@@ -226,11 +299,12 @@ cli_ctl_status(const struct cli_cmd *cmd, struct cli_args *a)
 		                 "--controller %s and --node %s name "
 		                 "different nodes",
 		                 a->controller, a->node);
-	if ((rv = ctl_url(cmd, a, node, "give --controller NODE", url,
-	                  sizeof(url), &net)) != 0)
-		return rv;
+	rv = ctl_find(cmd, a, node, "give --controller NODE", &ctl, &net);
 	free(net);
-	if ((rv = cli_call(a, url, &req, &rsp, QKDN_CTL_STATUS)) != 0)
+	if (rv == 0)
+		rv = cli_ctl_call(a, &ctl, &req, &rsp, QKDN_CTL_STATUS);
+	cli_ctl_close(&ctl);
+	if (rv != 0)
 		return rv;
 	if (a->json)
 		rv = cli_emit(a, ctl_status_json(&rsp.u.ctl_status));
@@ -322,7 +396,7 @@ cli_route(const struct cli_cmd *cmd, struct cli_args *a)
 	struct qkdn_msg req = {.type = QKDN_ROUTE_QUERY}, rsp, st_rsp;
 	struct qkdn_route_query *q = &req.u.route_query;
 	struct qkdn_net *net = NULL;
-	char url[QKDN_NET_URL_MAX];
+	struct cli_ctl ctl;
 	int rv;
 	if (a->from == NULL || a->to == NULL)
 		return cli_usage(cmd, "--from NODE and --to NODE are required");
@@ -334,20 +408,23 @@ cli_route(const struct cli_cmd *cmd, struct cli_args *a)
 		return cli_usage(cmd, "--from and --to name the same node");
 	q->bytes = (a->seen & OPT_BYTES) ? a->bytes : ROUTE_DEFAULT_BYTES;
 	/* distributed: the source node's controller, which routes from it */
-	if ((rv = ctl_url(cmd, a, a->from, "", url, sizeof(url), &net)) != 0)
-		return rv;
-	if (net != NULL && qkdn_net_node_index(net, a->to) < 0)
+	rv = ctl_find(cmd, a, a->from, "", &ctl, &net);
+	if (rv == 0 && net != NULL && qkdn_net_node_index(net, a->to) < 0)
 		rv = cli_usage(cmd, "%s has no node '%s'", a->config, a->to);
 	free(net);
-	if (rv != 0 || (rv = cli_call(a, url, &req, &rsp, QKDN_RELAY_REQ)) != 0)
+	if (rv == 0)
+		rv = cli_ctl_call(a, &ctl, &req, &rsp, QKDN_RELAY_REQ);
+	if (rv != 0) {
+		cli_ctl_close(&ctl);
 		return rv;
+	}
 	const struct qkdn_relay_req *rr = &rsp.u.relay_req;
 	if (rr->routes.n == 0) {
 		rv = cli_fail(a, a->json ? routes_json(rr) : NULL,
 		              QKDN_E_NO_ROUTE,
 		              "no route from %s to %s with %" PRIu64
 		              " bytes of key per hop (%s)",
-		              a->from, a->to, q->bytes, url);
+		              a->from, a->to, q->bytes, ctl.url);
 	} else if (a->json) {
 		rv = cli_emit(a, routes_json(rr));
 	} else {
@@ -355,12 +432,13 @@ cli_route(const struct cli_cmd *cmd, struct cli_args *a)
 		 * the links; without it the routes are shown alone */
 		struct qkdn_msg st_req = {.type = QKDN_STATUS_REQ};
 		bool have =
-		    quiet_call(a, url, &st_req, &st_rsp, QKDN_CTL_STATUS) == 0;
+		    quiet_call(a, &ctl, &st_req, &st_rsp, QKDN_CTL_STATUS) == 0;
 		routes_text(rr, have ? &st_rsp.u.ctl_status : NULL);
 		if (have)
 			qkdn_msg_clear(&st_rsp);
 	}
 	qkdn_msg_clear(&rsp);
+	cli_ctl_close(&ctl);
 	return rv;
 }
 
@@ -418,7 +496,8 @@ cli_relay_reserve(const struct cli_cmd *cmd, struct cli_args *a)
 	struct qkdn_msg req = {.type = QKDN_RELAY_REQ_NOTIF}, rsp;
 	struct qkdn_relay_req_notif *n = &req.u.relay_req_notif;
 	struct qkdn_net *net = NULL;
-	char url[QKDN_NET_URL_MAX], id[37];
+	struct cli_ctl ctl;
+	char id[37];
 	int rv;
 	if (a->from == NULL || a->to == NULL || a->sae == NULL ||
 	    a->dst_sae == NULL)
@@ -441,12 +520,14 @@ cli_relay_reserve(const struct cli_cmd *cmd, struct cli_args *a)
 	qkdn_uuid_random(&n->relay_id);
 	/* a node is passed so that only the mode check speaks for a
 	 * distributed file */
-	if ((rv = ctl_url(cmd, a, a->from, "", url, sizeof(url), &net)) != 0)
-		return rv;
-	if (net != NULL)
+	rv = ctl_find(cmd, a, a->from, "", &ctl, &net);
+	if (rv == 0 && net != NULL)
 		rv = check_reserve(cmd, a, net);
 	free(net);
-	if (rv != 0 || (rv = cli_call(a, url, &req, &rsp, QKDN_ALLOC_RSP)) != 0)
+	if (rv == 0)
+		rv = cli_ctl_call(a, &ctl, &req, &rsp, QKDN_ALLOC_RSP);
+	cli_ctl_close(&ctl);
+	if (rv != 0)
 		return rv;
 	const struct qkdn_alloc_rsp *r = &rsp.u.alloc_rsp;
 	qkdn_uuid_format(&r->reservation_id, id);
@@ -455,12 +536,12 @@ cli_relay_reserve(const struct cli_cmd *cmd, struct cli_args *a)
 		int code = r->result > 0 ? -r->result : r->result;
 		rv =
 		    cli_fail(a, NULL, code, "reservation %s from %s to %s (%s)",
-		             id, a->from, a->to, url);
+		             id, a->from, a->to, ctl.url);
 	} else if (r->ids.n != n->count) {
 		rv =
 		    cli_fail(a, a->json ? alloc_json(r) : NULL, QKDN_E_INTERNAL,
 		             "the controller allocated %u keys of %u (%s)",
-		             r->ids.n, n->count, url);
+		             r->ids.n, n->count, ctl.url);
 	} else if (a->json) {
 		rv = cli_emit(a, alloc_json(r));
 	} else {

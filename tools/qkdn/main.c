@@ -70,28 +70,35 @@ static const struct cli_cmd commands[] = {
                 "given IDs"},
     {.group = "status",
      .run = cli_status,
-     .opts = KM_OPTS | OPT_CTL | OPT_CONTROLLER,
+     .opts = KM_OPTS | OPT_CTL | OPT_CONTROLLER | OPT_CTL_NAME,
      .usage = "status (--km ADDR | --config FILE [--run-dir DIR] --node ID)\n"
               "            [--ca FILE --cert FILE --key FILE] [--km-name ID]\n"
               "       qkdn status (--ctl ADDR | --config FILE [--run-dir "
-              "DIR] --controller [NODE])",
+              "DIR] --controller [NODE])\n"
+              "            [--ca FILE --cert FILE --key FILE] "
+              "[--ctl-name NAME]",
      .summary = "show a KM's counters, relay counters and its links' key "
                 "pools, or a controller's view of the links"},
     {.group = "route",
      .run = cli_route,
-     .opts = OPT_CTL | OPT_CONFIG | OPT_RUN_DIR | OPT_FROM | OPT_TO | OPT_BYTES,
+     .opts = OPT_CTL | OPT_CONFIG | OPT_RUN_DIR | OPT_FROM | OPT_TO |
+             OPT_BYTES | OPT_CTL_TLS,
      .usage = "route --from NODE --to NODE [--bytes N]\n"
-              "            (--ctl ADDR | --config FILE [--run-dir DIR])",
+              "            (--ctl ADDR | --config FILE [--run-dir DIR])\n"
+              "            [--ca FILE --cert FILE --key FILE] "
+              "[--ctl-name NAME]",
      .summary = "show the routes a controller would use now between two "
                 "nodes"},
     {.group = "relay",
      .name = "reserve",
      .run = cli_relay_reserve,
      .opts = OPT_CTL | OPT_CONFIG | OPT_RUN_DIR | OPT_FROM | OPT_TO | OPT_SAE |
-             OPT_DST_SAE | OPT_COUNT | OPT_BITS,
+             OPT_DST_SAE | OPT_COUNT | OPT_BITS | OPT_CTL_TLS,
      .usage = "relay reserve (--config FILE [--run-dir DIR] | --ctl ADDR)\n"
               "            --from NODE --to NODE --sae SAE --dst-sae SAE "
-              "[--count N] [--bits N]",
+              "[--count N] [--bits N]\n"
+              "            [--ca FILE --cert FILE --key FILE] "
+              "[--ctl-name NAME]",
      .summary = "reserve keys and relay them through the central "
                 "controller (I.4b); print their IDs"},
     {.group = "link",
@@ -163,6 +170,7 @@ static const struct cli_opt options[] = {
     {"from", OPT_FROM, ARG_STR, ARGS_AT(from), 0, 0, 0},
     {"bytes", OPT_BYTES, ARG_UINT, ARGS_AT(bytes), 0, UINT32_MAX, 1},
     {"dst-sae", OPT_DST_SAE, ARG_STR, ARGS_AT(dst_sae), 0, 0, 0},
+    {"ctl-name", OPT_CTL_NAME, ARG_STR, ARGS_AT(ctl_name), 0, 0, 0},
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -198,6 +206,15 @@ print_usage(FILE *f)
 	    "(the KM's node ID, which its certificate must name); else "
 	    "QKDN_CA,\n"
 	    "QKDN_CERT, QKDN_KEY, QKDN_KM_NAME.\n"
+	    "For a tls+tcp:// controller (status --ctl/--controller, route, "
+	    "relay reserve):\n"
+	    "--ca FILE, --cert FILE and --key FILE (the CLI's certificate "
+	    "and key),\n"
+	    "--ctl-name NAME (the name its certificate must carry, default "
+	    "controller);\n"
+	    "with --config the network file gives them (the central "
+	    "controller's ctl_cert,\n"
+	    "ctl_key and ctl_name, or the node's cert, key and ID).\n"
 	    "exit status: 0 success, 1 the operation failed, 2 usage "
 	    "error.\n"
 	    "See docs/cli.md for the output formats.\n");

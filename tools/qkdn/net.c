@@ -7,6 +7,8 @@
 #include "qkdn_ak.h"
 #include "qkdn_err.h"
 #include "qkdn_launch.h"
+#include "qkdn_rpc.h"
+#include "qkdn_sp.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -408,16 +410,58 @@ probe_tls(void *arg)
 	return rv;
 }
 
+/* A controller whose Ck is tls+tcp:// (nng's probe cannot reach it): a
+ * status request over qkdn_sp, with the central controller's own
+ * certificate, or the node's for a node's controller (they share it). */
+struct ctl_probe {
+	const char *url, *ca, *cert, *key, *name;
+};
+
+static int
+probe_ctl_tls(void *arg)
+{
+	const struct ctl_probe *p = arg;
+	struct qkdn_sp_tls *tls = NULL;
+	struct qkdn_msg req = {.type = QKDN_STATUS_REQ, .req_id = 1}, rsp;
+	struct qkdn_decode_error err = {0};
+	char why[QKDN_REASON_MAX];
+	int rv = qkdn_sp_tls_new(&tls, p->ca, p->cert, p->key, why,
+	                         sizeof(why));
+	if (rv != 0)
+		return rv;
+	struct qkdn_sp_conn c = {.fd = -1, .tls = tls, .peer_name = p->name};
+	rv = qkdn_rpc_sp_call(&c, p->url, &req, &rsp, 1u << 20, 200, &err);
+	qkdn_msg_clear(&rsp);
+	qkdn_sp_close(&c);
+	qkdn_sp_tls_free(tls);
+	return rv;
+}
+
+/* The probe of controller i of the plan (urls[1 + i]) when its Ck is
+ * tls+tcp://. */
+static void
+ctl_probe_of(const struct qkdn_net *net, size_t i, const char *url,
+             struct ctl_probe *p)
+{
+	const struct qkdn_net_node *nd = centralized(net) ? NULL
+	                                                  : &net->nodes[i];
+	*p = (struct ctl_probe){.url = url,
+	                        .ca = net->ca,
+	                        .cert = nd != NULL ? nd->cert : net->ctl_cert,
+	                        .key = nd != NULL ? nd->key : net->ctl_key,
+	                        .name = nd != NULL ? nd->id : net->ctl_name};
+}
+
 /* nodes[i]: the KM's node procs[i] is, or NULL (the emulator, a
- * controller: nng's probe, whose reply of any type but ERROR counts). On
- * failure every one of all[0..n_all) is stopped. */
+ * controller: nng's probe, whose reply of any type but ERROR counts; over
+ * TLS ctl[i]'s). On failure every one of all[0..n_all) is stopped. */
 static int
 await_started(const struct cli_args *a, const char *dir,
               struct qkdn_proc *procs, const char *const *urls,
               const struct qkdn_net *net,
               const struct qkdn_net_node *const *nodes, size_t n,
               struct qkdn_proc *all, size_t n_all, const char *stopped,
-              cJSON **doc)
+              cJSON **doc, struct ctl_probe *ctl)
 {
 	struct qkdn_launch_wait *w = calloc(n, sizeof(*w));
 	struct tls_probe *tp = calloc(n, sizeof(*tp));
@@ -427,8 +471,15 @@ await_started(const struct cli_args *a, const char *dir,
 		for (size_t i = 0; i < n; i++) {
 			w[i].p = &procs[i];
 			w[i].url = urls[i];
-			if (nodes[i] == NULL ||
-			    strncmp(urls[i], "tls+tcp://", 10) != 0)
+			if (strncmp(urls[i], "tls+tcp://", 10) != 0)
+				continue;
+			if (nodes[i] == NULL && ctl != NULL &&
+			    ctl[i].url != NULL) {
+				w[i].probe = probe_ctl_tls;
+				w[i].arg = &ctl[i];
+				continue;
+			}
+			if (nodes[i] == NULL)
 				continue;
 			tp[i] = (struct tls_probe){
 			    .url = urls[i],
@@ -668,9 +719,12 @@ cli_net_up(const struct cli_cmd *cmd, struct cli_args *a)
 	if ((rv = name_all(a, net, pl, procs)) != 0)
 		goto out;
 	urls[0] = net->sim_url;
-	for (size_t i = 0; i < pl->n_ctl; i++)
+	struct ctl_probe ctl[1 + QKDN_NET_NODES_MAX] = {{0}};
+	for (size_t i = 0; i < pl->n_ctl; i++) {
 		urls[1 + i] = centralized(net) ? net->central_ck_url
 		                               : net->nodes[i].ck_url;
+		ctl_probe_of(net, i, urls[1 + i], &ctl[1 + i]);
+	}
 	for (size_t i = 0; i < net->n_nodes; i++) {
 		nodes[first + i] = &net->nodes[i];
 		urls[first + i] = net->nodes[i].ak_url;
@@ -680,11 +734,11 @@ cli_net_up(const struct cli_cmd *cmd, struct cli_args *a)
 	 * links to its controller from the start */
 	if ((rv = start_first(a, net, dir, config, pl, procs)) != 0 ||
 	    (rv = await_started(a, dir, procs, urls, net, nodes, first, procs,
-	                        n, "all daemons stopped", NULL)) != 0 ||
+	                        n, "all daemons stopped", NULL, ctl)) != 0 ||
 	    (rv = start_kms(a, net, dir, config, pl, procs)) != 0 ||
 	    (rv = await_started(a, dir, procs + first, urls + first, net,
 	                        nodes + first, net->n_nodes, procs, n,
-	                        "all daemons stopped", NULL)) != 0 ||
+	                        "all daemons stopped", NULL, NULL)) != 0 ||
 	    (rv = start_gateways(a, net, dir, config, pl, procs)) != 0)
 		goto out;
 	if (a->json)
@@ -856,7 +910,7 @@ cli_net_restart(const struct cli_cmd *cmd, struct cli_args *a)
 	snprintf(stopped, sizeof(stopped), "%s stopped", km.name);
 	const struct qkdn_net_node *nd = &net->nodes[node];
 	if ((rv = await_started(a, dir, &km, &url, net, &nd, 1, &km, 1, stopped,
-	                        &doc)) != 0)
+	                        &doc, NULL)) != 0)
 		goto out;
 	if (a->json) {
 		cJSON_AddItemToObject(doc, "node",
