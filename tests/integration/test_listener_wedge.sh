@@ -72,7 +72,10 @@ before=$(grep -c "closed during the SP header exchange" "$LOG_A")
 wedge close "$AK" 50
 served "50 ipc connects and closes"
 after=$(grep -c "closed during the SP header exchange" "$LOG_A")
-[ $((after - before)) -ge 1 ] && [ $((after - before)) -le 11 ] ||
+# the limiter's seconds are the monotonic clock's, not aligned with any
+# moment the test can see: a burst of a few milliseconds may still cross
+# into its next second, so at most two seconds' worth (10 each)
+[ $((after - before)) -ge 1 ] && [ $((after - before)) -le 20 ] ||
 	fail "50 refusals logged $((after - before)) lines (rate limit: 10/s)"
 "$WEDGE" stall "$AK" 6000 >"$TMP/stall.out" &
 stall=$!
