@@ -102,8 +102,11 @@ main(int argc, char **argv)
 C
 cc -o "$TMP/app" "$TMP/app.c" $(pkg-config --cflags --libs qkdn) 2>"$TMP/cc.out" ||
 	fail "building against the installed libqkdn: $(cat "$TMP/cc.out")"
-ldd "$TMP/app" | grep -qE 'libqkdn.so.0 => (/usr)?/lib/' ||
-	fail "the program does not load the installed libqkdn.so.0: $(ldd "$TMP/app")"
+# captured first: ld.so writes ldd's lines one by one, and a grep -q that
+# exits at the first match would make ldd die of SIGPIPE (pipefail)
+libs=$(ldd "$TMP/app")
+grep -qE 'libqkdn.so.0 => (/usr)?/lib/' <<<"$libs" ||
+	fail "the program does not load the installed libqkdn.so.0: $libs"
 
 # ---- a two-node network from the installed binaries ----
 QKDN=/usr/bin/qkdn
