@@ -348,9 +348,9 @@ static const struct item sae_items[] = {
 #undef S
 /* [qkdn] is read by hand (load_root); the table only names its keys. */
 static const struct item root_items[] = {
-    {.key = "nodes"},      {.key = "links"}, {.key = "saes"},
-    {.key = "controller"}, {.key = "sim"},   {.key = "run_dir"},
-    {.key = "ca"},         {.key = "ck"},    {.key = "log_level"},
+    {.key = "nodes"},      {.key = "links"},   {.key = "saes"},
+    {.key = "controller"}, {.key = "sim"},     {.key = "run_dir"},
+    {.key = "ca"},         {.key = "ck"},      {.key = "log_level"},
     {.key = "ctl_cert"},   {.key = "ctl_key"}, {.key = "ctl_name"},
 };
 
@@ -788,8 +788,8 @@ check_central_tls(struct ctx *c)
 			            c->node_sect[i]);
 	for (size_t i = 0; i < net->n_saes; i++)
 		if (strcmp(net->saes[i].id, net->ctl_name) == 0)
-			return fail(c, ROOT, "ctl_name", "'%s' is an SAE's ID too",
-			            net->ctl_name);
+			return fail(c, ROOT, "ctl_name",
+			            "'%s' is an SAE's ID too", net->ctl_name);
 	for (size_t i = 0; !tls && i < net->n_nodes; i++)
 		tls = is_tls(net->nodes[i].kx_url);
 	if (net->controller != QKDN_CTL_CENTRALIZED || !tls)
@@ -1084,10 +1084,11 @@ load_root(struct ctx *c, const char *run_dir)
 	if (ctl_name == NULL)
 		ctl_name = "controller";
 	if (!valid_id(ctl_name))
-		return fail(c, ROOT, "ctl_name",
-		            "'%s' is not a valid ID (1 to %d of A-Z a-z 0-9 - _ "
-		            ".)",
-		            ctl_name, QKDN_NAME_MAX - 1);
+		return fail(
+		    c, ROOT, "ctl_name",
+		    "'%s' is not a valid ID (1 to %d of A-Z a-z 0-9 - _ "
+		    ".)",
+		    ctl_name, QKDN_NAME_MAX - 1);
 	memcpy(net->ctl_name, ctl_name, strlen(ctl_name) + 1);
 
 	const char *sim = get(root, "sim");

@@ -43,7 +43,7 @@ struct km_kx_link {
 	bool stopping;
 	struct km_keyreq *head, *tail;   /* waiting */
 	struct km_hop *hops, *hops_tail; /* relay hops waiting */
-	bool hop_turn;     /* both wait: alternate, so neither starves */
+	bool hop_turn; /* both wait: alternate, so neither starves */
 	/* the sender waits for work with nothing queued: a forwarded hop may
 	 * then run on the thread that received it (km_kx_run_hop) */
 	bool idle;

@@ -44,7 +44,7 @@ struct km_store {
 	uint8_t opening_id[GCM_ID_BYTES];
 	uint8_t *block_key; /* sodium_malloc: the subkey of opening_id */
 	_Atomic uint64_t block_ctr;
-	int lock_fd;       /* flock on km.lock: one KM per store */
+	int lock_fd; /* flock on km.lock: one KM per store */
 	bool recovered;
 };
 
@@ -204,12 +204,11 @@ unseal_block(const struct km_store *st, uint8_t *out, const uint8_t *sealed,
 	gcm_iv(iv, sealed + GCM_ID_BYTES);
 	memcpy(tag, ct + len, sizeof(tag));
 	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-	ok = c != NULL &&
-	     EVP_DecryptInit_ex(c, st->gcm, NULL, key, iv) == 1 &&
+	ok = c != NULL && EVP_DecryptInit_ex(c, st->gcm, NULL, key, iv) == 1 &&
 	     EVP_DecryptUpdate(c, NULL, &n, ad, (int)adlen) == 1 &&
 	     EVP_DecryptUpdate(c, out, &n, ct, (int)len) == 1 &&
-	     EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, GCM_TAG_BYTES,
-	                         tag) == 1 &&
+	     EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, GCM_TAG_BYTES, tag) ==
+	         1 &&
 	     EVP_DecryptFinal_ex(c, out + len, &n) == 1;
 	EVP_CIPHER_CTX_free(c);
 	sodium_memzero(derived, sizeof(derived));
@@ -585,9 +584,10 @@ km_store_block_put(struct km_store *st, const char *link, uint64_t id,
 		return rv == MDB_KEYEXIST ? QKDN_E_REPLAY : err_from_mdb(rv);
 	}
 	for (int w = 0; w < 2 && rv == 0; w++)
-		rv = seal_block(st, (uint8_t *)v.mv_data + w * sealed_half(half),
-		                bytes + (size_t)w * half, half, ad,
-		                half_ad(ad, kb, k.mv_size, w));
+		rv =
+		    seal_block(st, (uint8_t *)v.mv_data + w * sealed_half(half),
+		               bytes + (size_t)w * half, half, ad,
+		               half_ad(ad, kb, k.mv_size, w));
 	if (rv != 0) {
 		mdb_txn_abort(txn);
 		return rv;
@@ -615,10 +615,10 @@ block_halves(struct km_store *st, const char *link, uint64_t id, int from,
 	else if (v.mv_size != 2 * sealed_half(half))
 		rv = QKDN_E_STORE; /* another block size, or sealed whole */
 	for (int w = from; rv == 0 && w <= to; w++)
-		rv = unseal_block(
-		    st, out + (size_t)(w - from) * half,
-		    (const uint8_t *)v.mv_data + w * sealed_half(half), half, ad,
-		    half_ad(ad, kb, k.mv_size, w));
+		rv = unseal_block(st, out + (size_t)(w - from) * half,
+		                  (const uint8_t *)v.mv_data +
+		                      w * sealed_half(half),
+		                  half, ad, half_ad(ad, kb, k.mv_size, w));
 	mdb_txn_abort(txn);
 	if (rv != 0)
 		sodium_memzero(out, (size_t)(to - from + 1) * half);

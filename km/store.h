@@ -65,8 +65,8 @@ int km_store_block_get(struct km_store *st, const char *link, uint64_t id,
     __attribute__((warn_unused_result));
 /* Unseal half `which` (0: the first len bytes, 1: the next) of block id,
  * a block of 2 * len bytes, into out. */
-int km_store_block_half_get(struct km_store *st, const char *link,
-                            uint64_t id, int which, uint8_t *out, uint32_t len)
+int km_store_block_half_get(struct km_store *st, const char *link, uint64_t id,
+                            int which, uint8_t *out, uint32_t len)
     __attribute__((warn_unused_result));
 int km_store_block_delete(struct km_store *st, const char *link, uint64_t id);
 /* Delete n blocks in one transaction (absent ones are skipped). */

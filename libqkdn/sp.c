@@ -575,9 +575,10 @@ check_peer_name(struct qkdn_sp_conn *c)
 				             ? (char)d[k]
 				             : '?';
 			got[k] = 0;
-			rv = set_err(QKDN_E_AUTH_FAILED,
-			             "the server's certificate names %s, expected %s",
-			             got, c->peer_name);
+			rv = set_err(
+			    QKDN_E_AUTH_FAILED,
+			    "the server's certificate names %s, expected %s",
+			    got, c->peer_name);
 		}
 	}
 	put_back(&saved);

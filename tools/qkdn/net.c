@@ -425,8 +425,8 @@ probe_ctl_tls(void *arg)
 	struct qkdn_msg req = {.type = QKDN_STATUS_REQ, .req_id = 1}, rsp;
 	struct qkdn_decode_error err = {0};
 	char why[QKDN_REASON_MAX];
-	int rv = qkdn_sp_tls_new(&tls, p->ca, p->cert, p->key, why,
-	                         sizeof(why));
+	int rv =
+	    qkdn_sp_tls_new(&tls, p->ca, p->cert, p->key, why, sizeof(why));
 	if (rv != 0)
 		return rv;
 	struct qkdn_sp_conn c = {.fd = -1, .tls = tls, .peer_name = p->name};
@@ -443,8 +443,8 @@ static void
 ctl_probe_of(const struct qkdn_net *net, size_t i, const char *url,
              struct ctl_probe *p)
 {
-	const struct qkdn_net_node *nd = centralized(net) ? NULL
-	                                                  : &net->nodes[i];
+	const struct qkdn_net_node *nd =
+	    centralized(net) ? NULL : &net->nodes[i];
 	*p = (struct ctl_probe){.url = url,
 	                        .ca = net->ca,
 	                        .cert = nd != NULL ? nd->cert : net->ctl_cert,
