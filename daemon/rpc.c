@@ -66,6 +66,19 @@ set_err(struct qkdn_decode_error *err, int code, const char *reason)
 	}
 }
 
+/* A decoded reply: an ERROR one becomes its code, with its reason in err
+ * (rsp is then cleared). */
+static int
+error_of(struct qkdn_msg *rsp, struct qkdn_decode_error *err)
+{
+	if (rsp->type != QKDN_ERROR)
+		return 0;
+	int rv = -rsp->u.error.code;
+	set_err(err, rv, rsp->u.error.reason);
+	qkdn_msg_clear(rsp);
+	return rv;
+}
+
 int
 qkdn_rpc_sp_call(struct qkdn_sp_conn *c, const char *url,
                  const struct qkdn_msg *req, struct qkdn_msg *rsp,
@@ -98,15 +111,7 @@ qkdn_rpc_sp_call(struct qkdn_sp_conn *c, const char *url,
 	rv = qkdn_msg_decode(in, in_len, rsp, err);
 	explicit_bzero(in, in_len);
 	free(in);
-	if (rv != 0)
-		return rv;
-	if (rsp->type == QKDN_ERROR) {
-		rv = -rsp->u.error.code;
-		set_err(err, rv, rsp->u.error.reason);
-		qkdn_msg_clear(rsp);
-		return rv;
-	}
-	return 0;
+	return rv != 0 ? rv : error_of(rsp, err);
 }
 
 /* Run one aio operation on ctx to completion within ms. */
@@ -161,15 +166,7 @@ qkdn_rpc_call(nng_socket s, const struct qkdn_msg *req, struct qkdn_msg *rsp,
 	qkdn_rpc_free_wiped(nm);
 	nng_ctx_close(ctx);
 	nng_aio_free(aio);
-	if (rv != 0)
-		return rv;
-	if (rsp->type == QKDN_ERROR) {
-		rv = -rsp->u.error.code;
-		set_err(err, rv, rsp->u.error.reason);
-		qkdn_msg_clear(rsp);
-		return rv;
-	}
-	return 0;
+	return rv != 0 ? rv : error_of(rsp, err);
 nng_fail:
 	nng_ctx_close(ctx);
 	nng_aio_free(aio);
