@@ -59,16 +59,20 @@ teardown() {
 trap teardown EXIT
 
 # free_port: a loopback TCP port below the kernel's ephemeral range that
-# no socket uses now, read from /proc (no python on a bare Debian). A lost
-# race shows as a daemon that exits before listening.
+# no socket uses now, read from /proc (no python on a bare Debian), and
+# that no earlier call of this test handed out (they run in subshells:
+# the ports given are kept in a file; two nodes once got the same port
+# before either listened). A lost race with another program shows as a
+# daemon that exits before listening.
 free_port() {
-	local p tables=(/proc/net/tcp)
+	local p tables=(/proc/net/tcp) given="$TMP/free_ports"
 	[ ! -e /proc/net/tcp6 ] || tables+=(/proc/net/tcp6)
 	for _ in $(seq 1 50); do
 		p=$((20000 + RANDOM % 12000))
+		! grep -qx "$p" "$given" 2>/dev/null || continue
 		awk -v p="$(printf ':%04X' "$p")" \
 			'index($2, p) == length($2) - 4 { f = 1 } END { exit f }' \
-			"${tables[@]}" && { echo "$p"; return; }
+			"${tables[@]}" && { echo "$p" >>"$given"; echo "$p"; return; }
 	done
 	fail "no free port"
 }
