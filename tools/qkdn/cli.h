@@ -170,6 +170,16 @@ struct cli_ctl {
 	qkdn_name name;
 };
 bool cli_is_tls(const char *url);
+/* What the network file names for reaching the controller of node (-1:
+ * the central one) over TLS: the CA, the certificate and key to present
+ * (the central controller's own, or the node's, which its KM and
+ * controller share) and the name the controller's certificate carries
+ * (ctl_name, or the node's ID). A file not named is "". */
+struct cli_ctl_files {
+	const char *ca, *cert, *key, *name;
+};
+void cli_ctl_files(const struct qkdn_net *net, int node,
+                   struct cli_ctl_files *f);
 /* Load ctl->tls from the PEM files ca, cert and key. CLI_OK, or the exit
  * status 2 with the error printed (a file missing, unreadable or not
  * matching), as for a KM's TLS files. */

@@ -81,6 +81,17 @@ ctl_url(const struct cli_cmd *cmd, const struct cli_args *a, const char *node,
 	return CLI_OK;
 }
 
+void
+cli_ctl_files(const struct qkdn_net *net, int node, struct cli_ctl_files *f)
+{
+	const struct qkdn_net_node *nd = node >= 0 ? &net->nodes[node] : NULL;
+	*f = (struct cli_ctl_files){
+	    .ca = net->ca,
+	    .cert = nd != NULL ? nd->cert : net->ctl_cert,
+	    .key = nd != NULL ? nd->key : net->ctl_key,
+	    .name = nd != NULL ? nd->id : net->ctl_name};
+}
+
 /* v, else the network file's f if it names one, else NULL. */
 static const char *
 or_file(const char *v, const char *f)
@@ -105,13 +116,13 @@ ctl_tls(const struct cli_cmd *cmd, const struct cli_args *a,
 	                                   "--key FILE"};
 	char missing[64] = "";
 	if (net != NULL) {
-		const struct qkdn_net_node *nd =
-		    node >= 0 ? &net->nodes[node] : NULL;
-		ca = or_file(ca, net->ca);
-		cert = or_file(cert, nd != NULL ? nd->cert : net->ctl_cert);
-		key = or_file(key, nd != NULL ? nd->key : net->ctl_key);
+		struct cli_ctl_files f;
+		cli_ctl_files(net, node, &f);
+		ca = or_file(ca, f.ca);
+		cert = or_file(cert, f.cert);
+		key = or_file(key, f.key);
 		if (a->ctl_name == NULL)
-			name = nd != NULL ? nd->id : net->ctl_name;
+			name = f.name;
 	}
 	const char *const have[3] = {ca, cert, key};
 	size_t len = 0;

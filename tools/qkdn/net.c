@@ -414,7 +414,8 @@ probe_tls(void *arg)
  * status request over qkdn_sp, with the central controller's own
  * certificate, or the node's for a node's controller (they share it). */
 struct ctl_probe {
-	const char *url, *ca, *cert, *key, *name;
+	const char *url;
+	struct cli_ctl_files f;
 };
 
 static int
@@ -425,31 +426,16 @@ probe_ctl_tls(void *arg)
 	struct qkdn_msg req = {.type = QKDN_STATUS_REQ, .req_id = 1}, rsp;
 	struct qkdn_decode_error err = {0};
 	char why[QKDN_REASON_MAX];
-	int rv =
-	    qkdn_sp_tls_new(&tls, p->ca, p->cert, p->key, why, sizeof(why));
+	int rv = qkdn_sp_tls_new(&tls, p->f.ca, p->f.cert, p->f.key, why,
+	                         sizeof(why));
 	if (rv != 0)
 		return rv;
-	struct qkdn_sp_conn c = {.fd = -1, .tls = tls, .peer_name = p->name};
+	struct qkdn_sp_conn c = {.fd = -1, .tls = tls, .peer_name = p->f.name};
 	rv = qkdn_rpc_sp_call(&c, p->url, &req, &rsp, 1u << 20, 200, &err);
 	qkdn_msg_clear(&rsp);
 	qkdn_sp_close(&c);
 	qkdn_sp_tls_free(tls);
 	return rv;
-}
-
-/* The probe of controller i of the plan (urls[1 + i]) when its Ck is
- * tls+tcp://. */
-static void
-ctl_probe_of(const struct qkdn_net *net, size_t i, const char *url,
-             struct ctl_probe *p)
-{
-	const struct qkdn_net_node *nd =
-	    centralized(net) ? NULL : &net->nodes[i];
-	*p = (struct ctl_probe){.url = url,
-	                        .ca = net->ca,
-	                        .cert = nd != NULL ? nd->cert : net->ctl_cert,
-	                        .key = nd != NULL ? nd->key : net->ctl_key,
-	                        .name = nd != NULL ? nd->id : net->ctl_name};
 }
 
 /* nodes[i]: the KM's node procs[i] is, or NULL (the emulator, a
@@ -723,7 +709,9 @@ cli_net_up(const struct cli_cmd *cmd, struct cli_args *a)
 	for (size_t i = 0; i < pl->n_ctl; i++) {
 		urls[1 + i] = centralized(net) ? net->central_ck_url
 		                               : net->nodes[i].ck_url;
-		ctl_probe_of(net, i, urls[1 + i], &ctl[1 + i]);
+		ctl[1 + i].url = urls[1 + i];
+		cli_ctl_files(net, centralized(net) ? -1 : (int)i,
+		              &ctl[1 + i].f);
 	}
 	for (size_t i = 0; i < net->n_nodes; i++) {
 		nodes[first + i] = &net->nodes[i];
